@@ -1,0 +1,185 @@
+"""Wiring: builds the gateway from a store and settings, seeds empty databases, and
+runs `serve` until SIGTERM/SIGINT."""
+
+import asyncio
+import logging
+import secrets
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+
+from .connectors.simulator import SimulatorConnector
+from .core.accounts import AccountDirectory, Authenticator, hash_password
+from .core.binds import BindRegistry
+from .core.dispatcher import Dispatcher
+from .core.gateway import Gateway
+from .core.ids import MessageIdGenerator
+from .core.models import CREDIT_SCALE, Account, Connector, Message, Route
+from .core.ports import Store
+from .core.receipts import ReceiptService
+from .core.routing import RoutingTable
+from .core.scheduler import Scheduler
+from .core.submit import SubmitPipeline, SubmitSettings
+from .servers.smpp_server import SmppServer, SmppServerConfig
+from .store import open_store
+from .store.writer import BatchWriter
+from .text import segments
+from .text.message_types import decode_payload
+
+log = logging.getLogger("smsgate")
+
+DEMO_SYSTEM_ID = "demo"
+DEMO_CREDITS = 1000
+
+
+@dataclass
+class Settings:
+    database_url: str = "sqlite:///smsgate.db"
+    host: str = "127.0.0.1"
+    smpp_port: int = 8899
+    http_port: int = 8080
+    node_id: str = field(default_factory=socket.gethostname)
+    smpp: SmppServerConfig = field(default_factory=SmppServerConfig)
+    submit: SubmitSettings = field(default_factory=SubmitSettings)
+    receipt_expiry_hours: float = 72.0
+    refund_upstream_rejections: bool = True
+
+
+async def seed(store: Store) -> list[str]:
+    """A database without connectors gets the simulator and a catch-all route to it at
+    1 credit per part (SPEC §7). Returns what was created."""
+    created = []
+    if not await store.list_connectors():
+        await store.add_connector(Connector("simulator", "simulator", {}))
+        await store.add_route(Route(prefix="", connector="simulator", price=CREDIT_SCALE))
+        created.append("connector 'simulator' and a catch-all route at 1 credit per part")
+    return created
+
+
+async def create_demo_account(store: Store) -> tuple[str, str] | None:
+    """On a database without accounts, a demo account; returns (system_id, password)."""
+    if await store.list_accounts():
+        return None
+    password = secrets.token_urlsafe(6)[:8]
+    account = await store.add_account(Account(
+        system_id=DEMO_SYSTEM_ID, password_hash=hash_password(password), created_at=time.time()))
+    await store.adjust_balance(account.id, DEMO_CREDITS * CREDIT_SCALE, "demo account credit")
+    return DEMO_SYSTEM_ID, password
+
+
+def message_text(message: Message) -> str:
+    """The message's text, for the receipt's text: field."""
+    payload = message.payload
+    if message.esm_class & 0x40:
+        try:
+            payload = segments.strip_udh(payload)[1]
+        except ValueError:
+            return ""
+    return decode_payload(message.data_coding, payload)
+
+
+def make_connector(connector: Connector):
+    if connector.type == "simulator":
+        return SimulatorConnector(connector.name, connector.config)
+    raise ValueError(f"connector type {connector.type!r} is not supported yet")
+
+
+class App:
+    """The running gateway: store, writer, core services, connectors and servers."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or open_store(settings.database_url)
+        self.writer = BatchWriter(self.store)
+        self.ids = MessageIdGenerator(self.store)
+        self.routing = RoutingTable([])
+        self.dispatcher = Dispatcher(self.writer, settings.refund_upstream_rejections)
+        self.accounts = AccountDirectory(self.store)
+        self.receipts = ReceiptService(self.store, self.writer,
+                                       settings.receipt_expiry_hours * 3600, message_text)
+        self.pipeline = SubmitPipeline(
+            routing=lambda: self.routing, connector_names=lambda: set(self.dispatcher.connectors),
+            next_id=self._next_id, writer=self.writer, dispatch=self.dispatcher.dispatch,
+            settings=settings.submit, node=settings.node_id)
+        self.scheduler = Scheduler(self.store, self.dispatcher.dispatch, self.dispatcher.on_status)
+        self.gateway = Gateway(self.store, self.accounts, Authenticator(), BindRegistry(),
+                               self.pipeline, self.dispatcher, self.receipts, settings.node_id)
+        self.smpp = SmppServer(self.gateway, settings.smpp)
+        self._tasks: list[asyncio.Task] = []
+
+    def _next_id(self) -> int:
+        message_id = self.ids.next_id()
+        if self.ids.low:
+            self._spawn_once("id-refill", self.ids.refill())
+        return message_id
+
+    def _spawn_once(self, name: str, coro) -> None:
+        if any(t.get_name() == name and not t.done() for t in self._tasks):
+            coro.close()
+            return
+        self._tasks = [t for t in self._tasks if not t.done()]
+        self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.store.migrate()
+        for line in await seed(self.store):
+            log.info("seeded %s", line)
+        await self.ids.start()
+        await self.reload_routes()
+        self.writer.start()
+        for connector in await self.store.list_connectors():
+            if connector.enabled:
+                await self.dispatcher.add_connector(make_connector(connector))
+        self.dispatcher.add_listener(self.receipts.on_status)
+        await self.accounts.start()
+        await self.receipts.start()
+        await self.scheduler.start()
+        self._tasks.append(asyncio.create_task(self._route_refresh(), name="route-refresh"))
+        self.settings.smpp.host = self.settings.host
+        self.settings.smpp.port = self.settings.smpp_port
+        await self.smpp.start()
+
+    async def reload_routes(self) -> None:
+        self.routing = RoutingTable(await self.store.list_routes())
+
+    async def _route_refresh(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                await self.reload_routes()
+            except Exception:
+                log.exception("route reload failed")
+
+    async def stop(self) -> None:
+        """Unbind sessions, stop timers, flush the writer, close the store."""
+        await self.smpp.stop()
+        for task in self._tasks:
+            task.cancel()
+        await self.scheduler.stop()
+        await self.receipts.stop()
+        await self.accounts.stop()
+        await self.dispatcher.stop()
+        await self.writer.close()
+        await self.store.close()
+
+
+async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
+    app = App(settings)
+    await app.start()
+    demo = await create_demo_account(app.store)
+    if demo:
+        print(f"Demo account created: system_id={demo[0]} password={demo[1]} "
+              f"(credits: {DEMO_CREDITS}). It is shown only once.", flush=True)
+    host, port = app.smpp.address
+    print(f"SMPP listening on {host}:{port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    await stop.wait()
+    log.info("shutting down")
+    await app.stop()

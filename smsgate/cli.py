@@ -1,0 +1,448 @@
+"""The operator CLI (SPEC §7). Every command exits non-zero with a one-line reason on bad
+input; every command takes --database or SMSGATE_DATABASE_URL."""
+
+import argparse
+import asyncio
+import csv
+import logging
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import __version__
+
+DEFAULT_DATABASE_URL = "sqlite:///smsgate.db"
+
+
+class CliError(Exception):
+    """Bad input: printed as one line, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.handler(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except (CliError, ValueError, LookupError, OSError) as exc:
+        print(f"smsgate: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # storage errors and the like: still one line
+        print(f"smsgate: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--database", metavar="URL",
+                    default=os.environ.get("SMSGATE_DATABASE_URL", DEFAULT_DATABASE_URL),
+                    help="sqlite:///path.db (default ./smsgate.db) or postgresql://user@host/db;"
+                         " env SMSGATE_DATABASE_URL")
+    parser = argparse.ArgumentParser(
+        prog="smsgate", description="SMS gateway: SMPP 3.4 server, HTTP API, routing, credits.")
+    parser.add_argument("--version", action="version", version=f"smsgate {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[db], help="run the gateway")
+    serve.add_argument("--config", metavar="FILE", help="TOML settings file")
+    serve.add_argument("--smpp-port", type=int, metavar="N", help="SMPP port (default 8899)")
+    serve.add_argument("--http-port", type=int, metavar="N", help="HTTP port (default 8080)")
+    serve.add_argument("--host", metavar="ADDR", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--node-id", metavar="NAME", help="this node's name (default hostname)")
+    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    serve.set_defaults(handler=cmd_serve)
+
+    migrate = sub.add_parser("migrate", parents=[db], help="create / upgrade the schema")
+    migrate.set_defaults(handler=cmd_migrate)
+
+    _account_commands(sub, db)
+
+    credit = sub.add_parser("credit", parents=[db],
+                            help="top up an account (negative to debit), with a ledger entry")
+    credit.add_argument("system_id")
+    credit.add_argument("amount", help="credits, e.g. 100 or -2.5")
+    credit.set_defaults(handler=cmd_credit)
+
+    route = sub.add_parser("route", help="routes by destination prefix").add_subparsers(
+        metavar="ACTION")
+    add = route.add_parser("add", parents=[db], help="add a route")
+    add.add_argument("prefix", help="destination prefix digits; '' for catch-all")
+    add.add_argument("connector")
+    add.add_argument("--price", default="1", help="credits per SMS part (default 1)")
+    add.add_argument("--account", metavar="SYSTEM_ID", help="only for this account")
+    add.add_argument("--priority", type=int, default=0)
+    add.set_defaults(handler=cmd_route_add)
+    lst = route.add_parser("list", parents=[db], help="list routes")
+    lst.set_defaults(handler=cmd_route_list)
+
+    connector = sub.add_parser("connector", help="upstream connectors").add_subparsers(
+        metavar="ACTION")
+    cadd = connector.add_parser("add", parents=[db], help="add a connector")
+    cadd.add_argument("name")
+    cadd.add_argument("--type", required=True, choices=["smpp", "http", "simulator"])
+    cadd.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                      help="connector setting, e.g. min_latency_ms=10 (repeatable)")
+    cadd.add_argument("--outcome", action="append", default=[], metavar="STATUS=WEIGHT",
+                      help="simulator outcome mix, e.g. DELIVRD=9 --outcome UNDELIV=1")
+    cadd.set_defaults(handler=cmd_connector_add)
+    clist = connector.add_parser("list", parents=[db], help="list connectors")
+    clist.set_defaults(handler=cmd_connector_list)
+
+    coverage = sub.add_parser("coverage", help="coverage table").add_subparsers(metavar="ACTION")
+    imp = coverage.add_parser("import", parents=[db],
+                              help="replace coverage from CSV: country, iso, operator, mcc, mnc,"
+                                   " prefix, price")
+    imp.add_argument("file")
+    imp.set_defaults(handler=cmd_coverage_import)
+    return parser
+
+
+def _account_commands(sub, db: argparse.ArgumentParser) -> None:
+    account = sub.add_parser("account", help="customer accounts").add_subparsers(
+        metavar="ACTION")
+    add = account.add_parser("add", parents=[db], help="create an account")
+    add.add_argument("system_id")
+    add.add_argument("--password", required=True)
+    add.add_argument("--credits", default="0", help="opening balance")
+    add.add_argument("--expires", metavar="YYYY-MM-DD", help="last day the account works")
+    add.add_argument("--max-tx", type=int, default=10, help="transmitter sessions (default 10)")
+    add.add_argument("--tps", type=int, default=0, help="messages per second (0 = unlimited)")
+    add.add_argument("--sender", nargs="+", default=[], metavar="SID", help="allowed sender ids")
+    add.add_argument("--allow-ip", nargs="+", default=[], metavar="CIDR", help="allowed IPs")
+    add.add_argument("--no-http", action="store_true", help="refuse HTTP API access")
+    add.add_argument("--no-smpp", action="store_true", help="refuse SMPP binds")
+    add.set_defaults(handler=cmd_account_add)
+    for name, handler, text in (("list", cmd_account_list, "list accounts"),
+                                ("show", cmd_account_show, "show one account"),
+                                ("disable", cmd_account_disable, "disable an account"),
+                                ("enable", cmd_account_enable, "enable an account"),
+                                ("passwd", cmd_account_passwd, "set a new password")):
+        p = account.add_parser(name, parents=[db], help=text)
+        if name != "list":
+            p.add_argument("system_id")
+        if name == "passwd":
+            p.add_argument("--password", help="the new password (asked for when omitted)")
+        p.set_defaults(handler=handler)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+def _with_store(args, work: Callable) -> int:
+    async def run() -> int:
+        from .app import seed
+        from .store import open_store
+
+        store = open_store(args.database)
+        await store.open()
+        try:
+            await store.migrate()
+            await seed(store)
+            return await work(store) or 0
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
+
+
+async def _account(store, system_id: str):
+    account = await store.get_account(system_id)
+    if account is None:
+        raise CliError(f"no account {system_id!r}")
+    return account
+
+
+def _expiry(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise CliError(f"--expires {text!r} is not YYYY-MM-DD") from None
+    return day.timestamp() + 86400  # the account works through that whole day (UTC)
+
+
+def _units(text: str, what: str) -> int:
+    from .core.models import credits_to_units
+    try:
+        return credits_to_units(text)
+    except ValueError:
+        raise CliError(f"{what} {text!r} is not a number") from None
+
+
+def _print_account(account) -> None:
+    from .core.models import format_credits
+    expires = (datetime.fromtimestamp(account.expires_at - 86400, UTC).date().isoformat()
+               if account.expires_at else "never")
+    print(f"system_id:   {account.system_id}\n"
+          f"balance:     {format_credits(account.balance)}\n"
+          f"enabled:     {'yes' if account.enabled else 'no'}\n"
+          f"expires:     {expires}\n"
+          f"max_tx:      {account.max_tx}\n"
+          f"tps:         {account.tps or 'unlimited'}\n"
+          f"senders:     {' '.join(account.allowed_senders) or 'any'}\n"
+          f"allowed ips: {' '.join(account.allowed_ips) or 'any'}\n"
+          f"access:      {'smpp ' if account.smpp_enabled else ''}"
+          f"{'http' if account.http_enabled else ''}")
+
+
+# -- commands ----------------------------------------------------------------------------
+
+def cmd_serve(args) -> int:
+    from .app import Settings, serve
+
+    settings = Settings()
+    if args.config:
+        _apply_config(settings, args.config)
+    if args.database != DEFAULT_DATABASE_URL or not args.config:
+        settings.database_url = args.database
+    for name in ("smpp_port", "http_port", "host", "node_id"):
+        if getattr(args, name) is not None:
+            setattr(settings, name, getattr(args, name))
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    runner: Callable[[Awaitable], object]
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable
+        runner = asyncio.run
+    runner(serve(settings))
+    return 0
+
+
+def _apply_config(settings, path: str) -> None:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise CliError(f"{path}: {exc}") from None
+    for key, value in data.items():
+        target = getattr(settings, key, None)
+        if isinstance(value, dict) and hasattr(target, "__dataclass_fields__"):
+            for sub_key, sub_value in value.items():
+                if sub_key not in target.__dataclass_fields__:
+                    raise CliError(f"{path}: unknown setting {key}.{sub_key}")
+                setattr(target, sub_key, sub_value)
+        elif key in settings.__dataclass_fields__:
+            setattr(settings, key, value)
+        else:
+            raise CliError(f"{path}: unknown setting {key}")
+
+
+def cmd_migrate(args) -> int:
+    async def work(store) -> None:
+        print(f"schema up to date ({store.backend})")
+    return _with_store(args, work)
+
+
+def cmd_account_add(args) -> int:
+    from .core.accounts import hash_password
+    from .core.models import Account
+    if not 1 <= len(args.system_id) <= 16:
+        raise CliError("system_id must be 1 to 16 characters")
+    if not args.password:
+        raise CliError("--password must not be empty")
+    credits = _units(args.credits, "--credits")
+    account = Account(system_id=args.system_id, password_hash=hash_password(args.password),
+                      expires_at=_expiry(args.expires), max_tx=args.max_tx, tps=args.tps,
+                      allowed_senders=tuple(args.sender), allowed_ips=tuple(args.allow_ip),
+                      http_enabled=not args.no_http, smpp_enabled=not args.no_smpp,
+                      created_at=time.time())
+    _check_cidrs(args.allow_ip)
+
+    async def work(store) -> None:
+        from .core.ports import Conflict
+        try:
+            created = await store.add_account(account)
+        except Conflict:
+            raise CliError(f"account {args.system_id!r} exists already") from None
+        if credits:
+            await store.adjust_balance(created.id, credits, "opening balance")
+        print(f"account {args.system_id} created")
+    return _with_store(args, work)
+
+
+def _check_cidrs(cidrs: list[str]) -> None:
+    import ipaddress
+    for cidr in cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise CliError(f"--allow-ip {cidr!r} is not an IP address or CIDR") from None
+
+
+def cmd_account_list(args) -> int:
+    from .core.models import format_credits
+
+    async def work(store) -> None:
+        accounts = await store.list_accounts()
+        print(f"{'SYSTEM_ID':16} {'BALANCE':>14} {'ENABLED':7} {'TPS':>5} {'MAX_TX':>6}")
+        for a in accounts:
+            print(f"{a.system_id:16} {format_credits(a.balance):>14} "
+                  f"{'yes' if a.enabled else 'no':7} {a.tps or '-':>5} {a.max_tx:>6}")
+    return _with_store(args, work)
+
+
+def cmd_account_show(args) -> int:
+    async def work(store) -> None:
+        _print_account(await _account(store, args.system_id))
+    return _with_store(args, work)
+
+
+def _set_enabled(args, enabled: bool) -> int:
+    async def work(store) -> None:
+        account = await _account(store, args.system_id)
+        account.enabled = enabled
+        await store.update_account(account)
+        print(f"account {args.system_id} {'enabled' if enabled else 'disabled'}")
+    return _with_store(args, work)
+
+
+def cmd_account_disable(args) -> int:
+    return _set_enabled(args, False)
+
+
+def cmd_account_enable(args) -> int:
+    return _set_enabled(args, True)
+
+
+def cmd_account_passwd(args) -> int:
+    from .core.accounts import hash_password
+    password = args.password
+    if password is None:
+        if not sys.stdin.isatty():
+            raise CliError("no terminal to ask for the password: use --password")
+        import getpass
+        password = getpass.getpass("new password: ")
+    if not password:
+        raise CliError("the password must not be empty")
+
+    async def work(store) -> None:
+        account = await _account(store, args.system_id)
+        account.password_hash = hash_password(password)
+        await store.update_account(account)
+        print(f"password of {args.system_id} changed")
+    return _with_store(args, work)
+
+
+def cmd_credit(args) -> int:
+    from .core.models import format_credits
+    amount = _units(args.amount, "AMOUNT")
+    if amount == 0:
+        raise CliError("AMOUNT must not be zero")
+
+    async def work(store) -> None:
+        account = await _account(store, args.system_id)
+        reason = "top-up" if amount > 0 else "debit"
+        balance = await store.adjust_balance(account.id, amount, f"{reason} (cli)")
+        print(f"{args.system_id}: balance {format_credits(balance)}")
+    return _with_store(args, work)
+
+
+def cmd_route_add(args) -> int:
+    from .core.models import Route
+    prefix = args.prefix.lstrip("+")
+    if prefix and not prefix.isdigit():
+        raise CliError(f"PREFIX {args.prefix!r} must be digits")
+    price = _units(args.price, "--price")
+    if price < 0:
+        raise CliError("--price must not be negative")
+
+    async def work(store) -> None:
+        connectors = {c.name for c in await store.list_connectors()}
+        if args.connector not in connectors:
+            have = ", ".join(sorted(connectors))
+            raise CliError(f"no connector {args.connector!r} (have: {have})")
+        account_id = (await _account(store, args.account)).id if args.account else None
+        route = await store.add_route(Route(prefix=prefix, connector=args.connector,
+                                            price=price, account_id=account_id,
+                                            priority=args.priority))
+        print(f"route {route.id}: {prefix or '*'} -> {args.connector}")
+    return _with_store(args, work)
+
+
+def cmd_route_list(args) -> int:
+    from .core.models import format_credits
+
+    async def work(store) -> None:
+        names = {a.id: a.system_id for a in await store.list_accounts()}
+        print(f"{'ID':>4} {'PREFIX':16} {'CONNECTOR':16} {'PRICE':>10} {'PRIO':>4} ACCOUNT")
+        for r in await store.list_routes():
+            print(f"{r.id:>4} {r.prefix or '*':16} {r.connector:16} "
+                  f"{format_credits(r.price):>10} {r.priority:>4} "
+                  f"{names.get(r.account_id, '-') if r.account_id else '(all)'}")
+    return _with_store(args, work)
+
+
+def cmd_connector_add(args) -> int:
+    from .core.models import Connector
+    config: dict = {}
+    for item in args.option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"--option {item!r} is not KEY=VALUE")
+        config[key] = value
+    if args.outcome:
+        outcomes = {}
+        for item in args.outcome:
+            status, sep, weight = item.partition("=")
+            try:
+                outcomes[status.upper()] = float(weight)
+            except ValueError:
+                raise CliError(f"--outcome {item!r} is not STATUS=WEIGHT") from None
+        config["outcomes"] = outcomes
+    if args.type != "simulator":
+        raise CliError(f"connector type {args.type!r} is not available yet in this version")
+    from .connectors.simulator import SimulatorConnector
+    SimulatorConnector(args.name, config)  # validates the settings
+
+    async def work(store) -> None:
+        from .core.ports import Conflict
+        try:
+            await store.add_connector(Connector(args.name, args.type, config))
+        except Conflict:
+            raise CliError(f"connector {args.name!r} exists already") from None
+        print(f"connector {args.name} ({args.type}) added")
+    return _with_store(args, work)
+
+
+def cmd_connector_list(args) -> int:
+    async def work(store) -> None:
+        for c in await store.list_connectors():
+            print(f"{c.name:16} {c.type:10} {'enabled' if c.enabled else 'disabled':9} "
+                  f"{c.config}")
+    return _with_store(args, work)
+
+
+def cmd_coverage_import(args) -> int:
+    from .core.models import CoverageEntry
+    entries = []
+    with open(args.file, newline="", encoding="utf-8") as handle:
+        for number, row in enumerate(csv.reader(handle), 1):
+            if not row or (number == 1 and row[0].strip().lower() == "country"):
+                continue
+            if len(row) < 6:
+                raise CliError(f"{args.file}:{number}: expected country, iso, operator, mcc,"
+                               " mnc, prefix[, price]")
+            country, iso, operator, mcc, mnc, prefix = (c.strip() for c in row[:6])
+            if not prefix.isdigit():
+                raise CliError(f"{args.file}:{number}: prefix {prefix!r} must be digits")
+            price = _units(row[6], f"{args.file}:{number}: price") if len(row) > 6 and \
+                row[6].strip() else None
+            entries.append(CoverageEntry(country, iso, operator, mcc, mnc, prefix, price))
+
+    async def work(store) -> None:
+        await store.replace_coverage(entries)
+        print(f"coverage: {len(entries)} rows imported")
+    return _with_store(args, work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Upstream connectors: the built-in simulator, SMPP client, HTTP provider."""

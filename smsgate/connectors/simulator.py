@@ -1,0 +1,79 @@
+"""The built-in SMSC simulator: accepts every message and reports an outcome later.
+
+Config (all optional): `min_latency_ms` / `max_latency_ms` (default 50 / 500: every
+message is final within a second), `outcomes` — a weight per final status, default
+`{"DELIVRD": 1}` — and `accepted` (send an intermediate ACCEPTD first).
+Outcomes due in the same 10 ms slot share one timer, so the simulator keeps up with
+tens of thousands of messages per second.
+"""
+
+import asyncio
+import random
+import time
+from collections.abc import Sequence
+
+from ..core.models import ACCEPTD, ATES, DELIVRD, FINAL_STATUSES, Message, StatusUpdate
+from ..core.ports import StatusCallback
+
+SLOT_SECONDS = 0.01
+ERROR_CODES = {DELIVRD: 0, "UNDELIV": 1, "REJECTD": 2, "EXPIRED": 3, "DELETED": 4,
+               "UNKNOWN": 5}
+
+
+class SimulatorConnector:
+    def __init__(self, name: str, config: dict | None = None, seed: int | None = None) -> None:
+        config = config or {}
+        self.name = name
+        self.min_latency = float(config.get("min_latency_ms", 50)) / 1000
+        self.max_latency = max(self.min_latency, float(config.get("max_latency_ms", 500)) / 1000)
+        outcomes = config.get("outcomes") or {DELIVRD: 1}
+        unknown = set(outcomes) - FINAL_STATUSES
+        if unknown:
+            raise ValueError(f"simulator outcomes must be final statuses, not {sorted(unknown)}")
+        self._statuses = list(outcomes)
+        self._weights = [float(w) for w in outcomes.values()]
+        self.send_accepted = bool(config.get("accepted", False))
+        self._random = random.Random(seed)
+        self._on_status: StatusCallback | None = None
+        self._slots: dict[int, list[Message]] = {}
+        self._counter = 0
+        self.sent = 0
+
+    async def start(self, on_status: StatusCallback) -> None:
+        self._on_status = on_status
+
+    async def stop(self) -> None:
+        self._slots.clear()
+
+    @property
+    def ready(self) -> bool:
+        return self._on_status is not None
+
+    def send(self, messages: Sequence[Message]) -> None:
+        assert self._on_status is not None, "start() first"
+        loop = asyncio.get_running_loop()
+        now = time.time()
+        for message in messages:
+            self._counter += 1
+            self._on_status(message, StatusUpdate(message.id, ATES, now,
+                                                  upstream_id=f"sim{self._counter}"))
+            if self.send_accepted:
+                self._on_status(message, StatusUpdate(message.id, ACCEPTD, now))
+            delay = self._random.uniform(self.min_latency, self.max_latency)
+            slot = int((loop.time() + delay) / SLOT_SECONDS)
+            bucket = self._slots.get(slot)
+            if bucket is None:
+                bucket = self._slots[slot] = []
+                loop.call_at(slot * SLOT_SECONDS, self._complete, slot)
+            bucket.append(message)
+        self.sent += len(messages)
+
+    def _complete(self, slot: int) -> None:
+        messages = self._slots.pop(slot, [])
+        if not messages or self._on_status is None:
+            return
+        now = time.time()
+        statuses = self._random.choices(self._statuses, self._weights, k=len(messages))
+        for message, status in zip(messages, statuses, strict=True):
+            self._on_status(message, StatusUpdate(message.id, status, now,
+                                                  error_code=ERROR_CODES.get(status, 0)))

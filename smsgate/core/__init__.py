@@ -1,0 +1,1 @@
+"""The gateway's domain: accounts, credits, routing, the submit pipeline, receipts."""

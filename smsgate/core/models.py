@@ -1,0 +1,226 @@
+"""The gateway's records. Plain data, shared by core, store and the adapters.
+
+Money: credits are fixed-point integers of 1/10,000 credit (`CREDIT_SCALE`), identical in
+SQLite and PostgreSQL and exact in sums. Times are float seconds since the Unix epoch
+(UTC): cheap to make on the hot path and the same in both databases.
+"""
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+
+CREDIT_SCALE = 10_000
+
+# Message status words: SPEC §5 and the HTTP status endpoint.
+ATES = "ATES"
+ACCEPTD = "ACCEPTD"
+DELIVRD = "DELIVRD"
+UNDELIV = "UNDELIV"
+EXPIRED = "EXPIRED"
+REJECTD = "REJECTD"
+DELETED = "DELETED"
+UNKNOWN = "UNKNOWN"
+FINAL_STATUSES = frozenset({DELIVRD, UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN})
+ALL_STATUSES = frozenset({ATES, ACCEPTD, *FINAL_STATUSES})
+
+
+def credits_to_units(value: str | int | float | Decimal) -> int:
+    """'12.5' -> 125000. Raises ValueError for anything that is not a number."""
+    try:
+        amount = Decimal(str(value))
+    except ArithmeticError as exc:
+        raise ValueError(f"not a number: {value!r}") from exc
+    if not amount.is_finite():
+        raise ValueError(f"not a finite number: {value!r}")
+    return int((amount * CREDIT_SCALE).to_integral_value(ROUND_HALF_EVEN))
+
+
+def units_to_credits(units: int) -> Decimal:
+    return Decimal(units) / CREDIT_SCALE
+
+
+def format_credits(units: int) -> str:
+    """Balance as the HTTP API prints it: at least two decimal places."""
+    text = f"{units_to_credits(units):.4f}".rstrip("0")
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"
+
+
+@dataclass(slots=True)
+class Account:
+    system_id: str
+    password_hash: str
+    id: int = 0
+    balance: int = 0  # units of 1/CREDIT_SCALE credit
+    credit_limit: int = 0  # how far below zero the balance may go
+    expires_at: float | None = None
+    enabled: bool = True
+    allowed_senders: tuple[str, ...] = ()  # empty = any valid sender id
+    allowed_ips: tuple[str, ...] = ()  # CIDRs; empty = any
+    tps: int = 0  # messages (parts) per second; 0 = unlimited
+    max_tx: int = 10  # transmitter sessions at once (plus one Rx/TRx)
+    smpp_enabled: bool = True
+    http_enabled: bool = True
+    max_parts: int = 10  # parts of one concatenated message
+    created_at: float = 0.0
+
+
+@dataclass(slots=True)
+class LedgerEntry:
+    account_id: int
+    amount: int  # positive = credit, negative = debit
+    reason: str
+    message_id: int | None = None
+    id: int = 0
+    created_at: float = 0.0
+
+
+@dataclass(slots=True)
+class Connector:
+    name: str
+    type: str  # "simulator" | "smpp" | "http"
+    config: dict = field(default_factory=dict)
+    enabled: bool = True
+
+
+@dataclass(slots=True)
+class Route:
+    prefix: str  # destination digits; "" = catch-all
+    connector: str
+    price: int  # units per SMS part
+    account_id: int | None = None  # None = global route
+    priority: int = 0  # higher wins among routes of equal prefix length
+    id: int = 0
+
+
+@dataclass(slots=True)
+class CoverageEntry:
+    country: str
+    iso: str
+    operator: str
+    mcc: str
+    mnc: str
+    prefix: str
+    price: int | None = None  # None = priced by the account's routes
+
+
+@dataclass(slots=True)
+class Message:
+    """One message to one destination, as stored.
+
+    `payload` is the user data: for an SMPP customer's submit_sm the short_message as
+    given (including its UDH when esm_class has UDHI), or the whole text of a long
+    message that the connector splits into `parts` on the way out.
+    """
+
+    id: int
+    account_id: int
+    source_addr: str
+    dest_addr: str
+    payload: bytes
+    data_coding: int = 0
+    esm_class: int = 0
+    parts: int = 1
+    price: int = 0  # units charged in all (parts x route price)
+    connector: str = ""
+    source_ton: int = 0
+    source_npi: int = 0
+    dest_ton: int = 1
+    dest_npi: int = 1
+    protocol_id: int = 0
+    priority: int = 0
+    registered_delivery: int = 0
+    service_type: str = ""
+    options: bytes = b""  # TLVs to pass upstream (sar_*, vendor TLVs), wire-encoded
+    channel: str = "smpp"  # "smpp" | "http"
+    ref: str = ""  # customer reference echoed in HTTP callbacks
+    dlr_url: str = ""
+    status: str = ATES
+    error_code: int = 0
+    upstream_id: str = ""
+    created_at: float = 0.0
+    schedule_at: float | None = None  # None = send now
+    expires_at: float | None = None  # end of validity
+    sent_at: float | None = None  # handed to the upstream
+    accepted_at: float | None = None  # ACCEPTD from the upstream
+    done_at: float | None = None  # final status reached
+    node: str = ""  # node that owns its dispatch
+
+
+@dataclass(slots=True)
+class StatusUpdate:
+    """A transition of a stored message (SPEC §5); `at` becomes accepted_at/done_at."""
+
+    message_id: int
+    status: str
+    at: float
+    error_code: int = 0
+    upstream_id: str = ""
+
+
+@dataclass(slots=True)
+class SentUpdate:
+    message_id: int
+    connector: str
+    at: float
+    upstream_id: str = ""
+
+
+@dataclass(slots=True)
+class Refund:
+    account_id: int
+    amount: int
+    message_id: int
+    reason: str = "refund"
+
+
+@dataclass(slots=True)
+class PendingReceipt:
+    """A delivery receipt waiting for the customer's receiver session (SPEC §4)."""
+
+    account_id: int
+    message_id: int
+    source_addr: str  # the receipt's source = the message's destination
+    dest_addr: str  # the receipt's destination = the message's source
+    status: str
+    error_code: int
+    submitted_at: float
+    done_at: float
+    text: str = ""  # first 20 characters of the message
+    source_ton: int = 1
+    source_npi: int = 1
+    dest_ton: int = 0
+    dest_npi: int = 0
+    id: int = 0
+    created_at: float = 0.0
+    expires_at: float = 0.0
+    attempts: int = 0
+    next_attempt_at: float = 0.0
+
+
+@dataclass(slots=True)
+class WriteBatch:
+    """Everything one group commit writes, in one transaction.
+
+    New messages are charged in the same transaction as they are inserted: a message
+    is either stored and charged, or neither. The store refuses (does not insert) a new
+    message whose charge would take its account below -credit_limit, and reports it.
+    """
+
+    new_messages: list[Message] = field(default_factory=list)
+    sent: list[SentUpdate] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    refunds: list[Refund] = field(default_factory=list)
+    new_receipts: list[PendingReceipt] = field(default_factory=list)
+    done_receipts: list[int] = field(default_factory=list)  # PendingReceipt ids to delete
+    retry_receipts: list[tuple[int, float]] = field(default_factory=list)  # (id, next time)
+
+    def __len__(self) -> int:
+        return (len(self.new_messages) + len(self.sent) + len(self.statuses)
+                + len(self.refunds) + len(self.new_receipts) + len(self.done_receipts)
+                + len(self.retry_receipts))
+
+
+@dataclass(slots=True)
+class BatchResult:
+    refused: set[int] = field(default_factory=set)  # new message ids refused for credit
+    receipt_ids: list[int] = field(default_factory=list)  # ids given to new_receipts

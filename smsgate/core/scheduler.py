@@ -1,0 +1,95 @@
+"""Timed work: scheduled messages, recovery of undispatched ones, validity expiry.
+
+Scheduled messages wait in the store; every `poll_seconds` the scheduler loads those due
+within the next `horizon` seconds and arms a timer for each, so a message goes out
+within a second of its time, also after a restart.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from .models import ATES, EXPIRED, Message, StatusUpdate
+from .ports import Store
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    def __init__(self, store: Store, dispatch: Callable[[Message], None],
+                 on_expired: Callable[[Message, StatusUpdate], None],
+                 poll_seconds: float = 0.25, horizon: float = 1.0,
+                 expiry_seconds: float = 5.0) -> None:
+        self._store = store
+        self._dispatch = dispatch
+        self._on_expired = on_expired
+        self._poll_seconds = poll_seconds
+        self._horizon = horizon
+        self._expiry_seconds = expiry_seconds
+        self._armed: set[int] = set()  # timer set or fired, still unsent in the store
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        await self.recover()
+        self._tasks = [asyncio.create_task(self._schedule_loop(), name="scheduler"),
+                       asyncio.create_task(self._expiry_loop(), name="expiry")]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+
+    async def recover(self) -> int:
+        """Dispatch every stored message that is due but was never sent."""
+        count, after = 0, 0
+        while True:
+            batch = await self._store.undispatched(time.time(), 5000, after)
+            if not batch:
+                return count
+            for message in batch:
+                self._dispatch(message)
+            count += len(batch)
+            after = batch[-1].id
+
+    async def _schedule_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                now = time.time()
+                due = await self._store.scheduled_until(now + self._horizon, 10_000)
+                # A fired message stays listed until its sent_at is committed: forget only
+                # ids the store no longer lists, so nothing is sent twice.
+                self._armed &= {m.id for m in due}
+                for message in due:
+                    if message.id not in self._armed:
+                        self._armed.add(message.id)
+                        delay = max(0.0, (message.schedule_at or now) - time.time())
+                        loop.call_later(delay, self._fire, message)
+            except Exception:
+                log.exception("loading scheduled messages failed")
+            await asyncio.sleep(self._poll_seconds)
+
+    def _fire(self, message: Message) -> None:
+        asyncio.get_running_loop().create_task(self._send_fresh(message.id))
+
+    async def _send_fresh(self, message_id: int) -> None:
+        # Re-read: replace_sm or cancel_sm may have changed it since it was armed.
+        try:
+            message = await self._store.get_message(message_id)
+        except Exception:
+            log.exception("loading scheduled message %s failed", message_id)
+            self._armed.discard(message_id)  # the next poll arms it again
+            return
+        if message is not None and message.sent_at is None and message.status == ATES:
+            message.schedule_at = None
+            self._dispatch(message)
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._expiry_seconds)
+            try:
+                now = time.time()
+                for message in await self._store.expire_due(now, 10_000):
+                    self._on_expired(message, StatusUpdate(message.id, EXPIRED, now))
+            except Exception:
+                log.exception("expiring messages failed")

@@ -1,0 +1,168 @@
+"""The submit pipeline: validate -> route -> throttle -> price -> store (charged) -> dispatch.
+
+Every message of every channel takes this one path. `prepare` does all checks without
+I/O and raises GatewayError with the first failing check in SPEC §3.1's order; `store`
+hands the messages to the group-commit writer, which charges and inserts them in one
+transaction; only then is the customer answered and the message dispatched.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .errors import Err, GatewayError
+from .models import Account, Message
+from .routing import RoutingTable
+from .throttle import Throttle
+from .validation import (
+    check_data_coding,
+    check_esm_class,
+    check_sender,
+    normalize_destination,
+    user_data_parts,
+)
+
+ONE_YEAR = 365 * 86400.0
+SCHEDULE_GRACE = 60.0  # a schedule up to a minute in the past means "now" (SPEC §3.1)
+
+
+@dataclass(slots=True)
+class SubmitRequest:
+    """What a customer asked to send, already decoded from its channel's format."""
+
+    account: Account
+    source_addr: str
+    destinations: Sequence[str]
+    payload: bytes
+    data_coding: int = 0
+    esm_class: int = 0
+    single_part: bool = True  # payload must fit one SMS (SMPP short_message)
+    parts: int | None = None  # known already (HTTP computes it from the text)
+    source_ton: int = 0
+    source_npi: int = 0
+    dest_ton: int = 1
+    dest_npi: int = 1
+    protocol_id: int = 0
+    priority: int = 0
+    registered_delivery: int = 0
+    schedule_at: float | None = None
+    expires_at: float | None = None
+    service_type: str = ""
+    options: bytes = b""
+    channel: str = "smpp"
+    ref: str = ""
+    dlr_url: str = ""
+    max_destinations: int = 1
+
+
+@dataclass(slots=True)
+class SubmitSettings:
+    default_validity: float = 48 * 3600.0
+    max_validity: float = 7 * 86400.0
+    max_parts_per_request: int = 100_000  # destinations x parts (HTTP10)
+
+
+class SubmitPipeline:
+    def __init__(
+        self,
+        routing: Callable[[], RoutingTable],
+        connector_names: Callable[[], set[str]],
+        next_id: Callable[[], int],
+        writer,  # store.writer.BatchWriter (typed loosely: core does not import store)
+        dispatch: Callable[[Message], None],
+        settings: SubmitSettings | None = None,
+        throttle: Throttle | None = None,
+        node: str = "",
+    ) -> None:
+        self._routing = routing
+        self._connector_names = connector_names
+        self._next_id = next_id
+        self._writer = writer
+        self._dispatch = dispatch
+        self.settings = settings or SubmitSettings()
+        self.throttle = throttle or Throttle()
+        self.node = node
+
+    # -- validation, without I/O -------------------------------------------------------
+
+    def prepare(self, req: SubmitRequest, now: float | None = None) -> list[Message]:
+        now = now or time.time()
+        account = req.account
+        check_sender(account, req.source_addr)
+        if len(req.destinations) > req.max_destinations:
+            raise GatewayError(Err.TOO_MANY_DESTINATIONS)
+        destinations = [normalize_destination(d) for d in req.destinations]
+        if not destinations:
+            raise GatewayError(Err.BAD_DESTINATION, "no destination")
+        check_data_coding(req.data_coding)
+        check_esm_class(req.esm_class)
+        parts = req.parts or user_data_parts(req.payload, req.data_coding, req.esm_class,
+                                             account.max_parts, req.single_part)
+        if parts * len(destinations) > self.settings.max_parts_per_request:
+            raise GatewayError(Err.TOO_MANY_PARTS_IN_REQUEST)
+        schedule_at, expires_at = self._times(req, now)
+        routes = self._routing()
+        connectors = self._connector_names()
+        priced = []
+        for dest in destinations:
+            route = routes.lookup(account.id, dest)
+            if route.connector not in connectors:
+                raise GatewayError(Err.NO_ROUTE, f"connector {route.connector} missing")
+            priced.append((dest, route))
+        if not self.throttle.allow(account.id, account.tps, parts * len(destinations)):
+            raise GatewayError(Err.THROTTLED)
+        return [self._message(req, dest, route.connector, route.price * parts, parts,
+                              schedule_at, expires_at, now)
+                for dest, route in priced]
+
+    def _times(self, req: SubmitRequest, now: float) -> tuple[float | None, float]:
+        schedule_at = req.schedule_at
+        if schedule_at is not None:
+            if schedule_at < now - SCHEDULE_GRACE or schedule_at > now + ONE_YEAR:
+                raise GatewayError(Err.BAD_SCHEDULE)
+            if schedule_at <= now:
+                schedule_at = None
+        start = schedule_at or now
+        expires_at = req.expires_at
+        if expires_at is None:
+            expires_at = start + self.settings.default_validity
+        elif expires_at <= start:
+            raise GatewayError(Err.BAD_VALIDITY)
+        return schedule_at, min(expires_at, start + self.settings.max_validity)
+
+    def _message(self, req: SubmitRequest, dest: str, connector: str, price: int, parts: int,
+                 schedule_at: float | None, expires_at: float, now: float) -> Message:
+        return Message(
+            id=self._next_id(), account_id=req.account.id, source_addr=req.source_addr,
+            dest_addr=dest, payload=req.payload, data_coding=req.data_coding,
+            esm_class=req.esm_class, parts=parts, price=price, connector=connector,
+            source_ton=req.source_ton, source_npi=req.source_npi, dest_ton=req.dest_ton,
+            dest_npi=req.dest_npi, protocol_id=req.protocol_id, priority=req.priority,
+            registered_delivery=req.registered_delivery, service_type=req.service_type,
+            options=req.options, channel=req.channel, ref=req.ref, dlr_url=req.dlr_url,
+            created_at=now, schedule_at=schedule_at, expires_at=expires_at, node=self.node,
+        )
+
+    # -- storing -----------------------------------------------------------------------
+
+    def store(self, message: Message) -> "asyncio.Future[bool]":
+        """Queue one prepared message for the next group commit. The future is True once
+        stored and charged (the message is then dispatched), False when refused for
+        credit; it raises StoreError when the commit failed."""
+        future = self._writer.add_message(message)
+        future.add_done_callback(lambda f: self._stored(f, message))
+        return future
+
+    def _stored(self, future: "asyncio.Future[bool]", message: Message) -> None:
+        if not future.cancelled() and future.exception() is None and future.result() \
+                and message.schedule_at is None:
+            self._dispatch(message)
+
+    async def submit(self, req: SubmitRequest) -> list[int]:
+        """Prepare, store and dispatch; returns the ids in destination order."""
+        messages = self.prepare(req)
+        results = await asyncio.gather(*(self.store(m) for m in messages))
+        if not all(results):
+            raise GatewayError(Err.NO_CREDIT)
+        return [m.id for m in messages]

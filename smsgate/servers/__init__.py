@@ -1,0 +1,1 @@
+"""Customer-facing adapters: the SMPP server and the HTTP API."""

@@ -1,0 +1,421 @@
+"""Bytes <-> Pdu, driven by the layout table; and a stream framer.
+
+No I/O here. Decoding is strict by default: every violation raises `PduError` carrying
+the command_status to answer with. `lenient=True` is for reading upstream SMSCs, whose
+quirks (SMPP34.md §9) we tolerate rather than reject.
+"""
+
+import struct
+from collections.abc import Mapping
+from typing import Any
+
+from .constants import HEADER_SIZE, RESPONSE_BIT, Status
+from .layouts import (
+    CSTR,
+    DEST_LIST,
+    FLAG,
+    HAS_TLVS,
+    INT_SIZES,
+    LAYOUTS,
+    OCTETS,
+    SHORT_MESSAGE,
+    TIME,
+    TLV_TYPES,
+    U8,
+    U32,
+    UNSUCCESS_LIST,
+    DistributionList,
+    Field,
+    SmeAddress,
+    UnsuccessSme,
+)
+from .pdu import Pdu
+
+DEFAULT_MAX_LENGTH = 64 * 1024
+_HEADER = struct.Struct(">IIII")
+_TLV_HEAD = struct.Struct(">HH")
+_DEFAULTS: dict[int, Any] = {
+    CSTR: "",
+    TIME: "",
+    U8: 0,
+    U32: 0,
+    SHORT_MESSAGE: b"",
+    DEST_LIST: (),
+    UNSUCCESS_LIST: (),
+}
+
+
+class PduError(Exception):
+    """A PDU that cannot be accepted. `status` is the command_status to answer with;
+    `fatal` means framing is lost and the connection must be closed."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        command_id: int = 0,
+        sequence: int = 0,
+        fatal: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.command_id = command_id
+        self.sequence = sequence
+        self.fatal = fatal
+
+
+class _Truncated(Exception):
+    """A mandatory field runs past the end of the body (internal)."""
+
+
+class Codec:
+    """Encoder/decoder for one connection's settings.
+
+    `field_limits` overrides C-string maxima by field name (for example a longer
+    `password`, since many operators issue passwords above the 8 characters of 3.4).
+    """
+
+    def __init__(
+        self,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        field_limits: Mapping[str, int] | None = None,
+        lenient: bool = False,
+    ) -> None:
+        self.max_length = max_length
+        self.lenient = lenient
+        self.layouts = _with_limits(field_limits or {})
+
+    # -- decoding ----------------------------------------------------------------------
+
+    def decode(self, data: bytes) -> Pdu:
+        """Decode one complete PDU (as cut by `Framer`)."""
+        size = len(data)
+        if size < HEADER_SIZE:
+            raise PduError(Status.ESME_RINVCMDLEN, "PDU shorter than its header", fatal=True)
+        length, command_id, status, sequence = _HEADER.unpack_from(data)
+        if length != size:
+            raise PduError(Status.ESME_RINVCMDLEN, "command_length does not match", command_id,
+                           sequence, fatal=True)
+        layout = self.layouts.get(command_id)
+        if layout is None:
+            raise PduError(Status.ESME_RINVCMDID, f"unknown command_id 0x{command_id:08x}",
+                           command_id, sequence)
+        pdu = Pdu(command_id, sequence, status)
+        if size == HEADER_SIZE:
+            if layout and not command_id & RESPONSE_BIT:
+                raise PduError(Status.ESME_RINVCMDLEN, "body missing", command_id, sequence)
+            return pdu
+        if not layout:
+            raise PduError(Status.ESME_RINVCMDLEN, "header-only PDU carries a body",
+                           command_id, sequence)
+        try:
+            pos = self._decode_fields(layout, data, pdu)
+        except _Truncated as exc:
+            raise PduError(Status.ESME_RINVCMDLEN, f"{exc} runs past the PDU end", command_id,
+                           sequence) from None
+        except PduError as exc:
+            exc.command_id, exc.sequence = command_id, sequence
+            raise
+        if pos < size and command_id in HAS_TLVS:
+            self._decode_tlvs(data, pos, pdu)
+        return pdu
+
+    def _decode_fields(self, layout: tuple[Field, ...], data: bytes, pdu: Pdu) -> int:
+        fields = pdu.fields
+        end = len(data)
+        pos = HEADER_SIZE
+        # Responses may stop early (error responses without body, SMPP34.md §9.4).
+        partial_ok = self.lenient or bool(pdu.command_id & RESPONSE_BIT)
+        for name, kind, size, status in layout:
+            if pos >= end:
+                if partial_ok:
+                    return pos
+                raise _Truncated(name)
+            if kind in (CSTR, TIME):
+                nul = data.find(b"\0", pos, pos + size)
+                if nul < 0:
+                    if partial_ok and end - pos < size:
+                        nul = end  # unterminated at the very end, within limit: tolerated (V9)
+                    else:
+                        raise PduError(status, f"{name}: over {size - 1} octets or no NUL")
+                value = data[pos:nul].decode("latin-1")
+                if kind == TIME and len(value) not in (0, 16):
+                    raise PduError(status, f"{name}: must be empty or 16 characters")
+                fields[name] = value
+                pos = nul + 1
+            elif kind == U8:
+                fields[name] = data[pos]
+                pos += 1
+            elif kind == SHORT_MESSAGE:
+                sm_length = data[pos]
+                if sm_length > size and not self.lenient:
+                    raise PduError(status, f"sm_length {sm_length} over {size}")
+                pos += 1
+                if pos + sm_length > end:
+                    raise PduError(status, "sm_length runs past the PDU end")
+                fields[name] = data[pos : pos + sm_length]
+                pos += sm_length
+            elif kind == U32:
+                if pos + 4 > end:
+                    raise _Truncated(name)
+                fields[name] = int.from_bytes(data[pos : pos + 4], "big")
+                pos += 4
+            elif kind == DEST_LIST:
+                fields[name], pos = _decode_dest_list(data, pos, end, size, status)
+            elif kind == UNSUCCESS_LIST:
+                fields[name], pos = _decode_unsuccess_list(data, pos, end)
+        return pos
+
+    def _decode_tlvs(self, data: bytes, pos: int, pdu: Pdu) -> None:
+        end = len(data)
+        tlvs = pdu.tlvs
+        while pos < end:
+            if end - pos < 4:
+                if self.lenient:
+                    return  # trailing partial TLV: ignore it (SMPP34.md §9.10)
+                raise PduError(Status.ESME_RINVOPTPARSTREAM, "partial TLV header",
+                               pdu.command_id, pdu.sequence)
+            tag, length = _TLV_HEAD.unpack_from(data, pos)
+            pos += 4
+            if pos + length > end:
+                if self.lenient:
+                    return
+                raise PduError(Status.ESME_RINVOPTPARSTREAM, f"TLV 0x{tag:04x} runs past the end",
+                               pdu.command_id, pdu.sequence)
+            raw = data[pos : pos + length]
+            pos += length
+            tlvs.append((tag, self._tlv_value(tag, raw, pdu)))
+
+    def _tlv_value(self, tag: int, raw: bytes, pdu: Pdu) -> Any:
+        tlv_type = TLV_TYPES.get(tag)
+        if tlv_type is None:
+            return raw  # unknown or vendor TLV: kept as bytes, re-encoded unchanged
+        kind, max_size = tlv_type
+        problem = None
+        if kind in INT_SIZES:
+            if len(raw) == INT_SIZES[kind]:
+                return int.from_bytes(raw, "big")
+            problem = Status.ESME_RINVPARLEN
+        elif kind == CSTR:
+            if raw and raw[-1] == 0 and len(raw) <= max_size and raw.find(b"\0") == len(raw) - 1:
+                return raw[:-1].decode("latin-1")
+            problem = Status.ESME_RINVOPTPARAMVAL
+        elif kind == FLAG:
+            if not raw:
+                return raw
+            problem = Status.ESME_RINVPARLEN
+        elif kind == OCTETS:
+            if not max_size or len(raw) <= max_size:
+                return raw
+            problem = Status.ESME_RINVPARLEN
+        if self.lenient:
+            return raw
+        raise PduError(problem or Status.ESME_RINVOPTPARAMVAL, f"bad value for TLV 0x{tag:04x}",
+                       pdu.command_id, pdu.sequence)
+
+    # -- encoding ----------------------------------------------------------------------
+
+    def encode(self, pdu: Pdu) -> bytes:
+        layout = self.layouts.get(pdu.command_id)
+        if layout is None:
+            raise ValueError(f"cannot encode unknown command_id 0x{pdu.command_id:08x}")
+        if pdu.tlvs and pdu.command_id not in HAS_TLVS:
+            raise ValueError(f"{pdu.name} is header-only: it cannot carry TLVs")
+        body = bytearray()
+        fields = pdu.fields
+        # An error response carries exactly the fields it was given (often none).
+        only_present = bool(pdu.command_id & RESPONSE_BIT) and pdu.status != 0
+        for name, kind, size, _status in layout:
+            value = fields.get(name)
+            if value is None:
+                if only_present:
+                    break
+                value = _DEFAULTS[kind]
+            _encode_field(body, name, kind, size, value)
+        for tag, value in pdu.tlvs:
+            _encode_tlv(body, tag, value)
+        return _HEADER.pack(HEADER_SIZE + len(body), pdu.command_id, pdu.status,
+                            pdu.sequence) + body
+
+
+def _with_limits(limits: Mapping[str, int]) -> dict[int, tuple[Field, ...]]:
+    if not limits:
+        return LAYOUTS
+    return {
+        cid: tuple(f._replace(size=limits[f.name]) if f.name in limits else f for f in layout)
+        for cid, layout in LAYOUTS.items()
+    }
+
+
+def _cstring(data: bytes, pos: int, end: int, size: int, status: int, name: str) -> tuple[str, int]:
+    nul = data.find(b"\0", pos, min(end, pos + size))
+    if nul < 0:
+        raise PduError(status, f"{name}: over {size - 1} octets or no NUL")
+    return data[pos:nul].decode("latin-1"), nul + 1
+
+
+def _decode_dest_list(
+    data: bytes, pos: int, end: int, size: int, status: int
+) -> tuple[tuple[SmeAddress | DistributionList, ...], int]:
+    count = data[pos]
+    pos += 1
+    if not 1 <= count <= size:
+        raise PduError(status, f"number_of_dests {count} not in 1..{size}")
+    dests: list[SmeAddress | DistributionList] = []
+    for _ in range(count):
+        if pos >= end:
+            raise _Truncated("dest_address")
+        flag = data[pos]
+        pos += 1
+        if flag == 1:
+            if pos + 2 > end:
+                raise _Truncated("dest_address")
+            ton, npi = data[pos], data[pos + 1]
+            addr, pos = _cstring(data, pos + 2, end, 21, Status.ESME_RINVDSTADR,
+                                 "destination_addr")
+            dests.append(SmeAddress(ton, npi, addr))
+        elif flag == 2:
+            name, pos = _cstring(data, pos, end, 21, Status.ESME_RINVDLNAME, "dl_name")
+            dests.append(DistributionList(name))
+        else:
+            raise PduError(Status.ESME_RINVDESTFLAG, f"dest_flag {flag} is neither 1 nor 2")
+    return tuple(dests), pos
+
+
+def _decode_unsuccess_list(data: bytes, pos: int, end: int) -> tuple[tuple[UnsuccessSme, ...], int]:
+    count = data[pos]
+    pos += 1
+    smes = []
+    for _ in range(count):
+        if pos + 2 > end:
+            raise _Truncated("unsuccess_sme")
+        ton, npi = data[pos], data[pos + 1]
+        addr, pos = _cstring(data, pos + 2, end, 21, Status.ESME_RINVDSTADR, "destination_addr")
+        if pos + 4 > end:
+            raise _Truncated("error_status_code")
+        smes.append(UnsuccessSme(ton, npi, addr, int.from_bytes(data[pos : pos + 4], "big")))
+        pos += 4
+    return tuple(smes), pos
+
+
+def _encode_cstring(body: bytearray, name: str, value: str, size: int) -> None:
+    raw = value.encode("latin-1")
+    if len(raw) >= size or b"\0" in raw:
+        raise ValueError(f"{name}: {value!r} does not fit C-string of {size} octets")
+    body += raw
+    body.append(0)
+
+
+def _encode_field(body: bytearray, name: str, kind: int, size: int, value: Any) -> None:
+    if kind == CSTR:
+        _encode_cstring(body, name, value, size)
+    elif kind == TIME:
+        if len(value) not in (0, 16):
+            raise ValueError(f"{name}: time must be empty or 16 characters")
+        _encode_cstring(body, name, value, size)
+    elif kind == U8:
+        body.append(value)
+    elif kind == U32:
+        body += value.to_bytes(4, "big")
+    elif kind == SHORT_MESSAGE:
+        if len(value) > 255:
+            raise ValueError(f"short_message of {len(value)} octets is over 255")
+        body.append(len(value))
+        body += value
+    elif kind == DEST_LIST:
+        body.append(len(value))
+        for dest in value:
+            if isinstance(dest, DistributionList):
+                body.append(2)
+                _encode_cstring(body, "dl_name", dest.name, 21)
+            else:
+                body += bytes((1, dest.ton, dest.npi))
+                _encode_cstring(body, "destination_addr", dest.addr, 21)
+    elif kind == UNSUCCESS_LIST:
+        body.append(len(value))
+        for sme in value:
+            body += bytes((sme.ton, sme.npi))
+            _encode_cstring(body, "destination_addr", sme.addr, 21)
+            body += sme.error.to_bytes(4, "big")
+
+
+def _encode_tlv(body: bytearray, tag: int, value: Any) -> None:
+    if isinstance(value, bytes | bytearray):
+        raw = bytes(value)
+    elif isinstance(value, str):
+        raw = value.encode("latin-1") + b"\0"
+    elif isinstance(value, int):
+        tlv_type = TLV_TYPES.get(tag)
+        if tlv_type is None or tlv_type.kind not in INT_SIZES:
+            raise ValueError(f"TLV 0x{tag:04x} does not take an integer")
+        raw = value.to_bytes(INT_SIZES[tlv_type.kind], "big")
+    else:
+        raise ValueError(f"TLV 0x{tag:04x}: cannot encode {type(value).__name__}")
+    body += _TLV_HEAD.pack(tag, len(raw))
+    body += raw
+
+
+class Framer:
+    """Cuts a byte stream into whole PDUs, whatever the chunking.
+
+    A command_length below 16 or above the maximum is detected as soon as the 16-octet
+    header is in, before waiting for the claimed bytes (a 2 GB length is refused
+    immediately): the frames before it are returned, `error` is set to a fatal PduError
+    carrying the header's command_id and sequence (whatever the chunking), and the
+    stream is dead after it.
+    """
+
+    def __init__(self, max_length: int = DEFAULT_MAX_LENGTH) -> None:
+        self.max_length = max_length
+        self.error: PduError | None = None
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self.error is not None:
+            return []
+        buf = self._buffer
+        buf += data
+        frames = []
+        pos = 0
+        available = len(buf)
+        while available - pos >= HEADER_SIZE:
+            length = int.from_bytes(buf[pos : pos + 4], "big")
+            if length < HEADER_SIZE or length > self.max_length:
+                del buf[:pos]
+                self.error = self._bad_length(length)
+                return frames
+            if available - pos < length:
+                break
+            frames.append(bytes(buf[pos : pos + length]))
+            pos += length
+        if pos:
+            del buf[:pos]
+        return frames
+
+    def _bad_length(self, length: int) -> PduError:
+        buf = self._buffer
+        command_id = int.from_bytes(buf[4:8], "big") if len(buf) >= 8 else 0
+        sequence = int.from_bytes(buf[12:16], "big") if len(buf) >= 16 else 0
+        return PduError(Status.ESME_RINVCMDLEN,
+                        f"command_length {length} outside {HEADER_SIZE}..{self.max_length}",
+                        command_id, sequence, fatal=True)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+
+def encode_tlvs(tlvs: list[tuple[int, Any]]) -> bytes:
+    """TLVs in wire form, e.g. to keep a customer's TLVs with a stored message."""
+    body = bytearray()
+    for tag, value in tlvs:
+        _encode_tlv(body, tag, value)
+    return bytes(body)
+
+
+def decode_tlvs(data: bytes) -> list[tuple[int, Any]]:
+    """The reverse of encode_tlvs (lenient: values are as the codec types them)."""
+    pdu = Pdu(0)
+    Codec(lenient=True)._decode_tlvs(data, 0, pdu)
+    return pdu.tlvs
