@@ -132,7 +132,7 @@ class Codec:
                 if partial_ok:
                     return pos
                 raise _Truncated(name)
-            if kind in (CSTR, TIME):
+            if kind == CSTR or kind == TIME:  # noqa: SIM109 - measurably faster here
                 nul = data.find(b"\0", pos, pos + size)
                 if nul < 0:
                     if partial_ok and end - pos < size:

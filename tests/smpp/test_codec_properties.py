@@ -185,6 +185,26 @@ def test_overlong_string_refused_with_field_status(
         codec.decode(truncated)
 
 
+@pytest.mark.parametrize(("command_id", "field"), CSTR_FIELDS,
+                         ids=[f"{C(c).name}.{f.name}" for c, f in CSTR_FIELDS])
+def test_string_at_its_limit_accepted(command_id: int, field: L.Field) -> None:
+    value = "X" * 16 if field.kind == L.TIME else "x" * (field.size - 1)
+    pdu = Pdu(command_id, 5, 0, {"dest_addresses": (L.SmeAddress(1, 1, "1"),),
+                                 field.name: value})
+    data = CODEC.encode(pdu)
+    assert CODEC.decode(data)[field.name] == value
+    # Unterminated at the very end of a body (V9's "9"): tolerated for responses and
+    # by the lenient codec, within the limit.
+    cut = data[: data.index(value.encode()) + len(value)]
+    truncated = len(cut).to_bytes(4, "big") + cut[4:]
+    assert LENIENT.decode(truncated)[field.name] == value
+    if command_id & RESPONSE_BIT:
+        assert CODEC.decode(truncated)[field.name] == value
+    else:
+        with pytest.raises(PduError):
+            CODEC.decode(truncated)
+
+
 @pytest.mark.parametrize("value", ["1", "150203040506708", "150203040506708+X"])
 def test_time_must_be_empty_or_16(value: str) -> None:
     body = bytearray(CODEC.encode(Pdu(C.submit_sm, 3, 0, {"schedule_delivery_time": "T" * 16})))
