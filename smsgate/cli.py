@@ -22,6 +22,13 @@ class CliError(Exception):
     """Bad input: printed as one line, exit status 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (SPEC §7), not argparse's usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -46,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
                     default=os.environ.get("SMSGATE_DATABASE_URL", DEFAULT_DATABASE_URL),
                     help="sqlite:///path.db (default ./smsgate.db) or postgresql://user@host/db;"
                          " env SMSGATE_DATABASE_URL")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="smsgate", description="SMS gateway: SMPP 3.4 server, HTTP API, routing, credits.")
     parser.add_argument("--version", action="version", version=f"smsgate {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND")

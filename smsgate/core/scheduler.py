@@ -47,6 +47,10 @@ class Scheduler:
             if not batch:
                 return count
             for message in batch:
+                # Due scheduled messages are also listed by scheduled_until until their
+                # sent_at commits: mark them armed so the loop does not send them again.
+                if message.schedule_at is not None:
+                    self._armed.add(message.id)
                 self._dispatch(message)
             count += len(batch)
             after = batch[-1].id
@@ -80,9 +84,13 @@ class Scheduler:
             log.exception("loading scheduled message %s failed", message_id)
             self._armed.discard(message_id)  # the next poll arms it again
             return
-        if message is not None and message.sent_at is None and message.status == ATES:
-            message.schedule_at = None
-            self._dispatch(message)
+        if message is None or message.sent_at is not None or message.status != ATES:
+            return
+        if message.schedule_at is not None and message.schedule_at > time.time() + 0.05:
+            self._armed.discard(message_id)  # replace_sm moved it later: the poll re-arms it
+            return
+        message.schedule_at = None
+        self._dispatch(message)
 
     async def _expiry_loop(self) -> None:
         while True:

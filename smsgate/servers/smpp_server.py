@@ -227,6 +227,8 @@ class SmppConnection(asyncio.Protocol):
             peer_ip = self.peer.rsplit(":", 1)[0]
             account = await self.gw.authenticate(system_id, pdu.get("password", ""),
                                                  channel="smpp", peer_ip=peer_ip)
+            if self.session.state is State.CLOSED:
+                return  # the peer left during the password check: take no bind slot
             self.gw.binds.acquire(account, kind, self)
         except GatewayError as exc:
             log.info("smpp %s bind %s as %s refused: %s", self.peer, system_id, kind, exc)

@@ -1,0 +1,279 @@
+"""SMPP ingest benchmark: submit_sm/s and latency of a real `smsgate serve`.
+
+    .venv/bin/python bench/smpp_ingest.py [--binds 4] [--window 100] [--seconds 10]
+                                          [--database postgresql://user@host/db]
+
+The server runs as a subprocess (`python -m smsgate.cli serve`, uvloop, dispatcher and
+simulator running) on an ephemeral port, by default on a fresh SQLite file (the store
+sets synchronous=NORMAL). An account with plenty of credits and no throughput limit is
+created first. Then `--binds` transmitter sessions each keep `--window` submit_sm
+outstanding (registered_delivery 0) for `--seconds`, after a one-second warm-up. The
+clients speak raw SMPP (pre-encoded PDUs, header-only parsing of the responses) in this
+process, on its own core, so that the figures measure the server rather than the client.
+
+Printed: submit_sm/s, latency p50/p99/max (ms, from write to response), the server's
+RSS at start and end and its CPU time, and a do-nothing baseline: enquire_link round trips
+at the same concurrency on the same server (the ceiling the protocol layer allows).
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import signal
+import statistics
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from smsgate.app import seed  # noqa: E402
+from smsgate.core.accounts import hash_password  # noqa: E402
+from smsgate.core.models import CREDIT_SCALE, Account  # noqa: E402
+from smsgate.core.ports import Conflict  # noqa: E402
+from smsgate.smpp.codec import Codec  # noqa: E402
+from smsgate.smpp.constants import CommandId, Status  # noqa: E402
+from smsgate.smpp.pdu import Pdu  # noqa: E402
+from smsgate.store import open_store  # noqa: E402
+
+SYSTEM_ID, PASSWORD = "bench", "bench-pw"
+CREDITS = 1_000_000_000
+_HEADER = struct.Struct(">IIII")
+
+
+async def prepare(url: str, binds: int) -> None:
+    store = open_store(url)
+    await store.open()
+    try:
+        await store.migrate()
+        await seed(store)
+        try:
+            account = await store.add_account(Account(
+                system_id=SYSTEM_ID, password_hash=hash_password(PASSWORD), tps=0,
+                max_tx=max(binds, 10), created_at=time.time()))
+        except Conflict:  # a database used before: top it up
+            account = await store.get_account(SYSTEM_ID)
+            assert account is not None
+        await store.adjust_balance(account.id, CREDITS * CREDIT_SCALE, "bench credit")
+    finally:
+        await store.close()
+
+
+async def start_server(url: str) -> tuple[asyncio.subprocess.Process, int]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "smsgate.cli", "serve", "--database", url, "--smpp-port", "0",
+        "--http-port", "0", "--log-level", "WARNING", stdout=asyncio.subprocess.PIPE, cwd=ROOT)
+    assert proc.stdout is not None
+    async with asyncio.timeout(60):
+        while True:
+            line = (await proc.stdout.readline()).decode()
+            if not line:
+                raise SystemExit(f"serve exited with {await proc.wait()}")
+            if match := re.match(r"SMPP listening on (.+):(\d+)", line):
+                return proc, int(match.group(2))
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Client(asyncio.Protocol):
+    """One bound transmitter keeping `window` copies of one request outstanding."""
+
+    def __init__(self, template: bytes, window: int) -> None:
+        self.template = bytearray(template)
+        self.window = window
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.sent_at: dict[int, float] = {}
+        self.sequence = 1
+        self.running = False
+        self.recording = False
+        self.ok = 0
+        self.errors: dict[int, int] = {}
+        self.latencies: list[float] = []
+        self.bound = asyncio.get_running_loop().create_future()
+        self.closed = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        bind = Codec(field_limits={"password": 65}).encode(Pdu(
+            CommandId.bind_transmitter, 1, 0,
+            {"system_id": SYSTEM_ID, "password": PASSWORD, "interface_version": 0x34}))
+        transport.write(bind)
+
+    def connection_lost(self, exc) -> None:
+        if not self.closed.done():
+            self.closed.set_result(None)
+        if not self.bound.done():
+            self.bound.set_exception(ConnectionError("closed before bind"))
+
+    def fill(self) -> None:
+        """Top the window up, in one socket write."""
+        missing = self.window - len(self.sent_at)
+        if missing <= 0 or not self.running:
+            return
+        out = bytearray()
+        now = time.perf_counter()
+        template = self.template
+        for _ in range(missing):
+            self.sequence += 1
+            struct.pack_into(">I", template, 12, self.sequence)
+            out += template
+            self.sent_at[self.sequence] = now
+        assert self.transport is not None
+        self.transport.write(out)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        pos, end = 0, len(buf)
+        now = time.perf_counter()
+        while end - pos >= 16:
+            length, command_id, status, sequence = _HEADER.unpack_from(buf, pos)
+            if end - pos < length:
+                break
+            pos += length
+            if command_id == CommandId.bind_transmitter_resp:
+                if status:
+                    self.bound.set_exception(RuntimeError(f"bind refused: 0x{status:x}"))
+                else:
+                    self.bound.set_result(None)
+                continue
+            sent = self.sent_at.pop(sequence, None)
+            if sent is None or not self.recording:
+                continue
+            if status == Status.ESME_ROK:
+                self.ok += 1
+                self.latencies.append(now - sent)
+            else:
+                self.errors[status] = self.errors.get(status, 0) + 1
+        del buf[:pos]
+        self.fill()
+
+
+async def run_load(port: int, template: bytes, binds: int, window: int,
+                   seconds: float, warmup: float = 1.0) -> tuple[float, list[float], dict]:
+    loop = asyncio.get_running_loop()
+    clients = []
+    for _ in range(binds):
+        _transport, client = await loop.create_connection(
+            lambda: Client(template, window), "127.0.0.1", port)
+        clients.append(client)
+    await asyncio.gather(*(c.bound for c in clients))
+    for client in clients:
+        client.running = True
+        client.fill()
+    await asyncio.sleep(warmup)
+    for client in clients:
+        client.recording = True
+    started = time.perf_counter()
+    await asyncio.sleep(seconds)
+    for client in clients:
+        client.recording = client.running = False
+    elapsed = time.perf_counter() - started
+    await asyncio.sleep(0.5)  # let the outstanding ones come back
+    for client in clients:
+        assert client.transport is not None
+        client.transport.close()
+    latencies = [x for c in clients for x in c.latencies]
+    errors: dict[int, int] = {}
+    for client in clients:
+        for status, count in client.errors.items():
+            errors[status] = errors.get(status, 0) + count
+    return sum(c.ok for c in clients) / elapsed, latencies, errors
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
+def report(label: str, rate: float, latencies: list[float], errors: dict) -> None:
+    ms = [x * 1000 for x in latencies]
+    line = (f"{label:<22} {rate:>10,.0f} /s   latency ms p50 {percentile(ms, 50):6.1f}  "
+            f"p99 {percentile(ms, 99):6.1f}  max {max(ms, default=float('nan')):6.1f}")
+    if errors:
+        line += "   errors " + ", ".join(f"0x{s:x}: {n}" for s, n in sorted(errors.items()))
+    print(line, flush=True)
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="smsgate-bench-") as tmp:
+        url = args.database or f"sqlite:///{tmp}/bench.db"
+        await prepare(url, args.binds)
+        proc, port = await start_server(url)
+        try:
+            await asyncio.sleep(0.5)
+            rss_start, cpu_start = rss_mib(proc.pid), cpu_seconds(proc.pid)
+            codec = Codec()
+            submit = codec.encode(Pdu(CommandId.submit_sm, 0, 0, {
+                "source_addr_ton": 5, "source_addr": "Bench", "dest_addr_ton": 1,
+                "dest_addr_npi": 1, "destination_addr": "447700900123",
+                "registered_delivery": 0,
+                "short_message": b"The quick brown fox jumps over the lazy dog 0123456789"}))
+            enquire = codec.encode(Pdu(CommandId.enquire_link))
+            backend = "postgresql" if url.startswith("postgres") else "sqlite"
+            print(f"smsgate serve (pid {proc.pid}) on {backend}, {args.binds} binds x window "
+                  f"{args.window}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}",
+                  flush=True)
+            rate, lat, err = await run_load(port, enquire, args.binds, args.window,
+                                            args.baseline_seconds)
+            report("enquire_link baseline", rate, lat, err)
+            client_cpu = time.process_time()
+            server_cpu = cpu_seconds(proc.pid)
+            rate, lat, err = await run_load(port, submit, args.binds, args.window, args.seconds)
+            server_cpu = cpu_seconds(proc.pid) - server_cpu
+            client_cpu = time.process_time() - client_cpu
+            report("submit_sm", rate, lat, err)
+            await asyncio.sleep(1.0)  # the simulator finishes the last messages
+            rss_end = rss_mib(proc.pid)
+            wall = args.seconds + 1.5
+            print(f"server RSS start {rss_start:.0f} MiB, end {rss_end:.0f} MiB; "
+                  f"CPU during submit load: server {server_cpu / wall:.0%} of a core, "
+                  f"clients {client_cpu / wall:.0%} (server CPU before load "
+                  f"{cpu_start:.1f} s)")
+            if lat:
+                print(f"submit_sm responses: {len(lat):,} in {args.seconds:g} s; "
+                      f"latency mean {statistics.fmean(lat) * 1000:.1f} ms")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binds", type=int, default=4, help="transmitter sessions")
+    parser.add_argument("--window", type=int, default=100, help="outstanding per session")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured submit time")
+    parser.add_argument("--baseline-seconds", type=float, default=3.0,
+                        help="measured enquire_link time")
+    parser.add_argument("--database", help="postgresql://... (default: a fresh SQLite file)")
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+        uvloop.run(main_async(args))
+    except ImportError:
+        asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

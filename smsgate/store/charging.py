@@ -1,0 +1,100 @@
+"""How one group commit charges its new messages: the rules both backends share.
+
+Per account with new messages the backend first tries ONE conditional debit of the
+account's total (`balance - total >= -credit_limit`). That is the common case and costs
+one statement. If it fails, the backend reads the balance (locked for the transaction)
+and `ChargePlan.settle` goes through that account's messages in list order, accepting
+each one that the remaining balance allows and refusing the others. This gives the same
+outcome as charging the messages one at a time in order, whatever way they were batched:
+a refused large message does not stop a later small one that fits. A message with price
+0 is always accepted. (PostgreSQL locks and reads every touched balance first, to keep a
+fixed lock order between nodes, and calls `decide`: the same test, the same outcome.)
+
+The ledger gets ONE debit row per account per batch ("charge: N messages", message_id =
+the first accepted message), not one per message: at 15,000 messages/s per-message rows
+would double the write volume. Each message's own price stays in the messages table, so
+every charge remains auditable (an account's charges add up to the prices of its stored
+messages; the row's message_id points into its batch), and refunds are still written
+one row per message.
+"""
+
+from collections.abc import Iterable
+
+from ..core.models import Message, Refund
+
+
+class ChargePlan:
+    """The charging of one batch's new messages, account by account."""
+
+    __slots__ = ("groups", "refused", "totals")
+
+    def __init__(self, messages: list[Message]) -> None:
+        self.groups: dict[int, list[Message]] = {}
+        self.totals: dict[int, int] = {}
+        for m in messages:
+            group = self.groups.get(m.account_id)
+            if group is None:
+                self.groups[m.account_id] = [m]
+                self.totals[m.account_id] = m.price
+            else:
+                group.append(m)
+                self.totals[m.account_id] += m.price
+        self.refused: set[int] = set()
+
+    def debits(self) -> list[tuple[int, int]]:
+        """(account_id, total) for each account with something to charge."""
+        return [(aid, total) for aid, total in self.totals.items() if total]
+
+    def decide(self, account_id: int, balance: int | None, credit_limit: int) -> int:
+        """With the balance already read (and locked): the conditional debit, then
+        settle() if it does not cover the total. Returns the total to debit."""
+        total = self.totals[account_id]
+        if balance is not None and balance - total >= -credit_limit:
+            return total
+        return self.settle(account_id, balance, credit_limit)
+
+    def settle(self, account_id: int, balance: int | None, credit_limit: int) -> int:
+        """The conditional debit failed: accept in order what the balance allows (an
+        unknown account, balance None, gets nothing but its free messages). Returns the
+        total now to debit."""
+        floor = -credit_limit
+        total = 0
+        for m in self.groups[account_id]:
+            if m.price == 0 or (balance is not None and balance - total - m.price >= floor):
+                total += m.price
+            else:
+                self.refused.add(m.id)
+        self.totals[account_id] = total
+        return total
+
+    def accepted(self, messages: list[Message]) -> list[Message]:
+        if not self.refused:
+            return messages
+        refused = self.refused
+        return [m for m in messages if m.id not in refused]
+
+    def ledger_rows(self, now: float) -> list[tuple]:
+        """One (account_id, amount, reason, message_id, created_at) per charged account."""
+        rows = []
+        refused = self.refused
+        for aid, total in self.totals.items():
+            if not total:
+                continue
+            group = self.groups[aid]
+            taken = [m for m in group if m.id not in refused] if refused else group
+            count = len(taken)
+            reason = f"charge: {count} message{'s' if count != 1 else ''}"
+            rows.append((aid, -total, reason, taken[0].id, now))
+        return rows
+
+
+def refund_totals(refunds: Iterable[Refund]) -> list[tuple[int, int]]:
+    """(account_id, sum of amounts): one balance update per account."""
+    sums: dict[int, int] = {}
+    for r in refunds:
+        sums[r.account_id] = sums.get(r.account_id, 0) + r.amount
+    return list(sums.items())
+
+
+def refund_ledger_rows(refunds: Iterable[Refund], now: float) -> list[tuple]:
+    return [(r.account_id, r.amount, r.reason, r.message_id, now) for r in refunds]

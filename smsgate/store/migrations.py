@@ -1,0 +1,262 @@
+"""Schema migrations for both backends: an ordered, append-only list.
+
+Each entry is (name, sqlite_sql, postgres_sql). A backend applies the ones missing from
+its `schema_migrations` table, in order, in one transaction. Never edit an applied
+migration; add a new one. Statements are separated by ';' (so none may contain one).
+
+Types: money is BIGINT/INTEGER units of 1/10,000 credit, times are DOUBLE PRECISION/REAL
+epoch seconds. Message ids are given by the caller (`core.ids`). No foreign keys: they
+would cost a lookup per inserted row on the hot path, and rows are never deleted under
+them. The partial indexes' `status IN ('ATES', 'ACCEPTD')` must read exactly like
+`rows.LIVE`, which the queries use, so that SQLite's planner can match them.
+"""
+
+from typing import NamedTuple
+
+
+class Migration(NamedTuple):
+    name: str
+    sqlite: str
+    postgres: str
+
+
+SCHEMA_MIGRATIONS_SQLITE = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"""
+SCHEMA_MIGRATIONS_POSTGRES = """CREATE TABLE IF NOT EXISTS schema_migrations (
+    name TEXT PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"""
+# Key of the advisory lock that serializes migrate() across nodes ("smsgate" in ASCII).
+ADVISORY_LOCK_KEY = 0x736D736761746500
+
+
+# Shared by both dialects: plain CREATE INDEX with partial WHERE clauses.
+_INDEXES_0001 = """
+CREATE INDEX messages_unsent ON messages (id)
+    WHERE sent_at IS NULL AND status IN ('ATES', 'ACCEPTD') AND schedule_at IS NULL;
+CREATE INDEX messages_scheduled ON messages (schedule_at)
+    WHERE sent_at IS NULL AND status IN ('ATES', 'ACCEPTD') AND schedule_at IS NOT NULL;
+CREATE INDEX messages_expiry ON messages (expires_at)
+    WHERE status IN ('ATES', 'ACCEPTD') AND expires_at IS NOT NULL;
+CREATE INDEX messages_pending_addr ON messages (account_id, source_addr, dest_addr)
+    WHERE sent_at IS NULL AND status IN ('ATES', 'ACCEPTD');
+CREATE INDEX ledger_account ON ledger (account_id, id);
+CREATE INDEX pending_receipts_due ON pending_receipts (account_id, next_attempt_at)"""
+
+
+_INITIAL_SQLITE = """
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE id_sequence (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT INTO id_sequence (name, value) VALUES ('message', 0);
+CREATE TABLE accounts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    system_id TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    balance INTEGER NOT NULL DEFAULT 0,
+    credit_limit INTEGER NOT NULL DEFAULT 0,
+    expires_at REAL,
+    enabled INTEGER NOT NULL DEFAULT 1,
+    allowed_senders TEXT NOT NULL DEFAULT '[]',
+    allowed_ips TEXT NOT NULL DEFAULT '[]',
+    tps INTEGER NOT NULL DEFAULT 0,
+    max_tx INTEGER NOT NULL DEFAULT 10,
+    smpp_enabled INTEGER NOT NULL DEFAULT 1,
+    http_enabled INTEGER NOT NULL DEFAULT 1,
+    max_parts INTEGER NOT NULL DEFAULT 10,
+    created_at REAL NOT NULL DEFAULT 0);
+CREATE TABLE ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL,
+    amount INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    message_id INTEGER,
+    created_at REAL NOT NULL);
+CREATE TABLE connectors (
+    name TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    config TEXT NOT NULL DEFAULT '{}',
+    enabled INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE routes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    prefix TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    price INTEGER NOT NULL,
+    account_id INTEGER,
+    priority INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE coverage (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    country TEXT NOT NULL,
+    iso TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    mcc TEXT NOT NULL,
+    mnc TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    price INTEGER);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    source_addr TEXT NOT NULL,
+    dest_addr TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    data_coding INTEGER NOT NULL,
+    esm_class INTEGER NOT NULL,
+    parts INTEGER NOT NULL,
+    price INTEGER NOT NULL,
+    connector TEXT NOT NULL,
+    source_ton INTEGER NOT NULL,
+    source_npi INTEGER NOT NULL,
+    dest_ton INTEGER NOT NULL,
+    dest_npi INTEGER NOT NULL,
+    protocol_id INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    registered_delivery INTEGER NOT NULL,
+    service_type TEXT NOT NULL,
+    options BLOB NOT NULL,
+    channel TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    dlr_url TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error_code INTEGER NOT NULL,
+    upstream_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    schedule_at REAL,
+    expires_at REAL,
+    sent_at REAL,
+    accepted_at REAL,
+    done_at REAL,
+    node TEXT NOT NULL);
+CREATE TABLE pending_receipts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    account_id INTEGER NOT NULL,
+    message_id INTEGER NOT NULL,
+    source_addr TEXT NOT NULL,
+    dest_addr TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error_code INTEGER NOT NULL,
+    submitted_at REAL NOT NULL,
+    done_at REAL NOT NULL,
+    text TEXT NOT NULL,
+    source_ton INTEGER NOT NULL,
+    source_npi INTEGER NOT NULL,
+    dest_ton INTEGER NOT NULL,
+    dest_npi INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at REAL NOT NULL);
+""" + _INDEXES_0001
+
+_INITIAL_POSTGRES = """
+CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE id_sequence (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+INSERT INTO id_sequence (name, value) VALUES ('message', 0);
+CREATE TABLE accounts (
+    id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    system_id TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    balance BIGINT NOT NULL DEFAULT 0,
+    credit_limit BIGINT NOT NULL DEFAULT 0,
+    expires_at DOUBLE PRECISION,
+    enabled BOOLEAN NOT NULL DEFAULT TRUE,
+    allowed_senders TEXT NOT NULL DEFAULT '[]',
+    allowed_ips TEXT NOT NULL DEFAULT '[]',
+    tps INTEGER NOT NULL DEFAULT 0,
+    max_tx INTEGER NOT NULL DEFAULT 10,
+    smpp_enabled BOOLEAN NOT NULL DEFAULT TRUE,
+    http_enabled BOOLEAN NOT NULL DEFAULT TRUE,
+    max_parts INTEGER NOT NULL DEFAULT 10,
+    created_at DOUBLE PRECISION NOT NULL DEFAULT 0);
+CREATE TABLE ledger (
+    id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    account_id BIGINT NOT NULL,
+    amount BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    message_id BIGINT,
+    created_at DOUBLE PRECISION NOT NULL);
+CREATE TABLE connectors (
+    name TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    config TEXT NOT NULL DEFAULT '{}',
+    enabled BOOLEAN NOT NULL DEFAULT TRUE);
+CREATE TABLE routes (
+    id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    prefix TEXT NOT NULL,
+    connector TEXT NOT NULL,
+    price BIGINT NOT NULL,
+    account_id BIGINT,
+    priority INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE coverage (
+    id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    country TEXT NOT NULL,
+    iso TEXT NOT NULL,
+    operator TEXT NOT NULL,
+    mcc TEXT NOT NULL,
+    mnc TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    price BIGINT);
+CREATE TABLE messages (
+    id BIGINT PRIMARY KEY,
+    account_id BIGINT NOT NULL,
+    source_addr TEXT NOT NULL,
+    dest_addr TEXT NOT NULL,
+    payload BYTEA NOT NULL,
+    data_coding INTEGER NOT NULL,
+    esm_class INTEGER NOT NULL,
+    parts INTEGER NOT NULL,
+    price BIGINT NOT NULL,
+    connector TEXT NOT NULL,
+    source_ton INTEGER NOT NULL,
+    source_npi INTEGER NOT NULL,
+    dest_ton INTEGER NOT NULL,
+    dest_npi INTEGER NOT NULL,
+    protocol_id INTEGER NOT NULL,
+    priority INTEGER NOT NULL,
+    registered_delivery INTEGER NOT NULL,
+    service_type TEXT NOT NULL,
+    options BYTEA NOT NULL,
+    channel TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    dlr_url TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error_code INTEGER NOT NULL,
+    upstream_id TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    schedule_at DOUBLE PRECISION,
+    expires_at DOUBLE PRECISION,
+    sent_at DOUBLE PRECISION,
+    accepted_at DOUBLE PRECISION,
+    done_at DOUBLE PRECISION,
+    node TEXT NOT NULL);
+CREATE TABLE pending_receipts (
+    id BIGSERIAL PRIMARY KEY,
+    account_id BIGINT NOT NULL,
+    message_id BIGINT NOT NULL,
+    source_addr TEXT NOT NULL,
+    dest_addr TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error_code INTEGER NOT NULL,
+    submitted_at DOUBLE PRECISION NOT NULL,
+    done_at DOUBLE PRECISION NOT NULL,
+    text TEXT NOT NULL,
+    source_ton INTEGER NOT NULL,
+    source_npi INTEGER NOT NULL,
+    dest_ton INTEGER NOT NULL,
+    dest_npi INTEGER NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_attempt_at DOUBLE PRECISION NOT NULL);
+""" + _INDEXES_0001
+
+
+MIGRATIONS: list[Migration] = [
+    Migration("0001_initial", _INITIAL_SQLITE, _INITIAL_POSTGRES),
+]
+
+
+def statements(sql: str) -> list[str]:
+    """Split a migration into statements (sqlite3 runs one per execute; executescript
+    would commit the surrounding transaction)."""
+    return [s.strip() for s in sql.split(";") if s.strip()]
+
+
+def missing(applied: set[str]) -> list[Migration]:
+    return [m for m in MIGRATIONS if m.name not in applied]

@@ -1,0 +1,443 @@
+"""PostgreSQL backend with asyncpg: a pool, set-based statements, COPY for big batches.
+
+A group commit costs a handful of round trips whatever its size: the batch's columns go
+to the server as arrays (`UPDATE ... FROM unnest(...)`), many new rows go through COPY.
+
+Locking order, so that nodes sharing the database cannot deadlock on balances: every
+transaction that changes balances first locks all the accounts it touches, sorted by id
+(`SELECT ... ORDER BY id FOR UPDATE`), and only then touches messages. write() then
+decides its charges from the balances it locked, which gives exactly the outcome of the
+conditional debit described in `charging`.
+"""
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import asyncpg
+
+from ..core.models import (
+    Account,
+    BatchResult,
+    Connector,
+    CoverageEntry,
+    LedgerEntry,
+    Message,
+    PendingReceipt,
+    Route,
+    WriteBatch,
+)
+from ..core.ports import Conflict, StoreError
+from . import rows
+from .charging import ChargePlan, refund_ledger_rows, refund_totals
+from .migrations import ADVISORY_LOCK_KEY, SCHEMA_MIGRATIONS_POSTGRES, missing
+from .rows import LIVE, columns
+
+COPY_THRESHOLD = 50  # rows from which COPY beats a pipelined executemany
+_MSG = columns(rows.MESSAGE_COLUMNS)
+_ACCOUNT = columns(rows.ACCOUNT_COLUMNS)
+_RECEIPT = columns(rows.RECEIPT_COLUMNS)
+
+
+def _marks(n: int, start: int = 1) -> str:
+    return ", ".join(f"${i}" for i in range(start, start + n))
+
+
+INSERT_MESSAGE = f"INSERT INTO messages ({_MSG}) VALUES ({_marks(len(rows.MESSAGE_COLUMNS))})"
+INSERT_LEDGER = (f"INSERT INTO ledger ({columns(rows.LEDGER_COLUMNS)}) "
+                 f"VALUES ({_marks(len(rows.LEDGER_COLUMNS))})")
+INSERT_RECEIPT = (f"INSERT INTO pending_receipts ({columns(rows.RECEIPT_INSERT_COLUMNS)}) "
+                  f"VALUES ({_marks(len(rows.RECEIPT_INSERT_COLUMNS))})")
+LOCK_ACCOUNTS = ("SELECT id, balance, credit_limit FROM accounts WHERE id = ANY($1::bigint[]) "
+                 "ORDER BY id FOR UPDATE")
+ADD_BALANCES = ("UPDATE accounts a SET balance = a.balance + d.amount "
+                "FROM unnest($1::bigint[], $2::bigint[]) AS d(id, amount) WHERE a.id = d.id")
+SET_SENT = ("UPDATE messages m SET connector = u.connector, sent_at = u.at, "
+            "upstream_id = CASE WHEN u.upstream_id = '' THEN m.upstream_id "
+            "ELSE u.upstream_id END "
+            "FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[]) "
+            "AS u(id, connector, at, upstream_id) WHERE m.id = u.id")
+SET_STATUS = ("UPDATE messages m SET status = u.status, error_code = u.error_code, "
+              "upstream_id = CASE WHEN u.upstream_id = '' THEN m.upstream_id "
+              "ELSE u.upstream_id END, "
+              "accepted_at = COALESCE(u.accepted_at, m.accepted_at), "
+              "done_at = COALESCE(u.done_at, m.done_at) "
+              "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::float8[], "
+              "$6::float8[]) AS u(id, status, error_code, upstream_id, accepted_at, done_at) "
+              f"WHERE m.id = u.id AND m.status NOT IN {rows.FINAL_SQL}")
+RECEIPT_IDS = "SELECT nextval('pending_receipts_id_seq') FROM generate_series(1, $1)"
+DELETE_RECEIPTS = "DELETE FROM pending_receipts WHERE id = ANY($1::bigint[])"
+RETRY_RECEIPTS = ("UPDATE pending_receipts r SET attempts = r.attempts + 1, "
+                  "next_attempt_at = u.at FROM unnest($1::bigint[], $2::float8[]) "
+                  "AS u(id, at) WHERE r.id = u.id")
+
+SELECT_MESSAGES = f"SELECT {_MSG} FROM messages"
+UNSENT_NOW = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at IS NULL "
+              "AND id > $1 ORDER BY id LIMIT $2")
+UNSENT_DUE = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= $1 "
+              "AND id > $2 ORDER BY id LIMIT $3")
+SCHEDULED = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= $1 "
+             "ORDER BY schedule_at, id LIMIT $2")
+EXPIRING = f"{SELECT_MESSAGES} WHERE {LIVE} AND expires_at < $1 ORDER BY expires_at LIMIT $2"
+CANCEL = ("UPDATE messages SET status = 'DELETED', done_at = $1 WHERE account_id = $2 "
+          "AND sent_at IS NULL AND status = 'ATES' AND id = ANY($3::bigint[]) "
+          f"RETURNING {_MSG}")
+REPLACE = ("UPDATE messages SET payload = $1, schedule_at = COALESCE($2, schedule_at), "
+           "expires_at = COALESCE($3, expires_at), "
+           "registered_delivery = COALESCE($4, registered_delivery) "
+           "WHERE id = $5 AND account_id = $6 AND sent_at IS NULL AND status = 'ATES'")
+FIND_PENDING = (f"SELECT id FROM messages WHERE account_id = $1 AND source_addr = $2 "
+                f"AND sent_at IS NULL AND {LIVE}")
+DUE_RECEIPTS = (f"SELECT {_RECEIPT} FROM pending_receipts WHERE account_id = $1 "
+                "AND next_attempt_at <= $2 AND expires_at > $2 ORDER BY id LIMIT $3")
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """asyncpg and network errors as StoreError, unique violations as Conflict."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        raise Conflict(str(exc)) from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+            OSError, TimeoutError) as exc:
+        raise StoreError(f"postgresql: {exc}") from exc
+
+
+class PostgresStore:
+    backend = "postgresql"
+
+    def __init__(self, dsn: str, min_size: int = 2, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        with _errors():
+            # jit off: planning small OLTP statements must never pay for JIT compilation.
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=self._min_size, max_size=self._max_size,
+                server_settings={"jit": "off", "application_name": "smsgate"})
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), 10)
+        except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            pool.terminate()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StoreError("the PostgreSQL store is not open")
+        return self._pool
+
+    # -- schema, settings, ids ---------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                # Serializes nodes migrating at once; released at commit.
+                await c.execute("SELECT pg_advisory_xact_lock($1)", ADVISORY_LOCK_KEY)
+                await c.execute(SCHEMA_MIGRATIONS_POSTGRES)
+                applied = {r[0] for r in await c.fetch("SELECT name FROM schema_migrations")}
+                done = []
+                for migration in missing(applied):
+                    await c.execute(migration.postgres)
+                    await c.execute("INSERT INTO schema_migrations (name, applied_at) "
+                                    "VALUES ($1, $2)", migration.name, time.time())
+                    done.append(migration.name)
+                return done
+
+    async def get_setting(self, key: str) -> str | None:
+        with _errors():
+            return await self.pool.fetchval("SELECT value FROM settings WHERE key = $1", key)
+
+    async def set_setting_if_absent(self, key: str, value: str) -> str:
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                await c.execute("INSERT INTO settings (key, value) VALUES ($1, $2) "
+                                "ON CONFLICT (key) DO NOTHING", key, value)
+                return await c.fetchval("SELECT value FROM settings WHERE key = $1", key)
+
+    async def allocate_ids(self, count: int) -> int:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        with _errors():
+            last = await self.pool.fetchval("UPDATE id_sequence SET value = value + $1 "
+                                            "WHERE name = 'message' RETURNING value", count)
+        return last - count + 1
+
+    # -- accounts and credits ----------------------------------------------------------
+
+    async def get_account(self, system_id: str) -> Account | None:
+        with _errors():
+            row = await self.pool.fetchrow(
+                f"SELECT {_ACCOUNT} FROM accounts WHERE system_id = $1", system_id)
+        return rows.account_from_row(row) if row else None
+
+    async def get_account_by_id(self, account_id: int) -> Account | None:
+        with _errors():
+            row = await self.pool.fetchrow(
+                f"SELECT {_ACCOUNT} FROM accounts WHERE id = $1", account_id)
+        return rows.account_from_row(row) if row else None
+
+    async def list_accounts(self) -> list[Account]:
+        with _errors():
+            found = await self.pool.fetch(f"SELECT {_ACCOUNT} FROM accounts ORDER BY id")
+        return [rows.account_from_row(r) for r in found]
+
+    async def add_account(self, account: Account) -> Account:
+        created = account.created_at or time.time()
+        values = rows.account_values(dataclasses.replace(account, created_at=created))
+        sql = (f"INSERT INTO accounts ({columns(rows.ACCOUNT_WRITE_COLUMNS)}) "
+               f"VALUES ({_marks(len(values))}) RETURNING id")
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                account_id = await c.fetchval(sql, *values)
+                if account.balance:  # an opening balance goes through the ledger too
+                    await _credit(c, account_id, account.balance, "initial balance", None,
+                                  created)
+        return dataclasses.replace(account, id=account_id, created_at=created)
+
+    async def update_account(self, account: Account) -> None:
+        cols = rows.ACCOUNT_WRITE_COLUMNS
+        sets = ", ".join(f"{c} = ${n}" for n, c in enumerate(cols, 1))
+        sql = f"UPDATE accounts SET {sets} WHERE id = ${len(cols) + 1}"
+        with _errors():
+            status = await self.pool.execute(sql, *rows.account_values(account), account.id)
+        if status == "UPDATE 0":
+            raise StoreError(f"no account with id {account.id}")
+
+    async def adjust_balance(self, account_id: int, amount: int, reason: str) -> int:
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                return await _credit(c, account_id, amount, reason, None, time.time())
+
+    async def ledger(self, account_id: int, limit: int = 100) -> list[LedgerEntry]:
+        """Newest first."""
+        with _errors():
+            found = await self.pool.fetch(
+                f"SELECT {rows.LEDGER_SELECT} FROM ledger WHERE account_id = $1 "
+                "ORDER BY id DESC LIMIT $2", account_id, limit)
+        return [rows.ledger_from_row(r) for r in found]
+
+    # -- connectors, routes, coverage --------------------------------------------------
+
+    async def list_connectors(self) -> list[Connector]:
+        with _errors():
+            found = await self.pool.fetch(
+                "SELECT name, type, config, enabled FROM connectors ORDER BY name")
+        return [rows.connector_from_row(r) for r in found]
+
+    async def add_connector(self, connector: Connector) -> None:
+        with _errors():
+            await self.pool.execute("INSERT INTO connectors (name, type, config, enabled) "
+                                    "VALUES ($1, $2, $3, $4)",
+                                    *rows.connector_values(connector))
+
+    async def list_routes(self) -> list[Route]:
+        with _errors():
+            found = await self.pool.fetch(
+                f"SELECT id, {columns(rows.ROUTE_COLUMNS)} FROM routes ORDER BY id")
+        return [rows.route_from_row(r) for r in found]
+
+    async def add_route(self, route: Route) -> Route:
+        with _errors():
+            route_id = await self.pool.fetchval(
+                f"INSERT INTO routes ({columns(rows.ROUTE_COLUMNS)}) "
+                "VALUES ($1, $2, $3, $4, $5) RETURNING id", route.prefix, route.connector,
+                route.price, route.account_id, route.priority)
+        return dataclasses.replace(route, id=route_id)
+
+    async def list_coverage(self) -> list[CoverageEntry]:
+        with _errors():
+            found = await self.pool.fetch(
+                f"SELECT {columns(rows.COVERAGE_COLUMNS)} FROM coverage ORDER BY id")
+        return [CoverageEntry(*r) for r in found]
+
+    async def replace_coverage(self, entries: Sequence[CoverageEntry]) -> None:
+        values = [rows.coverage_row(e) for e in entries]
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                await c.execute("DELETE FROM coverage")
+                if values:
+                    await c.copy_records_to_table("coverage", records=values,
+                                                  columns=rows.COVERAGE_COLUMNS)
+
+    # -- the hot path ------------------------------------------------------------------
+
+    async def write(self, batch: WriteBatch) -> BatchResult:
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                return await _write(c, batch)
+
+    # -- messages ----------------------------------------------------------------------
+
+    async def get_message(self, message_id: int) -> Message | None:
+        with _errors():
+            row = await self.pool.fetchrow(f"{SELECT_MESSAGES} WHERE id = $1", message_id)
+        return Message(*row) if row else None
+
+    async def undispatched(self, now: float, limit: int, after_id: int = 0) -> list[Message]:
+        # Two index range scans (immediate ones by id; due scheduled ones by time), merged:
+        # a big scheduled campaign is then never scanned before it is due.
+        with _errors():
+            async with self.pool.acquire() as c:
+                found = (await c.fetch(UNSENT_NOW, after_id, limit)
+                         + await c.fetch(UNSENT_DUE, now, after_id, limit))
+        found.sort(key=lambda r: r[0])
+        return [Message(*r) for r in found[:limit]]
+
+    async def scheduled_until(self, until: float, limit: int) -> list[Message]:
+        """Unsent, not final, schedule_at <= until, by schedule_at (those already due
+        included: there is no `now` here, and the caller sends them at once)."""
+        with _errors():
+            found = await self.pool.fetch(SCHEDULED, until, limit)
+        return [Message(*r) for r in found]
+
+    async def expire_due(self, now: float, limit: int) -> list[Message]:
+        with _errors():
+            found = await self.pool.fetch(EXPIRING, now, limit)
+        return [Message(*r) for r in found]
+
+    async def cancel_messages(self, account_id: int, message_ids: Sequence[int],
+                              at: float) -> list[Message]:
+        if not message_ids:
+            return []
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                found = await _cancel(c, account_id, list(message_ids), at)
+        order = {mid: n for n, mid in enumerate(message_ids)}
+        cancelled = [Message(*r) for r in found]
+        cancelled.sort(key=lambda m: order[m.id])
+        return cancelled
+
+    async def replace_message(self, account_id: int, message_id: int, payload: bytes,
+                              schedule_at: float | None, expires_at: float | None,
+                              registered_delivery: int | None) -> bool:
+        with _errors():
+            status = await self.pool.execute(REPLACE, payload, schedule_at, expires_at,
+                                             registered_delivery, message_id, account_id)
+        return status == "UPDATE 1"
+
+    async def find_pending(self, account_id: int, source_addr: str, dest_addr: str,
+                           service_type: str) -> list[int]:
+        """Empty dest_addr or service_type match any (SMPP cancel_sm without them)."""
+        sql, args = FIND_PENDING, [account_id, source_addr]
+        if dest_addr:
+            sql, args = sql + f" AND dest_addr = ${len(args) + 1}", [*args, dest_addr]
+        if service_type:
+            sql, args = sql + f" AND service_type = ${len(args) + 1}", [*args, service_type]
+        with _errors():
+            found = await self.pool.fetch(sql + " ORDER BY id", *args)
+        return [r[0] for r in found]
+
+    # -- receipts ----------------------------------------------------------------------
+
+    async def pending_receipts(self, account_id: int, now: float,
+                               limit: int) -> list[PendingReceipt]:
+        with _errors():
+            found = await self.pool.fetch(DUE_RECEIPTS, account_id, now, limit)
+        return [PendingReceipt(*r) for r in found]
+
+    async def purge_expired_receipts(self, now: float) -> int:
+        with _errors():
+            status = await self.pool.execute(
+                "DELETE FROM pending_receipts WHERE expires_at <= $1", now)
+        return int(status.split()[-1])
+
+
+# -- statement groups, run on one connection inside a transaction ----------------------
+
+async def _credit(c: asyncpg.Connection, account_id: int, amount: int, reason: str,
+                  message_id: int | None, now: float) -> int:
+    balance = await c.fetchval("UPDATE accounts SET balance = balance + $1 WHERE id = $2 "
+                               "RETURNING balance", amount, account_id)
+    if balance is None:
+        raise StoreError(f"no account with id {account_id}")
+    await c.execute(INSERT_LEDGER, account_id, amount, reason, message_id, now)
+    return balance
+
+
+async def _insert(c: asyncpg.Connection, table: str, names: tuple[str, ...], sql: str,
+                  records: list[tuple]) -> None:
+    if len(records) >= COPY_THRESHOLD:
+        await c.copy_records_to_table(table, records=records, columns=names)
+    elif records:
+        await c.executemany(sql, records)
+
+
+async def _write(c: asyncpg.Connection, batch: WriteBatch) -> BatchResult:
+    now = time.time()
+    result = BatchResult()
+    ledger: list[tuple] = []
+    if batch.new_messages or batch.refunds:
+        result.refused = await _settle_balances(c, batch, ledger, now)
+    await _insert(c, "ledger", rows.LEDGER_COLUMNS, INSERT_LEDGER, ledger)
+    if batch.sent:
+        await c.execute(SET_SENT, *zip(*rows.sent_rows(batch.sent), strict=True))
+    if batch.statuses:
+        await c.execute(SET_STATUS, *zip(*rows.status_rows(batch.statuses), strict=True))
+    if batch.new_receipts:
+        result.receipt_ids = await _insert_receipts(c, batch.new_receipts)
+    if batch.done_receipts:
+        await c.execute(DELETE_RECEIPTS, batch.done_receipts)
+    if batch.retry_receipts:
+        await c.execute(RETRY_RECEIPTS, *zip(*batch.retry_receipts, strict=True))
+    return result
+
+
+async def _settle_balances(c: asyncpg.Connection, batch: WriteBatch, ledger: list[tuple],
+                           now: float) -> set[int]:
+    """Charge new messages (inserting the accepted ones) and apply refunds: one lock of
+    every account touched, one balance update; appends the ledger rows."""
+    plan = ChargePlan(batch.new_messages)
+    debits = plan.debits()
+    refunds = refund_totals(batch.refunds) if batch.refunds else []
+    touched = sorted({aid for aid, _ in debits} | {aid for aid, _ in refunds})
+    locked = ({r[0]: (r[1], r[2]) for r in await c.fetch(LOCK_ACCOUNTS, touched)}
+              if touched else {})
+    delta: dict[int, int] = {}
+    for aid, _ in debits:
+        delta[aid] = -plan.decide(aid, *locked.get(aid, (None, 0)))
+    for aid, amount in refunds:
+        delta[aid] = delta.get(aid, 0) + amount
+    changes = [(aid, amount) for aid, amount in delta.items() if amount]
+    if changes:
+        await c.execute(ADD_BALANCES, *zip(*changes, strict=True))
+    ledger += plan.ledger_rows(now)
+    ledger += refund_ledger_rows(batch.refunds, now)
+    accepted = plan.accepted(batch.new_messages)
+    await _insert(c, "messages", rows.MESSAGE_COLUMNS, INSERT_MESSAGE,
+                  list(map(rows.message_row, accepted)))
+    return plan.refused
+
+
+async def _insert_receipts(c: asyncpg.Connection, receipts: list[PendingReceipt]) -> list[int]:
+    # Ids drawn from the table's sequence first, so that COPY can insert them all.
+    ids = [r[0] for r in await c.fetch(RECEIPT_IDS, len(receipts))]
+    records = [(i, *rows.receipt_values(r)) for i, r in zip(ids, receipts, strict=True)]
+    await _insert(c, "pending_receipts", rows.RECEIPT_INSERT_COLUMNS, INSERT_RECEIPT, records)
+    return ids
+
+
+async def _cancel(c: asyncpg.Connection, account_id: int, ids: list[int],
+                  at: float) -> list:
+    # The account first, then its messages: the same order as write() (no deadlock).
+    await c.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+    found = await c.fetch(CANCEL, at, account_id, ids)
+    refunds = [(account_id, r["price"], "refund: cancelled", r["id"], at)
+               for r in found if r["price"]]
+    if refunds:
+        await c.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2",
+                        sum(r[1] for r in refunds), account_id)
+        await c.executemany(INSERT_LEDGER, refunds)
+    return found

@@ -1,0 +1,126 @@
+"""Records <-> table rows, shared by both backends.
+
+Table columns carry the dataclass field names, in field order, so a row tuple comes from
+one C-level `attrgetter` call and goes back through the positional constructor: no
+per-field Python on the hot path.
+"""
+
+import json
+from dataclasses import fields
+from operator import attrgetter
+
+from ..core.models import (
+    ACCEPTD,
+    FINAL_STATUSES,
+    Account,
+    Connector,
+    CoverageEntry,
+    LedgerEntry,
+    Message,
+    PendingReceipt,
+    Route,
+    SentUpdate,
+    StatusUpdate,
+)
+
+MESSAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Message))
+message_row = attrgetter(*MESSAGE_COLUMNS)
+
+RECEIPT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(PendingReceipt))
+# Inserted with ids the store assigns: the id goes first, the rest in this order.
+RECEIPT_INSERT_COLUMNS: tuple[str, ...] = ("id", *(c for c in RECEIPT_COLUMNS if c != "id"))
+receipt_values = attrgetter(*RECEIPT_INSERT_COLUMNS[1:])
+
+ACCOUNT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Account))
+# Everything but id and balance: what add_account/update_account write.
+ACCOUNT_WRITE_COLUMNS: tuple[str, ...] = tuple(
+    c for c in ACCOUNT_COLUMNS if c not in ("id", "balance"))
+
+LEDGER_COLUMNS = ("account_id", "amount", "reason", "message_id", "created_at")
+LEDGER_SELECT = "id, account_id, amount, reason, message_id, created_at"
+ROUTE_COLUMNS = ("prefix", "connector", "price", "account_id", "priority")
+COVERAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CoverageEntry))
+coverage_row = attrgetter(*COVERAGE_COLUMNS)
+
+# "Not final", spelled exactly as in the partial indexes so SQLite's planner uses them.
+LIVE = "status IN ('ATES', 'ACCEPTD')"
+FINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES)) + ")"
+
+
+def columns(names: tuple[str, ...]) -> str:
+    return ", ".join(names)
+
+
+def account_values(account: Account) -> tuple:
+    """ACCOUNT_WRITE_COLUMNS values: tuples as JSON text, flags as bool (SQLite keeps
+    them as 0/1 INTEGER, PostgreSQL as BOOLEAN)."""
+    return (account.system_id, account.password_hash, account.credit_limit,
+            account.expires_at, bool(account.enabled),
+            json.dumps(list(account.allowed_senders)), json.dumps(list(account.allowed_ips)),
+            account.tps, account.max_tx, bool(account.smpp_enabled),
+            bool(account.http_enabled), account.max_parts, account.created_at)
+
+
+def account_from_row(row) -> Account:
+    (system_id, password_hash, id_, balance, credit_limit, expires_at, enabled, senders,
+     ips, tps, max_tx, smpp_enabled, http_enabled, max_parts, created_at) = row
+    return Account(system_id, password_hash, id_, balance, credit_limit, expires_at,
+                   bool(enabled), tuple(json.loads(senders)), tuple(json.loads(ips)), tps,
+                   max_tx, bool(smpp_enabled), bool(http_enabled), max_parts, created_at)
+
+
+def ledger_from_row(row) -> LedgerEntry:
+    id_, account_id, amount, reason, message_id, created_at = row
+    return LedgerEntry(account_id, amount, reason, message_id, id_, created_at)
+
+
+def connector_from_row(row) -> Connector:
+    name, type_, config, enabled = row
+    return Connector(name, type_, json.loads(config), bool(enabled))
+
+
+def connector_values(connector: Connector) -> tuple:
+    return (connector.name, connector.type, json.dumps(connector.config),
+            bool(connector.enabled))
+
+
+def route_from_row(row) -> Route:
+    id_, prefix, connector, price, account_id, priority = row
+    return Route(prefix, connector, price, account_id, priority, id_)
+
+
+def sent_rows(sent: list[SentUpdate]) -> list[tuple]:
+    """(message_id, connector, at, upstream_id); the last report per message wins."""
+    if len(sent) == 1:
+        u = sent[0]
+        return [(u.message_id, u.connector, u.at, u.upstream_id)]
+    last = {u.message_id: u for u in sent}
+    return [(u.message_id, u.connector, u.at, u.upstream_id) for u in last.values()]
+
+
+def status_rows(statuses: list[StatusUpdate]) -> list[tuple]:
+    """Fold the batch's updates into one row per message, as if applied in order:
+    (message_id, status, error_code, upstream_id, accepted_at, done_at).
+
+    One row per message lets a backend apply them all in one set-based UPDATE (an
+    UPDATE ... FROM with two rows for one message would apply an arbitrary one). A final
+    status is never followed by another here, and the store's WHERE guard keeps one
+    already stored."""
+    folded: dict[int, list] = {}
+    for u in statuses:
+        row = folded.get(u.message_id)
+        if row is None:
+            folded[u.message_id] = [
+                u.message_id, u.status, u.error_code, u.upstream_id,
+                u.at if u.status == ACCEPTD else None,
+                u.at if u.status in FINAL_STATUSES else None]
+        elif row[1] not in FINAL_STATUSES:
+            row[1] = u.status
+            row[2] = u.error_code
+            if u.upstream_id:
+                row[3] = u.upstream_id
+            if u.status == ACCEPTD:
+                row[4] = u.at
+            elif u.status in FINAL_STATUSES:
+                row[5] = u.at
+    return [tuple(r) for r in folded.values()]

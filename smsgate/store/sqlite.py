@@ -1,0 +1,455 @@
+"""SQLite backend: the stdlib driver in one dedicated worker thread.
+
+One thread owns the one connection, so statements never interleave and the event loop
+never blocks on the disk (sqlite3 releases the GIL while SQLite works). WAL lets readers
+(the CLI, another process) run beside the writer; synchronous=NORMAL in WAL mode loses
+nothing on a process crash (`kill -9`), only possibly the last commits on a power cut.
+busy_timeout lets a CLI write wait for `serve`'s transaction instead of failing.
+Writes run in BEGIN IMMEDIATE: the write lock is taken up front, so a read-then-update
+inside one transaction (charging, id allocation) cannot race another process.
+"""
+
+import asyncio
+import contextlib
+import dataclasses
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..core.models import (
+    Account,
+    BatchResult,
+    Connector,
+    CoverageEntry,
+    LedgerEntry,
+    Message,
+    PendingReceipt,
+    Route,
+    WriteBatch,
+)
+from ..core.ports import Conflict, StoreError
+from . import rows
+from .charging import ChargePlan, refund_ledger_rows, refund_totals
+from .migrations import SCHEMA_MIGRATIONS_SQLITE, missing, statements
+from .rows import LIVE, columns
+
+_MSG = columns(rows.MESSAGE_COLUMNS)
+_ACCOUNT = columns(rows.ACCOUNT_COLUMNS)
+_RECEIPT = columns(rows.RECEIPT_COLUMNS)
+
+
+def _marks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+INSERT_MESSAGE = f"INSERT INTO messages ({_MSG}) VALUES ({_marks(len(rows.MESSAGE_COLUMNS))})"
+INSERT_LEDGER = (f"INSERT INTO ledger ({columns(rows.LEDGER_COLUMNS)}) "
+                 f"VALUES ({_marks(len(rows.LEDGER_COLUMNS))})")
+INSERT_RECEIPT = (f"INSERT INTO pending_receipts ({columns(rows.RECEIPT_INSERT_COLUMNS)}) "
+                  f"VALUES ({_marks(len(rows.RECEIPT_INSERT_COLUMNS))})")
+DEBIT_IF_COVERED = ("UPDATE accounts SET balance = balance - ?1 "
+                    "WHERE id = ?2 AND balance - ?1 >= -credit_limit")
+DEBIT = "UPDATE accounts SET balance = balance - ?1 WHERE id = ?2"
+CREDIT = "UPDATE accounts SET balance = balance + ?2 WHERE id = ?1"
+# Row layouts from rows.sent_rows / rows.status_rows, bound by number.
+SET_SENT = ("UPDATE messages SET connector = ?2, sent_at = ?3, "
+            "upstream_id = CASE WHEN ?4 = '' THEN upstream_id ELSE ?4 END WHERE id = ?1")
+SET_STATUS = ("UPDATE messages SET status = ?2, error_code = ?3, "
+              "upstream_id = CASE WHEN ?4 = '' THEN upstream_id ELSE ?4 END, "
+              "accepted_at = COALESCE(?5, accepted_at), done_at = COALESCE(?6, done_at) "
+              f"WHERE id = ?1 AND status NOT IN {rows.FINAL_SQL}")
+RECEIPT_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'pending_receipts'"
+DELETE_RECEIPT = "DELETE FROM pending_receipts WHERE id = ?"
+RETRY_RECEIPT = ("UPDATE pending_receipts SET attempts = attempts + 1, next_attempt_at = ?2 "
+                 "WHERE id = ?1")
+
+SELECT_MESSAGES = f"SELECT {_MSG} FROM messages"
+UNSENT_NOW = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at IS NULL "
+              "AND id > ? ORDER BY id LIMIT ?")
+# Left to itself the planner walks the primary key here (id > ?, ORDER BY id) through
+# every message ever stored; the due scheduled ones are few, so use their index and sort.
+UNSENT_DUE = (f"SELECT {_MSG} FROM messages INDEXED BY messages_scheduled "
+              f"WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= ? "
+              "AND id > ? ORDER BY id LIMIT ?")
+SCHEDULED = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= ? "
+             "ORDER BY schedule_at, id LIMIT ?")
+EXPIRING = f"{SELECT_MESSAGES} WHERE {LIVE} AND expires_at < ? ORDER BY expires_at LIMIT ?"
+CANCEL = ("UPDATE messages SET status = 'DELETED', done_at = ?1 WHERE account_id = ?2 "
+          "AND sent_at IS NULL AND status = 'ATES' "
+          f"AND id IN (SELECT value FROM json_each(?3)) RETURNING {_MSG}")
+REPLACE = ("UPDATE messages SET payload = ?1, schedule_at = COALESCE(?2, schedule_at), "
+           "expires_at = COALESCE(?3, expires_at), "
+           "registered_delivery = COALESCE(?4, registered_delivery) "
+           "WHERE id = ?5 AND account_id = ?6 AND sent_at IS NULL AND status = 'ATES'")
+FIND_PENDING = (f"SELECT id FROM messages WHERE account_id = ?1 AND source_addr = ?2 "
+                f"AND sent_at IS NULL AND {LIVE}")
+DUE_RECEIPTS = (f"SELECT {_RECEIPT} FROM pending_receipts WHERE account_id = ? "
+                "AND next_attempt_at <= ? AND expires_at > ? ORDER BY id LIMIT ?")
+
+_Fn = Callable[..., Any]
+
+
+class SqliteStore:
+    backend = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        try:
+            await self._run(self._connect)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._executor is None:
+            return
+        try:
+            if self._conn is not None:
+                await self._run(lambda c: c.close())
+        finally:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+            self._conn = None
+
+    def _connect(self, _conn: None) -> None:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                               cached_statements=256)
+        try:
+            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = OFF")
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    async def _run(self, fn: _Fn, *args: Any) -> Any:
+        """fn(connection, *args) in the worker thread, sqlite3 errors as StoreError."""
+        if self._executor is None:
+            raise StoreError("the SQLite store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn, args, False)
+
+    async def _tx(self, fn: _Fn, *args: Any) -> Any:
+        """Like _run, inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error)."""
+        if self._executor is None:
+            raise StoreError("the SQLite store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, fn, args, True)
+
+    def _call(self, fn: _Fn, args: tuple, transaction: bool) -> Any:
+        conn = self._conn
+        try:
+            if not transaction:
+                return fn(conn, *args)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn, *args)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            return result
+        except sqlite3.IntegrityError as exc:
+            if exc.sqlite_errorname in ("SQLITE_CONSTRAINT_UNIQUE",
+                                        "SQLITE_CONSTRAINT_PRIMARYKEY"):
+                raise Conflict(str(exc)) from exc
+            raise StoreError(f"sqlite: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise StoreError(f"sqlite: {exc}") from exc
+
+    # -- schema, settings, ids ---------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        return await self._tx(_migrate)
+
+    async def get_setting(self, key: str) -> str | None:
+        return await self._run(_scalar, "SELECT value FROM settings WHERE key = ?", (key,))
+
+    async def set_setting_if_absent(self, key: str, value: str) -> str:
+        def run(c: sqlite3.Connection) -> str:
+            c.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)", (key, value))
+            return _scalar(c, "SELECT value FROM settings WHERE key = ?", (key,))
+        return await self._tx(run)
+
+    async def allocate_ids(self, count: int) -> int:
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        last = await self._tx(_scalar, "UPDATE id_sequence SET value = value + ? "
+                              "WHERE name = 'message' RETURNING value", (count,))
+        return last - count + 1
+
+    # -- accounts and credits ----------------------------------------------------------
+
+    async def get_account(self, system_id: str) -> Account | None:
+        row = await self._run(_one, f"SELECT {_ACCOUNT} FROM accounts WHERE system_id = ?",
+                              (system_id,))
+        return rows.account_from_row(row) if row else None
+
+    async def get_account_by_id(self, account_id: int) -> Account | None:
+        row = await self._run(_one, f"SELECT {_ACCOUNT} FROM accounts WHERE id = ?",
+                              (account_id,))
+        return rows.account_from_row(row) if row else None
+
+    async def list_accounts(self) -> list[Account]:
+        found = await self._run(_all, f"SELECT {_ACCOUNT} FROM accounts ORDER BY id", ())
+        return [rows.account_from_row(r) for r in found]
+
+    async def add_account(self, account: Account) -> Account:
+        created = account.created_at or time.time()
+        values = rows.account_values(dataclasses.replace(account, created_at=created))
+        sql = (f"INSERT INTO accounts ({columns(rows.ACCOUNT_WRITE_COLUMNS)}) "
+               f"VALUES ({_marks(len(values))})")
+
+        def run(c: sqlite3.Connection) -> int:
+            account_id = c.execute(sql, values).lastrowid
+            if account.balance:  # an opening balance goes through the ledger too
+                _credit(c, account_id, account.balance, "initial balance", None, created)
+            return account_id
+        account_id = await self._tx(run)
+        return dataclasses.replace(account, id=account_id, created_at=created)
+
+    async def update_account(self, account: Account) -> None:
+        sets = ", ".join(f"{c} = ?" for c in rows.ACCOUNT_WRITE_COLUMNS)
+        sql = f"UPDATE accounts SET {sets} WHERE id = ?"
+        count = await self._tx(_rowcount, sql, (*rows.account_values(account), account.id))
+        if not count:
+            raise StoreError(f"no account with id {account.id}")
+
+    async def adjust_balance(self, account_id: int, amount: int, reason: str) -> int:
+        def run(c: sqlite3.Connection) -> int:
+            return _credit(c, account_id, amount, reason, None, time.time())
+        return await self._tx(run)
+
+    async def ledger(self, account_id: int, limit: int = 100) -> list[LedgerEntry]:
+        """Newest first."""
+        found = await self._run(_all, f"SELECT {rows.LEDGER_SELECT} FROM ledger "
+                                "WHERE account_id = ? ORDER BY id DESC LIMIT ?",
+                                (account_id, limit))
+        return [rows.ledger_from_row(r) for r in found]
+
+    # -- connectors, routes, coverage --------------------------------------------------
+
+    async def list_connectors(self) -> list[Connector]:
+        found = await self._run(_all, "SELECT name, type, config, enabled FROM connectors "
+                                "ORDER BY name", ())
+        return [rows.connector_from_row(r) for r in found]
+
+    async def add_connector(self, connector: Connector) -> None:
+        await self._tx(_rowcount, "INSERT INTO connectors (name, type, config, enabled) "
+                       "VALUES (?, ?, ?, ?)", rows.connector_values(connector))
+
+    async def list_routes(self) -> list[Route]:
+        found = await self._run(_all, f"SELECT id, {columns(rows.ROUTE_COLUMNS)} FROM routes "
+                                "ORDER BY id", ())
+        return [rows.route_from_row(r) for r in found]
+
+    async def add_route(self, route: Route) -> Route:
+        sql = f"INSERT INTO routes ({columns(rows.ROUTE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
+        values = (route.prefix, route.connector, route.price, route.account_id,
+                  route.priority)
+        route_id = await self._tx(lambda c: c.execute(sql, values).lastrowid)
+        return dataclasses.replace(route, id=route_id)
+
+    async def list_coverage(self) -> list[CoverageEntry]:
+        found = await self._run(_all, f"SELECT {columns(rows.COVERAGE_COLUMNS)} "
+                                "FROM coverage ORDER BY id", ())
+        return [CoverageEntry(*r) for r in found]
+
+    async def replace_coverage(self, entries: Sequence[CoverageEntry]) -> None:
+        sql = (f"INSERT INTO coverage ({columns(rows.COVERAGE_COLUMNS)}) "
+               f"VALUES ({_marks(len(rows.COVERAGE_COLUMNS))})")
+        values = [rows.coverage_row(e) for e in entries]
+
+        def run(c: sqlite3.Connection) -> None:
+            c.execute("DELETE FROM coverage")
+            c.executemany(sql, values)
+        await self._tx(run)
+
+    # -- the hot path ------------------------------------------------------------------
+
+    async def write(self, batch: WriteBatch) -> BatchResult:
+        return await self._tx(_write, batch)
+
+    # -- messages ----------------------------------------------------------------------
+
+    async def get_message(self, message_id: int) -> Message | None:
+        row = await self._run(_one, f"{SELECT_MESSAGES} WHERE id = ?", (message_id,))
+        return Message(*row) if row else None
+
+    async def undispatched(self, now: float, limit: int, after_id: int = 0) -> list[Message]:
+        # Two index range scans (immediate ones by id; due scheduled ones by time), merged:
+        # a big scheduled campaign is then never scanned before it is due.
+        def run(c: sqlite3.Connection) -> list:
+            return (c.execute(UNSENT_NOW, (after_id, limit)).fetchall()
+                    + c.execute(UNSENT_DUE, (now, after_id, limit)).fetchall())
+        found = await self._run(run)
+        found.sort(key=lambda r: r[0])
+        return [Message(*r) for r in found[:limit]]
+
+    async def scheduled_until(self, until: float, limit: int) -> list[Message]:
+        """Unsent, not final, schedule_at <= until, by schedule_at (those already due
+        included: there is no `now` here, and the caller sends them at once)."""
+        found = await self._run(_all, SCHEDULED, (until, limit))
+        return [Message(*r) for r in found]
+
+    async def expire_due(self, now: float, limit: int) -> list[Message]:
+        found = await self._run(_all, EXPIRING, (now, limit))
+        return [Message(*r) for r in found]
+
+    async def cancel_messages(self, account_id: int, message_ids: Sequence[int],
+                              at: float) -> list[Message]:
+        if not message_ids:
+            return []
+        ids = "[" + ",".join(str(int(i)) for i in message_ids) + "]"
+        found = await self._tx(_cancel, account_id, ids, at)
+        order = {mid: n for n, mid in enumerate(message_ids)}
+        cancelled = [Message(*r) for r in found]
+        cancelled.sort(key=lambda m: order[m.id])
+        return cancelled
+
+    async def replace_message(self, account_id: int, message_id: int, payload: bytes,
+                              schedule_at: float | None, expires_at: float | None,
+                              registered_delivery: int | None) -> bool:
+        values = (payload, schedule_at, expires_at, registered_delivery, message_id,
+                  account_id)
+        return bool(await self._tx(_rowcount, REPLACE, values))
+
+    async def find_pending(self, account_id: int, source_addr: str, dest_addr: str,
+                           service_type: str) -> list[int]:
+        """Empty dest_addr or service_type match any (SMPP cancel_sm without them)."""
+        sql, args = FIND_PENDING, [account_id, source_addr]
+        if dest_addr:
+            sql, args = sql + f" AND dest_addr = ?{len(args) + 1}", [*args, dest_addr]
+        if service_type:
+            sql, args = sql + f" AND service_type = ?{len(args) + 1}", [*args, service_type]
+        found = await self._run(_all, sql + " ORDER BY id", tuple(args))
+        return [r[0] for r in found]
+
+    # -- receipts ----------------------------------------------------------------------
+
+    async def pending_receipts(self, account_id: int, now: float,
+                               limit: int) -> list[PendingReceipt]:
+        found = await self._run(_all, DUE_RECEIPTS, (account_id, now, now, limit))
+        return [PendingReceipt(*r) for r in found]
+
+    async def purge_expired_receipts(self, now: float) -> int:
+        return await self._tx(_rowcount, "DELETE FROM pending_receipts WHERE expires_at <= ?",
+                              (now,))
+
+
+# -- functions run in the worker thread ---------------------------------------------------
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        # The original error matters; a failing ROLLBACK means SQLite rolled back already.
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+
+
+def _scalar(c: sqlite3.Connection, sql: str, args: tuple) -> Any:
+    row = c.execute(sql, args).fetchone()
+    return row[0] if row else None
+
+
+def _one(c: sqlite3.Connection, sql: str, args: tuple) -> tuple | None:
+    return c.execute(sql, args).fetchone()
+
+
+def _all(c: sqlite3.Connection, sql: str, args: tuple) -> list[tuple]:
+    return c.execute(sql, args).fetchall()
+
+
+def _rowcount(c: sqlite3.Connection, sql: str, args: tuple) -> int:
+    return c.execute(sql, args).rowcount
+
+
+def _migrate(c: sqlite3.Connection) -> list[str]:
+    c.execute(SCHEMA_MIGRATIONS_SQLITE)
+    applied = {r[0] for r in c.execute("SELECT name FROM schema_migrations")}
+    done = []
+    for migration in missing(applied):
+        for statement in statements(migration.sqlite):
+            c.execute(statement)
+        c.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)",
+                  (migration.name, time.time()))
+        done.append(migration.name)
+    return done
+
+
+def _credit(c: sqlite3.Connection, account_id: int, amount: int, reason: str,
+            message_id: int | None, now: float) -> int:
+    row = c.execute("UPDATE accounts SET balance = balance + ? WHERE id = ? RETURNING balance",
+                    (amount, account_id)).fetchone()
+    if row is None:
+        raise StoreError(f"no account with id {account_id}")
+    c.execute(INSERT_LEDGER, (account_id, amount, reason, message_id, now))
+    return row[0]
+
+
+def _write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
+    now = time.time()
+    result = BatchResult()
+    if batch.new_messages:
+        result.refused = _charge_and_insert(c, batch.new_messages, now)
+    if batch.sent:
+        c.executemany(SET_SENT, rows.sent_rows(batch.sent))
+    if batch.statuses:
+        c.executemany(SET_STATUS, rows.status_rows(batch.statuses))
+    if batch.refunds:
+        c.executemany(CREDIT, refund_totals(batch.refunds))
+        c.executemany(INSERT_LEDGER, refund_ledger_rows(batch.refunds, now))
+    if batch.new_receipts:
+        result.receipt_ids = _insert_receipts(c, batch.new_receipts)
+    if batch.done_receipts:
+        c.executemany(DELETE_RECEIPT, [(i,) for i in batch.done_receipts])
+    if batch.retry_receipts:
+        c.executemany(RETRY_RECEIPT, batch.retry_receipts)
+    return result
+
+
+def _charge_and_insert(c: sqlite3.Connection, messages: list[Message], now: float) -> set[int]:
+    plan = ChargePlan(messages)
+    for account_id, total in plan.debits():
+        if c.execute(DEBIT_IF_COVERED, (total, account_id)).rowcount == 1:
+            continue
+        row = c.execute("SELECT balance, credit_limit FROM accounts WHERE id = ?",
+                        (account_id,)).fetchone()
+        total = plan.settle(account_id, *(row or (None, 0)))
+        if total:
+            c.execute(DEBIT, (total, account_id))
+    ledger = plan.ledger_rows(now)
+    if ledger:
+        c.executemany(INSERT_LEDGER, ledger)
+    c.executemany(INSERT_MESSAGE, map(rows.message_row, plan.accepted(messages)))
+    return plan.refused
+
+
+def _insert_receipts(c: sqlite3.Connection, receipts: list[PendingReceipt]) -> list[int]:
+    # Ids above the AUTOINCREMENT high-water mark, assigned here so that one executemany
+    # inserts them all; the write lock (BEGIN IMMEDIATE) makes the read-then-insert safe,
+    # and SQLite raises the mark past them, so an id is never reused.
+    first = (_scalar(c, RECEIPT_SEQ, ()) or 0) + 1
+    ids = list(range(first, first + len(receipts)))
+    c.executemany(INSERT_RECEIPT, [(i, *rows.receipt_values(r))
+                                   for i, r in zip(ids, receipts, strict=True)])
+    return ids
+
+
+def _cancel(c: sqlite3.Connection, account_id: int, ids_json: str, at: float) -> list[tuple]:
+    found = c.execute(CANCEL, (at, account_id, ids_json)).fetchall()
+    price_at = rows.MESSAGE_COLUMNS.index("price")
+    for r in found:
+        if r[price_at]:
+            _credit(c, account_id, r[price_at], "refund: cancelled", r[0], at)
+    return found

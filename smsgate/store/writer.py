@@ -1,0 +1,270 @@
+"""The group commit: many callers' writes, one transaction.
+
+Callers queue work and get a future at once, without awaiting the database. One task
+commits: whenever work is waiting and no commit is in flight it takes everything queued
+(new messages up to `max_batch`) as one `WriteBatch`, awaits `store.write`, and
+resolves every future of that batch. While a commit is in flight new work piles up for
+the next one, so the batch size follows the load by itself: one message when idle,
+thousands under pressure, and never a timer on the way.
+
+A failed commit fails every future of its batch with StoreError (nothing of it was
+written: the store rolled back) and the writer carries on with the next batch.
+"""
+
+import asyncio
+import logging
+
+from ..core.models import (
+    BatchResult,
+    Message,
+    PendingReceipt,
+    Refund,
+    SentUpdate,
+    StatusUpdate,
+    WriteBatch,
+)
+from ..core.ports import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+Future = asyncio.Future
+
+
+class BatchWriter:
+    def __init__(self, store: Store, max_batch: int = 5000) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._store = store
+        self.max_batch = max_batch
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._closed = False
+        self._queued = 0
+        self._reset_queues()
+        self._messages: list[Message] = []
+        self._message_futures: list[Future] = []
+        # flush(): (batches that must be done, messages that must be done, future)
+        self._flush_waiters: list[tuple[int, int, Future]] = []
+        self._messages_added = 0
+        self._messages_done = 0
+        self._batches_done = 0
+        # Counters for metrics.
+        self.batches = 0  # commits started
+        self.items = 0  # items written (or failed) in them
+        self.last_batch_size = 0
+        self.failed_batches = 0
+
+    def _reset_queues(self) -> None:
+        """Fresh lists for everything but new messages (which a batch may leave behind)."""
+        self._sent: list[SentUpdate] = []
+        self._statuses: list[StatusUpdate] = []
+        self._refunds: list[Refund] = []
+        self._receipts: list[PendingReceipt] = []
+        self._receipt_futures: list[Future] = []
+        self._done: list[int] = []
+        self._retry: list[tuple[int, float]] = []
+        self._other_futures: list[Future] = []
+
+    # -- adding work (synchronous, cheap) ------------------------------------------------
+
+    def _future(self) -> Future:
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        if self._closed:
+            _fail(future, StoreError("the batch writer is closed"))
+        return future
+
+    def add_message(self, message: Message) -> "Future[bool]":
+        """True once stored and charged; False if refused for credit."""
+        future = self._future()
+        if not self._closed:
+            self._messages.append(message)
+            self._message_futures.append(future)
+            self._messages_added += 1
+            self._queued += 1
+            self._wakeup.set()
+        return future
+
+    def add_receipt(self, receipt: PendingReceipt) -> "Future[int]":
+        """The receipt's new id once stored."""
+        future = self._future()
+        if not self._closed:
+            self._receipts.append(receipt)
+            self._receipt_futures.append(future)
+            self._queued += 1
+            self._wakeup.set()
+        return future
+
+    def _add(self, queue: list, item: object) -> "Future[None]":
+        future = self._future()
+        if not self._closed:
+            queue.append(item)
+            self._other_futures.append(future)
+            self._queued += 1
+            self._wakeup.set()
+        return future
+
+    def add_sent(self, update: SentUpdate) -> "Future[None]":
+        return self._add(self._sent, update)
+
+    def add_status(self, update: StatusUpdate) -> "Future[None]":
+        return self._add(self._statuses, update)
+
+    def add_refund(self, refund: Refund) -> "Future[None]":
+        return self._add(self._refunds, refund)
+
+    def done_receipt(self, receipt_id: int) -> "Future[None]":
+        return self._add(self._done, receipt_id)
+
+    def retry_receipt(self, receipt_id: int, at: float) -> "Future[None]":
+        return self._add(self._retry, (receipt_id, at))
+
+    @property
+    def queued(self) -> int:
+        """Items waiting for a commit (not counting the one in flight)."""
+        return self._queued
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._loop = asyncio.get_running_loop()
+            self._task = self._loop.create_task(self._run(), name="batch-writer")
+
+    async def flush(self) -> None:
+        """Wait until everything added so far is committed (or has failed)."""
+        in_flight = self.batches > self._batches_done
+        if not self._queued and not in_flight:
+            return
+        self.start()
+        need_batches = self.batches + (1 if self._queued else 0)
+        future = self._loop.create_future()
+        self._flush_waiters.append((need_batches, self._messages_added, future))
+        self._wakeup.set()
+        await future
+
+    async def close(self) -> None:
+        """Commit everything queued, then stop. Later additions fail with StoreError."""
+        if self._closed:
+            return
+        self.start()
+        self._closing = True
+        self._wakeup.set()
+        # wait() neither cancels the writer when our caller is cancelled nor raises if
+        # the writer itself was cancelled.
+        await asyncio.wait({self._task})
+        self._closed = True
+
+    # -- the commit loop -----------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                while self._queued:
+                    await self._commit_next()
+                if self._closing:
+                    return
+        except BaseException:  # cancelled (or a bug): fail what waits, never leave it hanging
+            self._fail_queued(StoreError("the batch writer was stopped"))
+            raise
+        finally:
+            self._closed = True
+            self._release_flushes(force=True)
+
+    async def _commit_next(self) -> None:
+        messages, message_futures = self._take_messages()
+        batch = WriteBatch(messages, self._sent, self._statuses, self._refunds,
+                           self._receipts, self._done, self._retry)
+        receipt_futures, other_futures = self._receipt_futures, self._other_futures
+        self._reset_queues()
+        self._queued = len(self._messages)
+        size = len(batch)
+        self.batches += 1
+        self.items += size
+        self.last_batch_size = size
+        try:
+            result = await self._store.write(batch)
+        except BaseException as exc:
+            error = exc if isinstance(exc, StoreError) else StoreError(f"write failed: {exc!r}")
+            for future in (*message_futures, *receipt_futures, *other_futures):
+                _fail(future, error)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            self.failed_batches += 1
+            log.error("group commit of %d items failed: %s", size, exc)
+        else:
+            _resolve(messages, message_futures, receipt_futures, other_futures, result)
+        finally:
+            self._batches_done += 1
+            self._messages_done += len(messages)
+            self._release_flushes()
+
+    def _take_messages(self) -> tuple[list[Message], list[Future]]:
+        messages, futures = self._messages, self._message_futures
+        cut = self.max_batch
+        if len(messages) <= cut:
+            self._messages, self._message_futures = [], []
+            return messages, futures
+        self._messages, self._message_futures = messages[cut:], futures[cut:]
+        return messages[:cut], futures[:cut]
+
+    def _release_flushes(self, force: bool = False) -> None:
+        if not self._flush_waiters:
+            return
+        waiting = []
+        for need_batches, need_messages, future in self._flush_waiters:
+            if force or (self._batches_done >= need_batches
+                         and self._messages_done >= need_messages):
+                if not future.done():
+                    future.set_result(None)
+            else:
+                waiting.append((need_batches, need_messages, future))
+        self._flush_waiters = waiting
+
+    def _fail_queued(self, error: StoreError) -> None:
+        for future in (*self._message_futures, *self._receipt_futures, *self._other_futures):
+            _fail(future, error)
+        self._messages, self._message_futures = [], []
+        self._reset_queues()
+        self._queued = 0
+
+
+def _resolve(messages: list[Message], message_futures: list[Future],
+             receipt_futures: list[Future], other_futures: list[Future],
+             result: BatchResult) -> None:
+    refused = result.refused
+    if refused:
+        for message, future in zip(messages, message_futures, strict=True):
+            if not future.done():
+                future.set_result(message.id not in refused)
+    else:
+        for future in message_futures:
+            if not future.done():
+                future.set_result(True)
+    ids = result.receipt_ids
+    if len(ids) == len(receipt_futures):
+        for future, receipt_id in zip(receipt_futures, ids, strict=True):
+            if not future.done():
+                future.set_result(receipt_id)
+    else:  # a store bug; still never leave a future hanging
+        error = StoreError(f"store returned {len(ids)} receipt ids for "
+                           f"{len(receipt_futures)} receipts")
+        for future in receipt_futures:
+            _fail(future, error)
+    for future in other_futures:
+        if not future.done():
+            future.set_result(None)
+
+
+def _fail(future: Future, error: BaseException) -> None:
+    if not future.done():
+        future.set_exception(error)
+        # Marks it retrieved: callers may ignore these futures, and the writer has logged
+        # the failure once, instead of one "never retrieved" warning per item.
+        future.exception()

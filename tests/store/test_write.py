@@ -1,0 +1,272 @@
+"""write(): the group commit's one transaction, identical on both backends."""
+
+import asyncio
+import dataclasses
+import time
+
+import pytest
+from store_helpers import funded, message, receipt
+
+from smsgate.core.models import (
+    ACCEPTD,
+    ATES,
+    CREDIT_SCALE,
+    DELIVRD,
+    UNDELIV,
+    UNKNOWN,
+    Refund,
+    SentUpdate,
+    StatusUpdate,
+    WriteBatch,
+)
+from smsgate.core.ports import StoreError
+from smsgate.store import open_store
+
+C = CREDIT_SCALE
+
+
+async def balance(store, account) -> int:
+    return (await store.get_account_by_id(account.id)).balance
+
+
+async def test_charges_and_inserts(store) -> None:
+    account = await funded(store, credits=10)
+    messages = [message(account.id, price=C), message(account.id, price=2 * C, parts=2)]
+    result = await store.write(WriteBatch(new_messages=messages))
+    assert result.refused == set()
+    assert await balance(store, account) == 7 * C
+    for m in messages:
+        assert await store.get_message(m.id) == m
+    [charge, _initial] = await store.ledger(account.id)
+    assert (charge.amount, charge.reason, charge.message_id) == (
+        -3 * C, "charge: 2 messages", messages[0].id)
+
+
+async def test_every_field_round_trips(store) -> None:
+    account = await funded(store)
+    m = message(account.id, price=1234, payload=bytes(range(256)), data_coding=8,
+                esm_class=0x40, parts=3, source_ton=5, source_npi=0, dest_ton=1, dest_npi=1,
+                protocol_id=0x7F, priority=2, registered_delivery=1, service_type="CMT",
+                options=b"\x02\x0c\x00\x02\x00\x07", channel="http", ref="order-7",
+                dlr_url="https://example.com/dlr?x=1", status=ATES, error_code=0,
+                upstream_id="", schedule_at=1_900_000_000.25, expires_at=1_900_086_400.5,
+                node="node-a")
+    many = [message(account.id, price=1, expires_at=None) for _ in range(60)]  # via COPY
+    assert (await store.write(WriteBatch(new_messages=[m, *many]))).refused == set()
+    assert await store.get_message(m.id) == m
+    for other in many:
+        assert await store.get_message(other.id) == other
+    assert await store.get_message(42) is None
+
+
+async def test_refuses_in_order_what_the_balance_does_not_cover(store) -> None:
+    account = await funded(store, credits=5)
+    prices = [2, 2, 2, 1, 3]
+    messages = [message(account.id, price=p * C) for p in prices]
+    result = await store.write(WriteBatch(new_messages=messages))
+    # One at a time: 2 (3 left), 2 (1 left), 2 refused, 1 (0 left), 3 refused.
+    assert result.refused == {messages[2].id, messages[4].id}
+    assert await balance(store, account) == 0
+    for n, m in enumerate(messages):
+        assert (await store.get_message(m.id) is None) == (n in (2, 4))
+    [charge, _initial] = await store.ledger(account.id)
+    assert (charge.amount, charge.reason, charge.message_id) == (
+        -5 * C, "charge: 3 messages", messages[0].id)
+
+
+async def test_everything_refused_charges_nothing(store) -> None:
+    account = await funded(store, credits=1)
+    messages = [message(account.id, price=2 * C) for _ in range(3)]
+    result = await store.write(WriteBatch(new_messages=messages))
+    assert result.refused == {m.id for m in messages}
+    assert await balance(store, account) == C
+    assert len(await store.ledger(account.id)) == 1  # only the initial balance
+
+
+async def test_credit_limit(store) -> None:
+    account = await funded(store, credits=1, credit_limit=2)
+    messages = [message(account.id, price=2 * C), message(account.id, price=2 * C),
+                message(account.id, price=C)]
+    result = await store.write(WriteBatch(new_messages=messages))
+    assert result.refused == {messages[1].id}  # would reach -3 credits; -2 is the floor
+    assert await balance(store, account) == -2 * C
+    exact = message(account.id, price=0)  # free messages always pass
+    assert (await store.write(WriteBatch(new_messages=[exact]))).refused == set()
+
+
+async def test_accounts_are_charged_independently(store) -> None:
+    rich = await funded(store, "rich", credits=100)
+    poor = await funded(store, "poor", credits=1)
+    messages = [message(rich.id), message(poor.id), message(rich.id), message(poor.id)]
+    result = await store.write(WriteBatch(new_messages=messages))
+    assert result.refused == {messages[3].id}
+    assert await balance(store, rich) == 98 * C
+    assert await balance(store, poor) == 0
+
+
+async def test_unknown_account_is_refused(store) -> None:
+    priced, free = message(999_999, price=C), message(999_999, price=0)
+    result = await store.write(WriteBatch(new_messages=[priced, free]))
+    assert result.refused == {priced.id}
+
+
+async def test_sent_updates(store) -> None:
+    account = await funded(store)
+    a, b = message(account.id), message(account.id, upstream_id="old")
+    await store.write(WriteBatch(new_messages=[a, b]))
+    now = time.time()
+    await store.write(WriteBatch(sent=[SentUpdate(a.id, "up1", now, "U-1"),
+                                       SentUpdate(b.id, "up2", now + 1)]))
+    got_a, got_b = await store.get_message(a.id), await store.get_message(b.id)
+    assert (got_a.sent_at, got_a.connector, got_a.upstream_id, got_a.status) == (
+        now, "up1", "U-1", ATES)
+    assert (got_b.sent_at, got_b.connector, got_b.upstream_id) == (now + 1, "up2", "old")
+
+
+async def test_statuses_and_the_final_guard(store) -> None:
+    account = await funded(store)
+    a, b, c = (message(account.id) for _ in range(3))
+    await store.write(WriteBatch(new_messages=[a, b, c]))
+    t = time.time()
+    await store.write(WriteBatch(statuses=[
+        StatusUpdate(a.id, ACCEPTD, t, upstream_id="UA"),
+        # b: several in one batch, applied in order; the final one sticks
+        StatusUpdate(b.id, ACCEPTD, t),
+        StatusUpdate(b.id, DELIVRD, t + 1, upstream_id="UB"),
+        StatusUpdate(b.id, UNKNOWN, t + 2, error_code=9),
+        StatusUpdate(c.id, UNDELIV, t + 3, error_code=11),
+    ]))
+    got_a, got_b, got_c = [await store.get_message(m.id) for m in (a, b, c)]
+    assert (got_a.status, got_a.accepted_at, got_a.done_at, got_a.upstream_id) == (
+        ACCEPTD, t, None, "UA")
+    assert (got_b.status, got_b.accepted_at, got_b.done_at, got_b.error_code,
+            got_b.upstream_id) == (DELIVRD, t, t + 1, 0, "UB")
+    assert (got_c.status, got_c.done_at, got_c.error_code) == (UNDELIV, t + 3, 11)
+    # A later batch never overwrites a final status.
+    await store.write(WriteBatch(statuses=[StatusUpdate(c.id, DELIVRD, t + 9),
+                                           StatusUpdate(c.id, ACCEPTD, t + 9),
+                                           StatusUpdate(a.id, DELIVRD, t + 5, 3)]))
+    assert await store.get_message(c.id) == got_c
+    got_a = await store.get_message(a.id)
+    assert (got_a.status, got_a.accepted_at, got_a.done_at, got_a.error_code,
+            got_a.upstream_id) == (DELIVRD, t, t + 5, 3, "UA")
+
+
+async def test_refunds(store) -> None:
+    account = await funded(store, credits=10)
+    other = await funded(store, "other", credits=0)
+    a, b = message(account.id, price=2 * C), message(account.id, price=3 * C)
+    await store.write(WriteBatch(new_messages=[a, b]))
+    await store.write(WriteBatch(refunds=[Refund(account.id, 2 * C, a.id),
+                                          Refund(account.id, 3 * C, b.id, "refund: rejected"),
+                                          Refund(other.id, C, 7)]))
+    assert await balance(store, account) == 10 * C
+    assert await balance(store, other) == C
+    entries = await store.ledger(account.id)
+    assert [(e.amount, e.reason, e.message_id) for e in entries[:2]] == [
+        (3 * C, "refund: rejected", b.id), (2 * C, "refund", a.id)]
+
+
+async def test_charge_and_refund_in_one_batch(store) -> None:
+    account = await funded(store, credits=1)
+    old = message(account.id, price=C)
+    await store.write(WriteBatch(new_messages=[old]))
+    new = message(account.id, price=C)
+    # Charging is decided on the balance before this batch's refunds.
+    result = await store.write(WriteBatch(new_messages=[new],
+                                          refunds=[Refund(account.id, C, old.id)]))
+    assert result.refused == {new.id}
+    assert await balance(store, account) == C
+
+
+async def test_receipts_insert_retry_delete(store) -> None:
+    account = await funded(store)
+    now = time.time()
+    receipts = [receipt(account.id, 100 + n, now) for n in range(3)]
+    result = await store.write(WriteBatch(new_receipts=receipts))
+    ids = result.receipt_ids
+    assert len(ids) == 3 and len(set(ids)) == 3
+    due = await store.pending_receipts(account.id, now, 10)
+    assert [r.id for r in due] == ids
+    assert [r.message_id for r in due] == [100, 101, 102]
+    assert due[0] == dataclasses.replace(receipts[0], id=ids[0])
+    await store.write(WriteBatch(done_receipts=[ids[0]], retry_receipts=[(ids[1], now + 60)]))
+    assert [r.id for r in await store.pending_receipts(account.id, now, 10)] == [ids[2]]
+    later = await store.pending_receipts(account.id, now + 60, 10)
+    assert [(r.id, r.attempts, r.next_attempt_at) for r in later] == [
+        (ids[1], 1, now + 60), (ids[2], 0, now)]
+    assert await store.pending_receipts(account.id + 1, now + 60, 10) == []
+    assert len(await store.pending_receipts(account.id, now + 60, 1)) == 1
+
+
+async def test_receipt_ids_are_never_reused(store) -> None:
+    account = await funded(store)
+    now = time.time()
+    many = [receipt(account.id, n, now) for n in range(80)]  # the COPY path on PostgreSQL
+    first = (await store.write(WriteBatch(new_receipts=many))).receipt_ids
+    assert len(set(first)) == 80
+    await store.write(WriteBatch(done_receipts=first))
+    again = (await store.write(WriteBatch(new_receipts=many[:2]))).receipt_ids
+    assert not set(again) & set(first)
+
+
+async def test_expired_receipts_are_not_due_and_purged(store) -> None:
+    account = await funded(store)
+    now = time.time()
+    result = await store.write(WriteBatch(new_receipts=[
+        receipt(account.id, 1, now, expires_at=now - 1),
+        receipt(account.id, 2, now, expires_at=now + 60)]))
+    assert [r.message_id for r in await store.pending_receipts(account.id, now, 10)] == [2]
+    assert await store.purge_expired_receipts(now) == 1
+    assert await store.purge_expired_receipts(now) == 0
+    await store.write(WriteBatch(done_receipts=result.receipt_ids))
+
+
+async def test_a_failing_batch_rolls_back_entirely(store) -> None:
+    account = await funded(store, credits=10)
+    old = message(account.id, price=C)
+    await store.write(WriteBatch(new_messages=[old]))
+    duplicate = message(account.id, price=C, id=old.id)
+    with pytest.raises(StoreError):
+        await store.write(WriteBatch(
+            new_messages=[message(account.id, price=C), duplicate],
+            statuses=[StatusUpdate(old.id, DELIVRD, time.time())],
+            refunds=[Refund(account.id, 5 * C, old.id)],
+            new_receipts=[receipt(account.id, old.id, time.time())]))
+    assert await balance(store, account) == 9 * C
+    assert (await store.get_message(old.id)).status == ATES
+    assert len(await store.ledger(account.id)) == 2
+    assert await store.pending_receipts(account.id, time.time() + 1, 10) == []
+    # and the store still works afterwards
+    assert (await store.write(WriteBatch(new_messages=[message(account.id)]))).refused == set()
+
+
+async def test_empty_batch(store) -> None:
+    result = await store.write(WriteBatch())
+    assert (result.refused, result.receipt_ids) == (set(), [])
+
+
+async def test_two_nodes_writing_at_once_keep_balances_exact(store, store_url: str) -> None:
+    # Opposite account orders on each node: PostgreSQL must not deadlock, SQLite must
+    # wait for its lock; either way every charge and refund lands exactly once.
+    a = await funded(store, "a", credits=2000)
+    b = await funded(store, "b", credits=2000)
+    other = open_store(store_url)
+    await other.open()
+
+    async def node(s, first, second) -> None:
+        for _ in range(20):
+            messages = [message(first.id, price=C) for _ in range(60)]
+            messages += [message(second.id, price=C) for _ in range(5)]
+            result = await s.write(WriteBatch(new_messages=messages,
+                                              refunds=[Refund(second.id, C, 0)]))
+            assert result.refused == set()
+    try:
+        await asyncio.gather(node(store, a, b), node(other, b, a))
+    finally:
+        await other.close()
+    # Each account: 20 x 60 charged by one node, 20 x 5 by the other, 20 refunded.
+    for account in (a, b):
+        assert await balance(store, account) == (2000 - 20 * 65 + 20) * C
+        entries = await store.ledger(account.id, limit=1000)
+        assert sum(e.amount for e in entries) == await balance(store, account)

@@ -1,0 +1,203 @@
+"""BatchWriter: the group commit in front of the store."""
+
+import asyncio
+import time
+
+import pytest
+from store_helpers import funded, message, receipt
+
+from smsgate.core.models import (
+    CREDIT_SCALE,
+    DELIVRD,
+    BatchResult,
+    Refund,
+    SentUpdate,
+    StatusUpdate,
+    WriteBatch,
+)
+from smsgate.core.ports import StoreError
+from smsgate.store import BatchWriter
+
+C = CREDIT_SCALE
+
+
+class GatedStore:
+    """A fake store: records batches; each write waits for `gate`; fails on demand."""
+
+    def __init__(self) -> None:
+        self.batches: list[WriteBatch] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.fail_with: BaseException | None = None
+
+    async def write(self, batch: WriteBatch) -> BatchResult:
+        self.batches.append(batch)
+        await self.gate.wait()
+        if self.fail_with is not None:
+            error, self.fail_with = self.fail_with, None
+            raise error
+        return BatchResult(receipt_ids=[1000 + n for n in range(len(batch.new_receipts))])
+
+
+@pytest.fixture
+async def writer_on(request):
+    """writer_on(store, **kw): a started writer, closed at the end of the test."""
+    writers = []
+
+    def make(store, **kwargs) -> BatchWriter:
+        writer = BatchWriter(store, **kwargs)
+        writer.start()
+        writers.append(writer)
+        return writer
+    yield make
+    for writer in writers:
+        await writer.close()
+
+
+async def test_concurrent_messages_are_committed_in_few_batches(store, writer_on) -> None:
+    account = await funded(store, credits=2000)
+    writer = writer_on(store)
+    messages = [message(account.id, price=C) for _ in range(2000)]
+
+    async def submit(m):  # what the SMPP/HTTP handlers do: add, then await
+        return await writer.add_message(m)
+    results = await asyncio.gather(*(submit(m) for m in messages))
+    assert results == [True] * 2000
+    assert writer.items == 2000
+    assert writer.batches < writer.items
+    assert writer.batches <= 3
+    assert (await store.get_account_by_id(account.id)).balance == 0
+    assert await store.get_message(messages[-1].id) == messages[-1]
+
+
+async def test_refusals_reach_the_right_futures(store, writer_on) -> None:
+    account = await funded(store, credits=1500)
+    writer = writer_on(store)
+    messages = [message(account.id, price=C) for _ in range(2000)]
+    results = await asyncio.gather(*(writer.add_message(m) for m in messages))
+    assert results == [True] * 1500 + [False] * 500  # one batch: accepted in order
+    assert (await store.get_account_by_id(account.id)).balance == 0
+    assert await store.get_message(messages[1500].id) is None
+
+
+async def test_max_batch_splits_messages_in_order(writer_on) -> None:
+    fake = GatedStore()
+    writer = writer_on(fake, max_batch=300)
+    messages = [message(1) for _ in range(1000)]
+    futures = [writer.add_message(m) for m in messages]
+    status = writer.add_status(StatusUpdate(1, DELIVRD, time.time()))
+    assert await asyncio.gather(*futures) == [True] * 1000
+    await status
+    sizes = [len(b.new_messages) for b in fake.batches]
+    assert sizes == [300, 300, 300, 100]
+    assert [m for b in fake.batches for m in b.new_messages] == messages
+    assert len(fake.batches[0].statuses) == 1  # other work rides with the first batch
+
+
+async def test_work_accumulates_while_a_commit_is_in_flight(writer_on) -> None:
+    fake = GatedStore()
+    fake.gate.clear()
+    writer = writer_on(fake)
+    first = writer.add_message(message(1))
+    await asyncio.sleep(0)  # the writer takes it and blocks in write()
+    await asyncio.sleep(0)
+    assert len(fake.batches) == 1
+    later = [writer.add_message(message(1)) for _ in range(100)]
+    sent = writer.add_sent(SentUpdate(1, "sim", time.time()))
+    assert writer.queued == 101
+    fake.gate.set()
+    assert await first is True
+    assert await asyncio.gather(*later, sent) == [True] * 100 + [None]
+    assert [len(b) for b in fake.batches] == [1, 101]
+    assert (writer.batches, writer.items, writer.last_batch_size) == (2, 102, 101)
+
+
+async def test_a_failed_commit_fails_its_whole_batch_and_the_writer_goes_on(writer_on) -> None:
+    fake = GatedStore()
+    fake.gate.clear()
+    fake.fail_with = StoreError("disk full")
+    writer = writer_on(fake)
+    doomed = [writer.add_message(message(1)) for _ in range(10)]
+    doomed_receipt = writer.add_receipt(receipt(1, 1, time.time()))
+    doomed_refund = writer.add_refund(Refund(1, C, 1))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    survivors = [writer.add_message(message(1)) for _ in range(5)]
+    fake.gate.set()
+    for future in (*doomed, doomed_receipt, doomed_refund):
+        with pytest.raises(StoreError, match="disk full"):
+            await future
+    assert await asyncio.gather(*survivors) == [True] * 5
+    assert writer.failed_batches == 1
+    assert writer.batches == 2
+
+
+async def test_unexpected_errors_become_store_errors(writer_on) -> None:
+    fake = GatedStore()
+    fake.fail_with = RuntimeError("bug")
+    writer = writer_on(fake)
+    with pytest.raises(StoreError, match="bug"):
+        await writer.add_message(message(1))
+    assert await writer.add_message(message(1)) is True
+
+
+async def test_receipts_and_other_work(store, writer_on) -> None:
+    account = await funded(store, credits=10)
+    writer = writer_on(store)
+    m = message(account.id, price=2 * C)
+    assert await writer.add_message(m) is True
+    now = time.time()
+    futures = [writer.add_sent(SentUpdate(m.id, "sim", now, "U1")),
+               writer.add_status(StatusUpdate(m.id, DELIVRD, now + 1)),
+               writer.add_refund(Refund(account.id, 2 * C, m.id))]
+    receipt_ids = await asyncio.gather(*(writer.add_receipt(receipt(account.id, m.id, now))
+                                         for _ in range(3)))
+    assert await asyncio.gather(*futures) == [None, None, None]
+    assert len(set(receipt_ids)) == 3
+    got = await store.get_message(m.id)
+    assert (got.status, got.upstream_id, got.done_at) == (DELIVRD, "U1", now + 1)
+    assert (await store.get_account_by_id(account.id)).balance == 10 * C
+    await writer.done_receipt(receipt_ids[0])
+    await writer.retry_receipt(receipt_ids[1], now + 30)
+    due = await store.pending_receipts(account.id, now, 10)
+    assert [r.id for r in due] == [receipt_ids[2]]
+
+
+async def test_flush_waits_for_everything_added_before(writer_on) -> None:
+    fake = GatedStore()
+    writer = writer_on(fake, max_batch=10)
+    await writer.flush()  # nothing to wait for
+    futures = [writer.add_message(message(1)) for _ in range(25)]
+    futures.append(writer.done_receipt(5))
+    await writer.flush()
+    assert all(f.done() for f in futures)
+    assert writer.queued == 0
+
+
+async def test_close_flushes_and_later_additions_fail(store) -> None:
+    account = await funded(store, credits=100)
+    writer = BatchWriter(store)
+    writer.start()
+    futures = [writer.add_message(message(account.id)) for _ in range(50)]
+    await writer.close()
+    assert all(f.done() and f.result() is True for f in futures)
+    assert (await store.get_account_by_id(account.id)).balance == 50 * C
+    with pytest.raises(StoreError, match="closed"):
+        await writer.add_message(message(account.id))
+    await writer.close()  # twice is fine
+
+
+async def test_close_without_start_still_commits(writer_on) -> None:
+    fake = GatedStore()
+    writer = BatchWriter(fake)
+    future = writer.add_message(message(1))
+    await writer.close()
+    assert future.result() is True
+
+
+async def test_a_caller_cancelling_its_future_does_not_disturb_others(writer_on) -> None:
+    fake = GatedStore()
+    writer = writer_on(fake)
+    mine, theirs = writer.add_message(message(1)), writer.add_message(message(1))
+    mine.cancel()
+    assert await theirs is True

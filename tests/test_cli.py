@@ -1,0 +1,168 @@
+"""The operator CLI (SPEC §7), run as `python -m smsgate.cli` in a subprocess, on each
+backend; every bad input exits non-zero with exactly one line on stderr."""
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smsgate.core.accounts import check_password
+from smsgate.core.models import CREDIT_SCALE
+from smsgate.store import open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, database: str | None = None, stdin: str = "") -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "smsgate.cli", *args]
+    if database is not None:
+        command += ["--database", database]
+    return subprocess.run(command, capture_output=True, text=True, input=stdin, timeout=60,
+                          cwd=ROOT)
+
+
+def ok(*args: str, database: str) -> str:
+    result = cli(*args, database=database)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def fails(*args: str, database: str | None = None, match: str = "") -> str:
+    result = cli(*args, database=database)
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, f"stderr is not one line: {result.stderr!r}"
+    assert match.lower() in lines[0].lower(), lines[0]
+    return lines[0]
+
+
+async def test_commands_on_each_backend(store_url, tmp_path):
+    db = store_url
+    assert "schema up to date" in ok("migrate", database=db)
+    assert "schema up to date" in ok("migrate", database=db)  # again: nothing to do
+    routes = ok("route", "list", database=db)
+    assert "simulator" in routes and "*" in routes  # seeded catch-all route
+    ok("account", "add", "acme", "--password", "pw-1", "--credits", "100", "--max-tx", "3",
+       "--tps", "50", "--sender", "Acme", "12345", "--allow-ip", "10.0.0.0/8",
+       "--expires", "2099-12-31", database=db)
+    ok("account", "add", "beta", "--password", "pw-2", database=db)
+    listing = ok("account", "list", database=db)
+    assert "acme" in listing and "100.00" in listing and "beta" in listing
+    shown = ok("account", "show", "acme", database=db)
+    for expected in ("balance:     100.00", "max_tx:      3", "tps:         50",
+                     "senders:     Acme 12345", "allowed ips: 10.0.0.0/8",
+                     "expires:     2099-12-31", "enabled:     yes"):
+        assert expected in shown, shown
+    assert "125.50" in ok("credit", "acme", "25.5", database=db)
+    assert "120.50" in ok("credit", "acme", "-5", database=db)
+    ok("account", "passwd", "acme", "--password", "new-pw", database=db)
+    assert "disabled" in ok("account", "disable", "acme", database=db)
+    assert "enabled:     no" in ok("account", "show", "acme", database=db)
+    ok("connector", "add", "fast", "--type", "simulator", "--option", "min_latency_ms=1",
+       "--outcome", "DELIVRD=9", "--outcome", "UNDELIV=1", database=db)
+    assert "fast" in ok("connector", "list", database=db)
+    ok("route", "add", "44", "fast", "--price", "0.5", "--account", "acme", "--priority", "2",
+       database=db)
+    routes = ok("route", "list", database=db)
+    assert any("44" in line and "fast" in line and "0.50" in line and "acme" in line
+               for line in routes.splitlines()), routes
+    coverage = tmp_path / "coverage.csv"
+    coverage.write_text("country,iso,operator,mcc,mnc,prefix,price\n"
+                        "United Kingdom,GB,EE,234,30,447,0.8\n"
+                        "France,FR,Orange,208,01,336,\n")
+    assert "2 rows imported" in ok("coverage", "import", str(coverage), database=db)
+
+    store = open_store(db)
+    await store.open()
+    try:
+        acme = await store.get_account("acme")
+        assert acme is not None and not acme.enabled
+        assert acme.balance == 120_5000
+        assert check_password("new-pw", acme.password_hash)
+        assert "new-pw" not in acme.password_hash
+        ledger = await store.ledger(acme.id, 100)
+        assert sorted(e.amount for e in ledger) == [-5 * CREDIT_SCALE, 25_5000, 100 * CREDIT_SCALE]
+        entries = {(c.iso, c.prefix, c.price) for c in await store.list_coverage()}
+        assert entries == {("GB", "447", 8000), ("FR", "336", None)}
+    finally:
+        await store.close()
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> str:
+    """One SQLite database with an account `acme`, for the bad-input cases."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('cli')}/cli.db"
+    ok("account", "add", "acme", "--password", "pw", database=url)
+    return url
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (("account", "add", "acme", "--password", "x"), "exists"),
+    (("account", "add", "a" * 17, "--password", "x"), "system_id"),
+    (("account", "add", "new", "--password", ""), "password"),
+    (("account", "add", "new", "--password", "x", "--credits", "lots"), "--credits"),
+    (("account", "add", "new", "--password", "x", "--expires", "2030-13-01"), "--expires"),
+    (("account", "add", "new", "--password", "x", "--allow-ip", "10.0.0.300"), "--allow-ip"),
+    (("account", "add", "new", "--password", "x", "--max-tx", "many"), "--max-tx"),
+    (("account", "add", "new"), "required"),
+    (("account", "show", "ghost"), "ghost"),
+    (("account", "disable", "ghost"), "ghost"),
+    (("account", "passwd", "ghost", "--password", "x"), "ghost"),
+    (("account", "passwd", "acme"), "--password"),  # no terminal to ask on
+    (("account", "frobnicate"), "invalid choice"),
+    (("credit", "ghost", "10"), "ghost"),
+    (("credit", "acme", "ten"), "not a number"),
+    (("credit", "acme", "0"), "zero"),
+    (("credit", "acme"), "required"),
+    (("route", "add", "4x4", "simulator"), "digits"),
+    (("route", "add", "44", "nowhere"), "nowhere"),
+    (("route", "add", "44", "simulator", "--price", "-1"), "negative"),
+    (("route", "add", "44", "simulator", "--price", "cheap"), "--price"),
+    (("route", "add", "44", "simulator", "--account", "ghost"), "ghost"),
+    (("connector", "add", "up", "--type", "smpp"), "not available"),
+    (("connector", "add", "up", "--type", "carrier-pigeon"), "invalid choice"),
+    (("connector", "add", "simulator", "--type", "simulator"), "exists"),
+    (("connector", "add", "up", "--type", "simulator", "--option", "novalue"), "KEY=VALUE"),
+    (("connector", "add", "up", "--type", "simulator", "--outcome", "DELIVRD=x"), "--outcome"),
+    (("connector", "add", "up", "--type", "simulator", "--outcome", "LOST=1"), "LOST"),
+    (("coverage", "import", "/nonexistent/coverage.csv"), "nonexistent"),
+    (("frobnicate",), "invalid choice"),
+])
+def test_bad_input_is_one_line_and_non_zero(db, args, match):
+    fails(*args, database=db, match=match)
+
+
+@pytest.mark.parametrize(("rows", "match"), [
+    ("United Kingdom,GB,EE\n", "expected country"),
+    ("United Kingdom,GB,EE,234,30,44x7,0.8\n", "digits"),
+    ("United Kingdom,GB,EE,234,30,447,free\n", "price"),
+])
+def test_bad_coverage_file(db, tmp_path, rows, match):
+    path = tmp_path / "bad.csv"
+    path.write_text(rows)
+    fails("coverage", "import", str(path), database=db, match=match)
+
+
+@pytest.mark.parametrize(("database", "match"), [
+    ("bogus://host/db", "unsupported"),
+    ("sqlite:///", "file name"),
+    ("postgresql://", "host"),
+])
+def test_bad_database_url(database, match):
+    fails("account", "list", database=database, match=match)
+    fails("migrate", database=database, match=match)
+
+
+def test_serve_bad_input(db, tmp_path):
+    fails("serve", "--smpp-port", "many", database=db, match="--smpp-port")
+    fails("serve", "--config", str(tmp_path / "missing.toml"), database=db, match="missing")
+    config = tmp_path / "bad.toml"
+    config.write_text("no_such_setting = 1\n")
+    fails("serve", "--config", str(config), database=db, match="no_such_setting")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        fails("serve", "--smpp-port", port, "--http-port", "0", database=db, match="in use")
