@@ -213,6 +213,9 @@ class WriteBatch:
     new_receipts: list[PendingReceipt] = field(default_factory=list)
     done_receipts: list[int] = field(default_factory=list)  # PendingReceipt ids to delete
     retry_receipts: list[tuple[int, float]] = field(default_factory=list)  # (id, next time)
+    # Groups of new message ids (of one account) accepted or refused together: a
+    # multi-destination HTTP submit is all-or-nothing (SPEC §3.1).
+    atomic: list[list[int]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (len(self.new_messages) + len(self.sent) + len(self.statuses)

@@ -159,10 +159,14 @@ class SubmitPipeline:
                 and message.schedule_at is None:
             self._dispatch(message)
 
-    async def submit(self, req: SubmitRequest) -> list[int]:
-        """Prepare, store and dispatch; returns the ids in destination order."""
+    async def submit_all(self, req: SubmitRequest) -> list[int]:
+        """Prepare, store and dispatch every destination, or none: not enough credit for
+        all of them stores and charges nothing (SPEC §3.1). Returns the ids in
+        destination order."""
         messages = self.prepare(req)
-        results = await asyncio.gather(*(self.store(m) for m in messages))
-        if not all(results):
+        futures = self._writer.add_messages(messages)
+        for message, future in zip(messages, futures, strict=True):
+            future.add_done_callback(lambda f, m=message: self._stored(f, m))
+        if not all(await asyncio.gather(*futures)):
             raise GatewayError(Err.NO_CREDIT)
         return [m.id for m in messages]

@@ -26,9 +26,11 @@ from ..core.models import Message, Refund
 class ChargePlan:
     """The charging of one batch's new messages, account by account."""
 
-    __slots__ = ("groups", "refused", "totals")
+    __slots__ = ("atomic", "groups", "refused", "totals")
 
-    def __init__(self, messages: list[Message]) -> None:
+    def __init__(self, messages: list[Message], atomic: Iterable[list[int]] = ()) -> None:
+        # message id -> the ids of its all-or-nothing group
+        self.atomic: dict[int, list[int]] = {i: group for group in atomic for i in group}
         self.groups: dict[int, list[Message]] = {}
         self.totals: dict[int, int] = {}
         for m in messages:
@@ -59,13 +61,33 @@ class ChargePlan:
         total now to debit."""
         floor = -credit_limit
         total = 0
-        for m in self.groups[account_id]:
-            if m.price == 0 or (balance is not None and balance - total - m.price >= floor):
-                total += m.price
+        for ids, price in self._units(account_id):
+            if price == 0 or (balance is not None and balance - total - price >= floor):
+                total += price
             else:
-                self.refused.add(m.id)
+                self.refused.update(ids)
         self.totals[account_id] = total
         return total
+
+    def _units(self, account_id: int) -> list[tuple[list[int], int]]:
+        """The account's messages in order as (ids, price) units: an atomic group is one
+        unit, placed where its first message is."""
+        messages = self.groups[account_id]
+        if not self.atomic:
+            return [([m.id], m.price) for m in messages]
+        units: list[tuple[list[int], int]] = []
+        seen: dict[int, int] = {}  # first id of a group -> its unit index
+        for m in messages:
+            group = self.atomic.get(m.id)
+            if group is None:
+                units.append(([m.id], m.price))
+            elif group[0] in seen:
+                ids, price = units[seen[group[0]]]
+                units[seen[group[0]]] = (ids, price + m.price)
+            else:
+                seen[group[0]] = len(units)
+                units.append((group, m.price))
+        return units
 
     def accepted(self, messages: list[Message]) -> list[Message]:
         if not self.refused:

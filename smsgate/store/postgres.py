@@ -399,7 +399,7 @@ async def _settle_balances(c: asyncpg.Connection, batch: WriteBatch, ledger: lis
                            now: float) -> set[int]:
     """Charge new messages (inserting the accepted ones) and apply refunds: one lock of
     every account touched, one balance update; appends the ledger rows."""
-    plan = ChargePlan(batch.new_messages)
+    plan = ChargePlan(batch.new_messages, batch.atomic)
     debits = plan.debits()
     refunds = refund_totals(batch.refunds) if batch.refunds else []
     touched = sorted({aid for aid, _ in debits} | {aid for aid, _ in refunds})

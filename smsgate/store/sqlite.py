@@ -401,7 +401,7 @@ def _write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
     now = time.time()
     result = BatchResult()
     if batch.new_messages:
-        result.refused = _charge_and_insert(c, batch.new_messages, now)
+        result.refused = _charge_and_insert(c, batch.new_messages, now, batch.atomic)
     if batch.sent:
         c.executemany(SET_SENT, rows.sent_rows(batch.sent))
     if batch.statuses:
@@ -418,8 +418,9 @@ def _write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
     return result
 
 
-def _charge_and_insert(c: sqlite3.Connection, messages: list[Message], now: float) -> set[int]:
-    plan = ChargePlan(messages)
+def _charge_and_insert(c: sqlite3.Connection, messages: list[Message], now: float,
+                       atomic: list[list[int]]) -> set[int]:
+    plan = ChargePlan(messages, atomic)
     for account_id, total in plan.debits():
         if c.execute(DEBIT_IF_COVERED, (total, account_id)).rowcount == 1:
             continue

@@ -45,6 +45,7 @@ class BatchWriter:
         self._reset_queues()
         self._messages: list[Message] = []
         self._message_futures: list[Future] = []
+        self._group_of: dict[int, list[int]] = {}  # message id -> its atomic group
         # flush(): (batches that must be done, messages that must be done, future)
         self._flush_waiters: list[tuple[int, int, Future]] = []
         self._messages_added = 0
@@ -88,6 +89,16 @@ class BatchWriter:
             self._queued += 1
             self._wakeup.set()
         return future
+
+    def add_messages(self, messages: list[Message]) -> "list[Future[bool]]":
+        """All or nothing: every message is stored and charged, or none is (each future
+        then gives False). The group always goes into one commit."""
+        futures = [self.add_message(m) for m in messages]
+        if len(messages) > 1 and not self._closed:
+            group = [m.id for m in messages]
+            for message_id in group:
+                self._group_of[message_id] = group
+        return futures
 
     def add_receipt(self, receipt: PendingReceipt) -> "Future[int]":
         """The receipt's new id once stored."""
@@ -180,7 +191,7 @@ class BatchWriter:
     async def _commit_next(self) -> None:
         messages, message_futures = self._take_messages()
         batch = WriteBatch(messages, self._sent, self._statuses, self._refunds,
-                           self._receipts, self._done, self._retry)
+                           self._receipts, self._done, self._retry, self._take_groups(messages))
         receipt_futures, other_futures = self._receipt_futures, self._other_futures
         self._reset_queues()
         self._queued = len(self._messages)
@@ -208,11 +219,26 @@ class BatchWriter:
     def _take_messages(self) -> tuple[list[Message], list[Future]]:
         messages, futures = self._messages, self._message_futures
         cut = self.max_batch
+        if len(messages) > cut and self._group_of:
+            # never split an atomic group: the batch grows to the group's end
+            while cut < len(messages) and messages[cut].id in self._group_of and \
+                    self._group_of.get(messages[cut - 1].id) is self._group_of[messages[cut].id]:
+                cut += 1
         if len(messages) <= cut:
             self._messages, self._message_futures = [], []
             return messages, futures
         self._messages, self._message_futures = messages[cut:], futures[cut:]
         return messages[:cut], futures[:cut]
+
+    def _take_groups(self, messages: list[Message]) -> list[list[int]]:
+        if not self._group_of:
+            return []
+        groups: dict[int, list[int]] = {}
+        for message in messages:
+            group = self._group_of.pop(message.id, None)
+            if group is not None:
+                groups[group[0]] = group
+        return list(groups.values())
 
     def _release_flushes(self, force: bool = False) -> None:
         if not self._flush_waiters:
@@ -231,6 +257,7 @@ class BatchWriter:
         for future in (*self._message_futures, *self._receipt_futures, *self._other_futures):
             _fail(future, error)
         self._messages, self._message_futures = [], []
+        self._group_of.clear()
         self._reset_queues()
         self._queued = 0
 

@@ -270,3 +270,27 @@ async def test_two_nodes_writing_at_once_keep_balances_exact(store, store_url: s
         assert await balance(store, account) == (2000 - 20 * 65 + 20) * C
         entries = await store.ledger(account.id, limit=1000)
         assert sum(e.amount for e in entries) == await balance(store, account)
+
+
+async def test_an_atomic_group_is_accepted_or_refused_whole(store) -> None:
+    account = await funded(store, credits=5)
+    single = message(account.id, price=C)
+    group = [message(account.id, price=2 * C) for _ in range(3)]  # 6 > 4 left
+    after = message(account.id, price=3 * C)
+    messages = [single, *group, after]
+    result = await store.write(WriteBatch(new_messages=messages,
+                                          atomic=[[m.id for m in group]]))
+    # 1 taken (4 left); the group of 6 refused whole, charging nothing; 3 taken (1 left).
+    assert result.refused == {m.id for m in group}
+    assert await balance(store, account) == C
+    for m in group:
+        assert await store.get_message(m.id) is None
+    assert await store.get_message(after.id) is not None
+
+
+async def test_an_atomic_group_that_fits_is_taken_whole(store) -> None:
+    account = await funded(store, credits=6)
+    group = [message(account.id, price=2 * C) for _ in range(3)]
+    result = await store.write(WriteBatch(new_messages=group, atomic=[[m.id for m in group]]))
+    assert result.refused == set()
+    assert await balance(store, account) == 0
