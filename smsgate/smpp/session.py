@@ -107,6 +107,7 @@ class Session:
         self.pending_out: dict[int, Pdu] = {}  # our requests awaiting a response
         # peer requests we have not answered yet: (command_id, sequence) -> count
         self._unanswered: Counter[tuple[int, int]] = Counter()
+        self._unanswered_count = 0  # == _unanswered.total(), kept to avoid an O(n) sum
         self.closing = False  # framing lost or unbound: flush and close
         self.rejected: list[PduError] = []  # protocol errors answered automatically
         self._bind_command = 0
@@ -170,6 +171,7 @@ class Session:
             self._bind_command = pdu.command_id
         if pdu.command_id not in NO_RESPONSE:
             self._unanswered[pdu.command_id, pdu.sequence] += 1
+            self._unanswered_count += 1
         return pdu
 
     def _receive_response(self, pdu: Pdu) -> Pdu | None:
@@ -250,6 +252,7 @@ class Session:
 
     def _send_response(self, pdu: Pdu, key: tuple[int, int]) -> None:
         self._unanswered[key] -= 1
+        self._unanswered_count -= 1
         if not self._unanswered[key]:
             del self._unanswered[key]
         request_id = key[0]
@@ -279,7 +282,7 @@ class Session:
     @property
     def pending_in(self) -> int:
         """How many peer requests we have not answered yet."""
-        return self._unanswered.total()
+        return self._unanswered_count
 
     @property
     def bound(self) -> bool:
