@@ -219,7 +219,7 @@ async def main_async(args: argparse.Namespace) -> None:
         proc, port = await start_server(url)
         try:
             await asyncio.sleep(0.5)
-            rss_start, cpu_start = rss_mib(proc.pid), cpu_seconds(proc.pid)
+            rss_start = rss_mib(proc.pid)
             codec = Codec()
             submit = codec.encode(Pdu(CommandId.submit_sm, 0, 0, {
                 "source_addr_ton": 5, "source_addr": "Bench", "dest_addr_ton": 1,
@@ -244,9 +244,8 @@ async def main_async(args: argparse.Namespace) -> None:
             rss_end = rss_mib(proc.pid)
             wall = args.seconds + 1.5
             print(f"server RSS start {rss_start:.0f} MiB, end {rss_end:.0f} MiB; "
-                  f"CPU during submit load: server {server_cpu / wall:.0%} of a core, "
-                  f"clients {client_cpu / wall:.0%} (server CPU before load "
-                  f"{cpu_start:.1f} s)")
+                  f"CPU during the submit load: server {server_cpu / wall:.0%} of a core, "
+                  f"bench clients {client_cpu / wall:.0%}")
             if lat:
                 print(f"submit_sm responses: {len(lat):,} in {args.seconds:g} s; "
                       f"latency mean {statistics.fmean(lat) * 1000:.1f} ms")
