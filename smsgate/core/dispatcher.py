@@ -4,10 +4,16 @@ Messages dispatched during one event-loop turn go to each connector as one batch
 connector that is not ready (an SMPP upstream not bound yet) keeps its queue here and
 is retried; nothing is lost if the process dies meanwhile, since undispatched messages
 are reloaded from the store at start.
+
+The "sent" mark of a message is held back for up to `sent_hold` seconds: when its first
+status (ACCEPTD or final) comes within that time, as the simulator's does, both go to
+the store in one row write instead of two. The price: a message sent in the last
+`sent_hold` seconds before a crash is sent again after the restart (at least once).
 """
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 
 from .models import (
@@ -29,8 +35,12 @@ StatusListener = Callable[[Message, StatusUpdate], None]
 
 
 class Dispatcher:
-    def __init__(self, writer, refund_upstream_rejections: bool = True) -> None:
+    def __init__(self, writer, refund_upstream_rejections: bool = True,
+                 sent_hold: float = 1.0) -> None:
         self._writer = writer
+        self.sent_hold = sent_hold
+        self._held: dict[int, SentUpdate] = {}  # message id -> sent mark not yet written
+        self._hold_timer: asyncio.TimerHandle | None = None
         self.refund_upstream_rejections = refund_upstream_rejections
         self.connectors: dict[str, UpstreamConnector] = {}
         self._queues: dict[str, list[Message]] = {}
@@ -50,6 +60,9 @@ class Dispatcher:
     async def stop(self) -> None:
         for connector in self.connectors.values():
             await connector.stop()
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+        self._release_held(float("inf"))
 
     def cancel(self, message_id: int) -> None:
         """A cancelled message must not go out even if it is queued here already."""
@@ -90,9 +103,13 @@ class Dispatcher:
         if update.status == ATES:
             message.sent_at = update.at
             message.upstream_id = update.upstream_id
-            self._writer.add_sent(SentUpdate(message.id, message.connector, update.at,
-                                             update.upstream_id))
+            self._hold_sent(SentUpdate(message.id, message.connector, update.at,
+                                       update.upstream_id))
             return
+        held = self._held.pop(message.id, None)
+        if held is not None:
+            update.sent_at, update.connector = held.at, held.connector
+            update.upstream_id = update.upstream_id or held.upstream_id
         self._writer.add_status(update)
         message.status = update.status
         if update.status in FINAL_STATUSES:
@@ -110,6 +127,36 @@ class Dispatcher:
                 listener(message, update)
             except Exception:
                 log.exception("status listener failed for message %s", message.id)
+
+    def _hold_sent(self, sent: SentUpdate) -> None:
+        if self.sent_hold <= 0:
+            self._writer.add_sent(sent)
+            return
+        self._held[sent.message_id] = sent
+        if self._hold_timer is None:
+            self._hold_timer = asyncio.get_running_loop().call_later(
+                self.sent_hold / 4, self._on_hold_timer)
+
+    def _on_hold_timer(self) -> None:
+        self._hold_timer = None
+        self._release_held(time.time() - self.sent_hold)
+        if self._held:
+            self._hold_timer = asyncio.get_running_loop().call_later(
+                self.sent_hold / 4, self._on_hold_timer)
+
+    def _release_held(self, sent_before: float) -> None:
+        """Write the sent marks held since before `sent_before` (dict order = time order)."""
+        released = 0
+        for sent in self._held.values():
+            if sent.at >= sent_before:
+                break
+            self._writer.add_sent(sent)
+            released += 1
+        if released == len(self._held):
+            self._held.clear()
+        else:
+            for message_id in list(self._held)[:released]:
+                del self._held[message_id]
 
     def _refundable(self, message: Message) -> bool:
         # Refused before it was sent: always refunded. Rejected by the upstream: policy.

@@ -155,6 +155,10 @@ class StatusUpdate:
     at: float
     error_code: int = 0
     upstream_id: str = ""
+    # A "sent" mark the dispatcher held back and folds into this update (one row write
+    # instead of two); None when the message's sent_at is stored already.
+    sent_at: float | None = None
+    connector: str = ""
 
 
 @dataclass(slots=True)

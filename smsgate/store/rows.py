@@ -100,7 +100,8 @@ def sent_rows(sent: list[SentUpdate]) -> list[tuple]:
 
 def status_rows(statuses: list[StatusUpdate]) -> list[tuple]:
     """Fold the batch's updates into one row per message, as if applied in order:
-    (message_id, status, error_code, upstream_id, accepted_at, done_at).
+    (message_id, status, error_code, upstream_id, accepted_at, done_at, sent_at,
+    connector); the last two carry a held "sent" mark, or None and "".
 
     One row per message lets a backend apply them all in one set-based UPDATE (an
     UPDATE ... FROM with two rows for one message would apply an arbitrary one). A final
@@ -113,8 +114,11 @@ def status_rows(statuses: list[StatusUpdate]) -> list[tuple]:
             folded[u.message_id] = [
                 u.message_id, u.status, u.error_code, u.upstream_id,
                 u.at if u.status == ACCEPTD else None,
-                u.at if u.status in FINAL_STATUSES else None]
-        elif row[1] not in FINAL_STATUSES:
+                u.at if u.status in FINAL_STATUSES else None, u.sent_at, u.connector]
+            continue
+        if u.sent_at is not None and row[6] is None:
+            row[6], row[7] = u.sent_at, u.connector
+        if row[1] not in FINAL_STATUSES:
             row[1] = u.status
             row[2] = u.error_code
             if u.upstream_id:

@@ -12,7 +12,9 @@ inside one transaction (charging, id allocation) cannot race another process.
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,8 @@ from . import rows
 from .charging import ChargePlan, refund_ledger_rows, refund_totals
 from .migrations import SCHEMA_MIGRATIONS_SQLITE, missing, statements
 from .rows import LIVE, columns
+
+log = logging.getLogger(__name__)
 
 _MSG = columns(rows.MESSAGE_COLUMNS)
 _ACCOUNT = columns(rows.ACCOUNT_COLUMNS)
@@ -58,7 +62,9 @@ SET_SENT = ("UPDATE messages SET connector = ?2, sent_at = ?3, "
             "upstream_id = CASE WHEN ?4 = '' THEN upstream_id ELSE ?4 END WHERE id = ?1")
 SET_STATUS = ("UPDATE messages SET status = ?2, error_code = ?3, "
               "upstream_id = CASE WHEN ?4 = '' THEN upstream_id ELSE ?4 END, "
-              "accepted_at = COALESCE(?5, accepted_at), done_at = COALESCE(?6, done_at) "
+              "accepted_at = COALESCE(?5, accepted_at), done_at = COALESCE(?6, done_at), "
+              "sent_at = COALESCE(?7, sent_at), "
+              "connector = CASE WHEN ?8 = '' THEN connector ELSE ?8 END "
               f"WHERE id = ?1 AND status NOT IN {rows.FINAL_SQL}")
 RECEIPT_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'pending_receipts'"
 DELETE_RECEIPT = "DELETE FROM pending_receipts WHERE id = ?"
@@ -91,6 +97,45 @@ DUE_RECEIPTS = (f"SELECT {_RECEIPT} FROM pending_receipts WHERE account_id = ? "
 _Fn = Callable[..., Any]
 
 
+class Checkpointer(threading.Thread):
+    """Copies the WAL back into the database every `interval` seconds, on a connection
+    of its own. PASSIVE checkpoints never block the writer; when the WAL has grown
+    large a RESTART checkpoint lets the next write begin the WAL file anew."""
+
+    def __init__(self, path: str, interval: float = 0.5, restart_pages: int = 50_000) -> None:
+        super().__init__(name="sqlite-checkpoint", daemon=True)
+        self.path = path
+        self.interval = interval
+        self.restart_pages = restart_pages
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 100")
+        except sqlite3.Error:
+            log.exception("checkpointer cannot open %s", self.path)
+            return
+        try:
+            while not self._stopping.wait(self.interval):
+                self._checkpoint(conn)
+            self._checkpoint(conn)
+        finally:
+            conn.close()
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> None:
+        try:
+            _busy, wal_pages, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if wal_pages > self.restart_pages:
+                conn.execute("PRAGMA wal_checkpoint(RESTART)")
+        except sqlite3.Error as exc:  # busy now; the next round tries again
+            log.debug("checkpoint skipped: %s", exc)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(timeout=5)
+
+
 class SqliteStore:
     backend = "sqlite"
 
@@ -98,6 +143,7 @@ class SqliteStore:
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._checkpointer: Checkpointer | None = None
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -108,8 +154,13 @@ class SqliteStore:
         except BaseException:
             await self.close()
             raise
+        self._checkpointer = Checkpointer(self.path)
+        self._checkpointer.start()
 
     async def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
+            self._checkpointer = None
         if self._executor is None:
             return
         try:
@@ -128,6 +179,9 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = OFF")
+            # Checkpoints (and their fsync) run in the Checkpointer's thread, not inside
+            # a group commit, where they stalled every client waiting on it.
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
             conn.close()
             raise

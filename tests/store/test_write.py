@@ -294,3 +294,16 @@ async def test_an_atomic_group_that_fits_is_taken_whole(store) -> None:
     result = await store.write(WriteBatch(new_messages=group, atomic=[[m.id for m in group]]))
     assert result.refused == set()
     assert await balance(store, account) == 0
+
+
+async def test_a_status_can_carry_the_held_sent_mark(store) -> None:
+    account = await funded(store)
+    m = message(account.id)
+    await store.write(WriteBatch(new_messages=[m]))
+    now = time.time()
+    await store.write(WriteBatch(statuses=[
+        StatusUpdate(m.id, DELIVRD, now + 1, upstream_id="up-1", sent_at=now,
+                     connector="sim-b")]))
+    stored = await store.get_message(m.id)
+    assert (stored.status, stored.sent_at, stored.connector, stored.upstream_id,
+            stored.done_at) == (DELIVRD, now, "sim-b", "up-1", now + 1)
