@@ -164,3 +164,31 @@ async def test_kill_9_during_submission_loses_nothing_and_charges_once(store_url
             proc.kill()
             await proc.wait()
     assert await _verify(store_url, acked) == stored + 1
+
+
+async def test_sigterm_unbinds_sessions_and_exits_cleanly(tmp_path):
+    url = f"sqlite:///{tmp_path / 'term.db'}"
+    store = open_store(url)
+    await store.open()
+    try:
+        await store.migrate()
+        await seed(store)
+        await store.add_account(Account(system_id="term", password_hash=password_hash(PASSWORD),
+                                        created_at=time.time()))
+    finally:
+        await store.close()
+    log = tmp_path / "serve.log"
+    proc, port = await _serve(url, log)
+    try:
+        client = await RawClient.connect("127.0.0.1", port)
+        assert (await client.bind("trx", "term")).status == Status.ESME_ROK
+        proc.send_signal(signal.SIGTERM)
+        unbind = await client.next_request(timeout=10)
+        assert unbind.name == "unbind"
+        client.respond(unbind)
+        await client.wait_closed()
+        assert await asyncio.wait_for(proc.wait(), 15) == 0, log.read_text()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
