@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from .connectors.simulator import SimulatorConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
 from .core.binds import BindRegistry
+from .core.coverage import default_coverage
 from .core.dispatcher import Dispatcher
 from .core.gateway import Gateway
 from .core.ids import MessageIdGenerator
@@ -22,6 +23,8 @@ from .core.receipts import ReceiptService
 from .core.routing import RoutingTable
 from .core.scheduler import Scheduler
 from .core.submit import SubmitPipeline, SubmitSettings
+from .servers.http_api import HttpApi, HttpApiConfig
+from .servers.http_callbacks import DlrCallbacks
 from .servers.smpp_server import SmppServer, SmppServerConfig
 from .store import open_store
 from .store.writer import BatchWriter
@@ -42,6 +45,7 @@ class Settings:
     http_port: int = 8080
     node_id: str = field(default_factory=socket.gethostname)
     smpp: SmppServerConfig = field(default_factory=SmppServerConfig)
+    http: HttpApiConfig = field(default_factory=HttpApiConfig)
     submit: SubmitSettings = field(default_factory=SubmitSettings)
     receipt_expiry_hours: float = 72.0
     refund_upstream_rejections: bool = True
@@ -49,12 +53,17 @@ class Settings:
 
 async def seed(store: Store) -> list[str]:
     """A database without connectors gets the simulator and a catch-all route to it at
-    1 credit per part (SPEC §7). Returns what was created."""
+    1 credit per part, and an empty coverage table the default one (SPEC §7). Returns
+    what was created."""
     created = []
     if not await store.list_connectors():
         await store.add_connector(Connector("simulator", "simulator", {}))
         await store.add_route(Route(prefix="", connector="simulator", price=CREDIT_SCALE))
         created.append("connector 'simulator' and a catch-all route at 1 credit per part")
+    if not await store.list_coverage():
+        entries = default_coverage()
+        await store.replace_coverage(entries)
+        created.append(f"a default coverage table of {len(entries)} countries and territories")
     return created
 
 
@@ -107,6 +116,8 @@ class App:
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), BindRegistry(),
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id)
         self.smpp = SmppServer(self.gateway, settings.smpp)
+        self.http = HttpApi(self.gateway, settings.http, lambda: self.routing,
+                            DlrCallbacks(settings.http.callbacks, self.writer.flush))
         self._tasks: list[asyncio.Task] = []
 
     def _next_id(self) -> int:
@@ -141,6 +152,9 @@ class App:
         self.settings.smpp.host = self.settings.host
         self.settings.smpp.port = self.settings.smpp_port
         await self.smpp.start()
+        self.settings.http.host = self.settings.host
+        self.settings.http.port = self.settings.http_port
+        await self.http.start()
 
     async def reload_routes(self) -> None:
         self.routing = RoutingTable(await self.store.list_routes())
@@ -155,6 +169,7 @@ class App:
 
     async def stop(self) -> None:
         """Unbind sessions, stop timers, flush the writer, close the store."""
+        await self.http.stop()
         await self.smpp.stop()
         for task in self._tasks:
             task.cancel()
@@ -180,6 +195,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
               f"(credits: {DEMO_CREDITS}). It is shown only once.", flush=True)
     host, port = app.smpp.address
     print(f"SMPP listening on {host}:{port}", flush=True)
+    host, port = app.http.address
+    print(f"HTTP listening on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

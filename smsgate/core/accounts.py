@@ -62,9 +62,18 @@ class Authenticator:
         self._memo_seconds = memo_seconds
         self._pepper = secrets.token_bytes(16)
 
+    def _memo_key(self, account: Account, password: str) -> bytes:
+        return hashlib.blake2b(f"{account.password_hash}\0{password}".encode(),
+                               key=self._pepper, digest_size=16).digest()
+
+    def remembered(self, account: Account, password: str) -> bool:
+        """Whether the password was checked recently: then `authenticate` is cheap
+        enough to run on the event loop (no scrypt)."""
+        seen = self._memo.get(self._memo_key(account, password))
+        return seen is not None and time.monotonic() - seen < self._memo_seconds
+
     def password_ok(self, account: Account, password: str) -> bool:
-        key = hashlib.blake2b(f"{account.password_hash}\0{password}".encode(),
-                              key=self._pepper, digest_size=16).digest()
+        key = self._memo_key(account, password)
         now = time.monotonic()
         seen = self._memo.get(key)
         if seen is not None and now - seen < self._memo_seconds:

@@ -27,8 +27,13 @@ class Gateway:
 
     async def authenticate(self, system_id: str, password: str, *, channel: str,
                            peer_ip: str | None = None) -> Account:
-        """Check credentials (scrypt runs in a thread: it takes tens of milliseconds)."""
+        """Check credentials (scrypt runs in a thread: it takes tens of milliseconds).
+        A password checked recently is known without scrypt: then no thread hop, which
+        matters for HTTP clients that send credentials with every request."""
         account = await self.accounts.get(system_id)
+        if account is not None and self.authenticator.remembered(account, password):
+            return self.authenticator.authenticate(account, password, channel=channel,
+                                                   peer_ip=peer_ip)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             None, lambda: self.authenticator.authenticate(account, password, channel=channel,
