@@ -22,70 +22,22 @@ numbers each (wall time from the first byte written to the complete answer).
 import argparse
 import asyncio
 import os
-import re
 import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from serverproc import (
+    PASSWORD,
+    SYSTEM_ID,
+    cpu_seconds,
+    prepare,
+    rss_mib,
+    start_server,
+)
 
-from smsgate.app import seed  # noqa: E402
-from smsgate.core.accounts import hash_password  # noqa: E402
-from smsgate.core.models import CREDIT_SCALE, Account  # noqa: E402
-from smsgate.core.ports import Conflict  # noqa: E402
-from smsgate.store import open_store  # noqa: E402
-
-SYSTEM_ID, PASSWORD = "bench", "bench-pw"
-CREDITS = 1_000_000_000
 TEXT = "The quick brown fox jumps over the lazy dog 0123456789"
-
-
-async def prepare(url: str) -> None:
-    store = open_store(url)
-    await store.open()
-    try:
-        await store.migrate()
-        await seed(store)
-        try:
-            account = await store.add_account(Account(
-                system_id=SYSTEM_ID, password_hash=hash_password(PASSWORD), tps=0,
-                created_at=time.time()))
-        except Conflict:  # a database used before: top it up
-            account = await store.get_account(SYSTEM_ID)
-            assert account is not None
-        await store.adjust_balance(account.id, CREDITS * CREDIT_SCALE, "bench credit")
-    finally:
-        await store.close()
-
-
-async def start_server(url: str) -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "smsgate.cli", "serve", "--database", url, "--smpp-port", "0",
-        "--http-port", "0", "--log-level", "WARNING", stdout=asyncio.subprocess.PIPE, cwd=ROOT)
-    assert proc.stdout is not None
-    async with asyncio.timeout(60):
-        while True:
-            line = (await proc.stdout.readline()).decode()
-            if not line:
-                raise SystemExit(f"serve exited with {await proc.wait()}")
-            if match := re.match(r"HTTP listening on (.+):(\d+)", line):
-                return proc, int(match.group(2))
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def get_request(path: str, params: dict[str, str] | None = None) -> bytes:
@@ -239,7 +191,7 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="smsgate-bench-") as tmp:
         url = args.database or f"sqlite:///{tmp}/bench.db"
         await prepare(url)
-        proc, port = await start_server(url)
+        proc, port = await start_server(url, "HTTP")
         try:
             await asyncio.sleep(0.5)
             rss_start = rss_mib(proc.pid)

@@ -19,74 +19,27 @@ at the same concurrency on the same server (the ceiling the protocol layer allow
 import argparse
 import asyncio
 import os
-import re
 import signal
 import statistics
 import struct
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from serverproc import (
+    PASSWORD,
+    SYSTEM_ID,
+    cpu_seconds,
+    prepare,
+    rss_mib,
+    start_server,
+)
 
-from smsgate.app import seed  # noqa: E402
-from smsgate.core.accounts import hash_password  # noqa: E402
-from smsgate.core.models import CREDIT_SCALE, Account  # noqa: E402
-from smsgate.core.ports import Conflict  # noqa: E402
-from smsgate.smpp.codec import Codec  # noqa: E402
-from smsgate.smpp.constants import CommandId, Status  # noqa: E402
-from smsgate.smpp.pdu import Pdu  # noqa: E402
-from smsgate.store import open_store  # noqa: E402
+from smsgate.smpp.codec import Codec
+from smsgate.smpp.constants import CommandId, Status
+from smsgate.smpp.pdu import Pdu
 
-SYSTEM_ID, PASSWORD = "bench", "bench-pw"
-CREDITS = 1_000_000_000
 _HEADER = struct.Struct(">IIII")
-
-
-async def prepare(url: str, binds: int) -> None:
-    store = open_store(url)
-    await store.open()
-    try:
-        await store.migrate()
-        await seed(store)
-        try:
-            account = await store.add_account(Account(
-                system_id=SYSTEM_ID, password_hash=hash_password(PASSWORD), tps=0,
-                max_tx=max(binds, 10), created_at=time.time()))
-        except Conflict:  # a database used before: top it up
-            account = await store.get_account(SYSTEM_ID)
-            assert account is not None
-        await store.adjust_balance(account.id, CREDITS * CREDIT_SCALE, "bench credit")
-    finally:
-        await store.close()
-
-
-async def start_server(url: str) -> tuple[asyncio.subprocess.Process, int]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "smsgate.cli", "serve", "--database", url, "--smpp-port", "0",
-        "--http-port", "0", "--log-level", "WARNING", stdout=asyncio.subprocess.PIPE, cwd=ROOT)
-    assert proc.stdout is not None
-    async with asyncio.timeout(60):
-        while True:
-            line = (await proc.stdout.readline()).decode()
-            if not line:
-                raise SystemExit(f"serve exited with {await proc.wait()}")
-            if match := re.match(r"SMPP listening on (.+):(\d+)", line):
-                return proc, int(match.group(2))
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Client(asyncio.Protocol):
@@ -215,8 +168,8 @@ def report(label: str, rate: float, latencies: list[float], errors: dict) -> Non
 async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="smsgate-bench-") as tmp:
         url = args.database or f"sqlite:///{tmp}/bench.db"
-        await prepare(url, args.binds)
-        proc, port = await start_server(url)
+        await prepare(url, max_tx=max(args.binds, 10))
+        proc, port = await start_server(url, "SMPP")
         try:
             await asyncio.sleep(0.5)
             rss_start = rss_mib(proc.pid)
