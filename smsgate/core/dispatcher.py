@@ -40,6 +40,7 @@ class Dispatcher:
         self._writer = writer
         self.sent_hold = sent_hold
         self._held: dict[int, SentUpdate] = {}  # message id -> sent mark not yet written
+        self._writing: set[int] = set()  # sent marks handed to the writer, not committed
         self._hold_timer: asyncio.TimerHandle | None = None
         self.refund_upstream_rejections = refund_upstream_rejections
         self.connectors: dict[str, UpstreamConnector] = {}
@@ -110,7 +111,9 @@ class Dispatcher:
         if held is not None:
             update.sent_at, update.connector = held.at, held.connector
             update.upstream_id = update.upstream_id or held.upstream_id
-        self._writer.add_status(update)
+            self._track_write(message.id, self._writer.add_status(update))
+        else:
+            self._writer.add_status(update)
         message.status = update.status
         if update.status in FINAL_STATUSES:
             message.done_at = update.at
@@ -128,9 +131,18 @@ class Dispatcher:
             except Exception:
                 log.exception("status listener failed for message %s", message.id)
 
+    def sent_not_stored(self, message_id: int) -> bool:
+        """Sent upstream although the store does not say so yet (its mark is held or
+        not committed): cancel_sm and replace_sm must not touch it."""
+        return message_id in self._held or message_id in self._writing
+
+    def _track_write(self, message_id: int, future: asyncio.Future) -> None:
+        self._writing.add(message_id)
+        future.add_done_callback(lambda f: self._writing.discard(message_id))
+
     def _hold_sent(self, sent: SentUpdate) -> None:
         if self.sent_hold <= 0:
-            self._writer.add_sent(sent)
+            self._track_write(sent.message_id, self._writer.add_sent(sent))
             return
         self._held[sent.message_id] = sent
         if self._hold_timer is None:
@@ -150,7 +162,7 @@ class Dispatcher:
         for sent in self._held.values():
             if sent.at >= sent_before:
                 break
-            self._writer.add_sent(sent)
+            self._track_write(sent.message_id, self._writer.add_sent(sent))
             released += 1
         if released == len(self._held):
             self._held.clear()

@@ -67,6 +67,7 @@ class Gateway:
         else:
             ids = await self.store.find_pending(account.id, source_addr, dest_addr,
                                                 service_type)
+        ids = [i for i in ids if not self.dispatcher.sent_not_stored(i)]
         cancelled = await self.store.cancel_messages(account.id, ids, time.time())
         if not cancelled:
             raise GatewayError(Err.UNKNOWN_MESSAGE_ID, "nothing to cancel")
@@ -79,6 +80,8 @@ class Gateway:
                       schedule_at: float | None, expires_at: float | None,
                       registered_delivery: int) -> None:
         message = await self.find_message(account, message_id)
+        if self.dispatcher.sent_not_stored(message.id):
+            raise GatewayError(Err.UNKNOWN_MESSAGE_ID, "message already sent")
         if not await self.store.replace_message(account.id, message.id, payload, schedule_at,
                                                 expires_at, registered_delivery):
             raise GatewayError(Err.UNKNOWN_MESSAGE_ID, "message already sent or final")

@@ -338,3 +338,17 @@ async def test_replace_postponing_a_message_about_to_go_out(gateway):
     message = await gateway.message(message_id)
     assert message.sent_at is None and message.status == "ATES"
     assert message.schedule_at > time.time() + 3000
+
+
+async def test_cancel_right_after_sending_fails_and_refunds_nothing(gateway):
+    # The dispatcher holds a message's sent mark for a moment before storing it: cancel
+    # must still see the message as sent, not cancel (and refund) what went upstream.
+    account = await gateway.account(credits=10)
+    client = await gateway.bound("tx")
+    sent = await client.submit()
+    cancel = await client.request(Pdu(CommandId.cancel_sm, fields={
+        "message_id": sent["message_id"], "source_addr": SENDER, "destination_addr": DEST}))
+    assert cancel.status == Status.ESME_RCANCELFAIL
+    await _final(gateway, sent["message_id"])
+    assert (await gateway.message(sent["message_id"])).status == DELIVRD
+    assert await gateway.balance(account.id) == 9 * PRICE
