@@ -6,14 +6,13 @@ Test modules import the fixture function (`from http_harness import api_fixture`
 registered under the name `api`.
 """
 
-import asyncio
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
 import pytest
 from smpp_harness import Harness, fast_settings, prepare_database
+from smpp_harness import eventually as eventually  # re-exported for the HTTP tests
 
 from smsgate.app import App, Settings
 from smsgate.servers.http_callbacks import CallbackConfig
@@ -91,17 +90,6 @@ def submit_params(**params: Any) -> dict[str, Any]:
 def ids_of(answer: str) -> list[int]:
     assert answer.startswith("Response: "), answer
     return [int(i) for i in answer.removeprefix("Response: ").split(",")]
-
-
-async def eventually(check, timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(name="api")
