@@ -32,6 +32,7 @@ from serverproc import (
     PASSWORD,
     SYSTEM_ID,
     cpu_seconds,
+    percentile,
     prepare,
     rss_mib,
     start_server,
@@ -162,13 +163,6 @@ async def big_post(port: int, numbers: int) -> tuple[float, bytes]:
     assert client.transport is not None
     client.transport.close()
     return elapsed, client.last_body
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
 def report(label: str, rate: float, latencies: list[float], unexpected: dict) -> None:

@@ -55,6 +55,13 @@ async def start_server(url: str, protocol: str) -> tuple[asyncio.subprocess.Proc
                 return proc, int(match.group(2))
 
 
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * p / 100))]
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

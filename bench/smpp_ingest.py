@@ -30,6 +30,7 @@ from serverproc import (
     PASSWORD,
     SYSTEM_ID,
     cpu_seconds,
+    percentile,
     prepare,
     rss_mib,
     start_server,
@@ -147,13 +148,6 @@ async def run_load(port: int, template: bytes, binds: int, window: int,
         for status, count in client.errors.items():
             errors[status] = errors.get(status, 0) + count
     return sum(c.ok for c in clients) / elapsed, latencies, errors
-
-
-def percentile(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
 def report(label: str, rate: float, latencies: list[float], errors: dict) -> None:

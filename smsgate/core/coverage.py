@@ -13,7 +13,7 @@ a row whose prefix has no usable route is left out of the account's coverage.
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import replace
 
 import phonenumbers
 import pycountry
@@ -29,22 +29,10 @@ _EXTRA_NAMES = {"AC": "Ascension Island", "TA": "Tristan da Cunha", "XK": "Kosov
 _MAX_EXPANSION = 64  # a leading-digits pattern wider than this keeps the country code alone
 
 
-@dataclass(frozen=True, slots=True)
-class CoverageRow:
-    """One line of an account's coverage file."""
-
-    country: str
-    iso: str
-    operator: str
-    mcc: str
-    mnc: str
-    prefix: str
-    price: int  # units per SMS part (models.CREDIT_SCALE per credit)
-
-
 def account_coverage(entries: Iterable[CoverageEntry], routing: RoutingTable,
-                     account_id: int, connectors: set[str]) -> list[CoverageRow]:
-    """The rows the account can reach, priced by its routes for each row's prefix."""
+                     account_id: int, connectors: set[str]) -> list[CoverageEntry]:
+    """The rows the account can reach, each with `price` set to what its routes charge
+    per part for that prefix."""
     rows = []
     for entry in entries:
         try:
@@ -53,8 +41,7 @@ def account_coverage(entries: Iterable[CoverageEntry], routing: RoutingTable,
             continue
         if route.connector not in connectors:
             continue  # the submit would answer HTTP23 for it
-        rows.append(CoverageRow(entry.country, entry.iso, entry.operator, entry.mcc,
-                                entry.mnc, entry.prefix, route.price))
+        rows.append(replace(entry, price=route.price))
     return rows
 
 

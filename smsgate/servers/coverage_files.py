@@ -14,8 +14,7 @@ from datetime import UTC, datetime
 import xlwt
 from fpdf import FPDF
 
-from ..core.coverage import CoverageRow
-from ..core.models import format_credits, units_to_credits
+from ..core.models import CoverageEntry, format_credits, units_to_credits
 
 HEADINGS = ("country", "iso", "operator", "mcc", "mnc", "prefix", "price")
 TITLES = ("Country", "ISO", "Operator", "MCC", "MNC", "Prefix", "Price/part")
@@ -29,12 +28,12 @@ class CoverageFile:
     charset: str | None = None
 
 
-def _cells(row: CoverageRow) -> list[str]:
+def _cells(row: CoverageEntry) -> list[str]:
     return [row.country, row.iso, row.operator, row.mcc, row.mnc, row.prefix,
-            format_credits(row.price)]
+            format_credits(row.price)]  # type: ignore[arg-type] - set by account_coverage
 
 
-def to_csv(rows: Sequence[CoverageRow], account: str) -> CoverageFile:
+def to_csv(rows: Sequence[CoverageEntry], account: str) -> CoverageFile:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(HEADINGS)
@@ -44,7 +43,7 @@ def to_csv(rows: Sequence[CoverageRow], account: str) -> CoverageFile:
                         "utf-8")
 
 
-def to_xls(rows: Sequence[CoverageRow], account: str) -> CoverageFile:
+def to_xls(rows: Sequence[CoverageEntry], account: str) -> CoverageFile:
     book = xlwt.Workbook(encoding="utf-8")
     sheet = book.add_sheet("Coverage")
     bold = xlwt.easyxf("font: bold on")
@@ -63,7 +62,7 @@ def to_xls(rows: Sequence[CoverageRow], account: str) -> CoverageFile:
     return CoverageFile(buffer.getvalue(), "application/vnd.ms-excel", "coverage.xls")
 
 
-def to_pdf(rows: Sequence[CoverageRow], account: str) -> CoverageFile:
+def to_pdf(rows: Sequence[CoverageEntry], account: str) -> CoverageFile:
     pdf = FPDF(orientation="portrait", format="A4")
     pdf.set_title("Coverage")
     pdf.set_auto_page_break(auto=True, margin=12)
@@ -89,7 +88,7 @@ def _latin1(text: str) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-FORMATS: dict[str, Callable[[Sequence[CoverageRow], str], CoverageFile]] = {
+FORMATS: dict[str, Callable[[Sequence[CoverageEntry], str], CoverageFile]] = {
     "1": to_xls,
     "2": to_pdf,
     "3": to_csv,
