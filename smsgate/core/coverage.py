@@ -3,17 +3,30 @@
 The stored table (`coverage`) lists destinations (country, ISO code, operator, MCC, MNC,
 prefix). A fresh database gets `default_coverage()`: one row per country or territory
 from the numbering plans of `phonenumbers` (libphonenumber's maintained metadata) with
-names from `pycountry` (ISO 3166). Operators replace it with their own table, with
+names from `pycountry` (ISO 3166) and the main MCC from `data/e212_mcc.csv`; the MNC is
+blank, as the row stands for all networks. Operators replace it with their own table, with
 networks and MCC/MNC, through `smsgate coverage import FILE.csv`.
+
+Why a shipped file and not an MCC package: of those on PyPI, `mobile-codes` was last
+released in 2014, `mccmnc` scrapes a web site at run time and ships no table, and
+`mcc-mnc-p1` (kept up to date) is AGPL-3.0 and 4.7 MB with lxml. The file holds only
+facts (ISO code -> MCCs, about 270 lines) taken from mcc-mnc-p1's table; its header
+names the source and date. No per-operator rows: libphonenumber's carrier data names
+the carrier that was given a number range, not its MNC, and number portability makes a
+prefix a poor guide to the network in many countries.
 
 Prices always come from the routing table, exactly as the account would be charged:
 a row whose prefix has no usable route is left out of the account's coverage.
 """
 
+import csv
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from functools import cache
+from importlib import resources
+from types import MappingProxyType
 
 import phonenumbers
 import pycountry
@@ -27,6 +40,7 @@ ALL_NETWORKS = "All networks"
 # Regions libphonenumber numbers that ISO 3166-1 (pycountry) does not list.
 _EXTRA_NAMES = {"AC": "Ascension Island", "TA": "Tristan da Cunha", "XK": "Kosovo"}
 _MAX_EXPANSION = 64  # a leading-digits pattern wider than this keeps the country code alone
+MCC_FILE = "data/e212_mcc.csv"
 
 
 def account_coverage(entries: Iterable[CoverageEntry], routing: RoutingTable,
@@ -53,9 +67,9 @@ def default_coverage() -> list[CoverageEntry]:
         if metadata is None:
             continue
         code = str(metadata.country_code)
-        name = country_name(region)
+        name, mcc = country_name(region), main_mcc(region)
         for tail in _region_prefixes(metadata):
-            rows.append(CoverageEntry(name, region, ALL_NETWORKS, "", "", code + tail))
+            rows.append(CoverageEntry(name, region, ALL_NETWORKS, mcc, "", code + tail))
     rows.sort(key=lambda e: (_collation_key(e.country), e.prefix))
     return rows
 
@@ -72,6 +86,24 @@ def country_name(region: str) -> str:
         return _EXTRA_NAMES.get(region, region)
     # common_name where ISO's is long ("Bolivia, Plurinational State of" -> "Bolivia")
     return getattr(country, "common_name", None) or country.name
+
+
+def main_mcc(region: str) -> str:
+    """The region's main MCC, '' if it has none. With several, the lowest, which is the
+    main one for each such region (US 310 of 310-316, GB 234/235, IN 404-406, AE 424/430/431)."""
+    mccs = region_mccs().get(region)
+    return mccs[0] if mccs else ""
+
+
+@cache
+def region_mccs() -> Mapping[str, tuple[str, ...]]:
+    """ISO 3166 alpha-2 code -> its MCCs (ITU-T E.212), lowest first."""
+    text = resources.files(__package__).joinpath(MCC_FILE).read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
+    table: dict[str, list[str]] = {}
+    for row in csv.DictReader(lines):
+        table.setdefault(row["iso"], []).append(row["mcc"])
+    return MappingProxyType({iso: tuple(sorted(mccs)) for iso, mccs in table.items()})
 
 
 def _region_prefixes(metadata: PhoneMetadata) -> list[str]:

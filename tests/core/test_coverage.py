@@ -2,7 +2,13 @@
 
 import pytest
 
-from smsgate.core.coverage import account_coverage, default_coverage, expand_digits_pattern
+from smsgate.core.coverage import (
+    account_coverage,
+    default_coverage,
+    expand_digits_pattern,
+    main_mcc,
+    region_mccs,
+)
 from smsgate.core.models import CoverageEntry, Route
 from smsgate.core.routing import RoutingTable
 
@@ -39,6 +45,27 @@ def test_default_coverage():
     assert by_iso["XK"][0].country == "Kosovo"
     assert all(r.prefix.isdigit() and r.operator == "All networks" for r in rows)
     assert rows[0].country == "Afghanistan" and rows[1].country == "Åland Islands"
+
+
+def test_default_coverage_has_the_main_mcc_and_no_mnc():
+    rows = default_coverage()
+    mcc = {row.iso: row.mcc for row in rows}
+    assert (mcc["GB"], mcc["US"], mcc["IN"], mcc["DE"], mcc["JP"]) == \
+        ("234", "310", "404", "262", "440")
+    assert (mcc["JM"], mcc["IM"], mcc["XK"], mcc["VA"]) == ("338", "234", "221", "222")
+    # every region of the numbering plan has one: no international-network exceptions here
+    assert all(len(row.mcc) == 3 and row.mcc.isdigit() for row in rows)
+    assert all(row.mnc == "" for row in rows)
+
+
+def test_region_mccs_lists_every_mcc_lowest_first():
+    mccs = region_mccs()
+    assert mccs["US"] == ("310", "311", "312", "313", "314", "315", "316")
+    assert mccs["IN"] == ("404", "405", "406")
+    assert mccs["GB"] == ("234", "235")
+    assert all(len(m) == 3 and m.isdigit() for codes in mccs.values() for m in codes)
+    assert main_mcc("AE") == "424"
+    assert main_mcc("AQ") == ""  # Antarctica: no mobile country code
 
 
 def test_account_coverage_prices_like_the_routing():

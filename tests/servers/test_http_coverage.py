@@ -41,7 +41,7 @@ async def test_csv(api):
     rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
     assert rows[0] == HEADINGS
     by_iso = {row[1]: row for row in rows[1:]}
-    assert by_iso["LB"] == ["Lebanon", "LB", "All networks", "", "", "961", "0.35"]
+    assert by_iso["LB"] == ["Lebanon", "LB", "All networks", "415", "", "961", "0.35"]
     assert by_iso["GB"][5:] == ["44", "1.00"]
     assert by_iso["JM"][5] in ("1658", "1876")
     assert "AF" not in by_iso  # its route's connector does not exist
@@ -57,7 +57,7 @@ async def test_xls_is_the_default(api):
     sheet = xlrd.open_workbook(file_contents=body).sheet_by_index(0)
     assert sheet.row_values(0)[:6] == ["Country", "ISO", "Operator", "MCC", "MNC", "Prefix"]
     rows = {sheet.cell_value(r, 1): sheet.row_values(r) for r in range(1, sheet.nrows)}
-    assert rows["LB"] == ["Lebanon", "LB", "All networks", "", "", "961", 0.35]
+    assert rows["LB"] == ["Lebanon", "LB", "All networks", "415", "", "961", 0.35]
     assert rows["FR"][6] == 1.0
     assert "AF" not in rows
 
@@ -70,7 +70,7 @@ async def test_pdf(api):
     reader = pypdf.PdfReader(io.BytesIO(body))
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert f"Coverage for {USER}" in text
-    assert "Lebanon LB All networks 961 0.35" in text
+    assert "Lebanon LB All networks 415 961 0.35" in text
     assert "Åland Islands" in text  # Latin-1 names survive
     assert "Afghanistan" not in text
 
