@@ -1,10 +1,17 @@
 """Message ids: decimal, unique across nodes, not guessable from one another.
 
-Each node reserves blocks of a shared counter from the store (unique across nodes), and
-each counter value is passed through a keyed Feistel permutation of 62 bits. A
-permutation never maps two inputs to one output, so ids stay unique; without the key,
-consecutive counters give unrelated ids. 62 bits keep every id within a signed 64-bit
-integer (at most 19 digits), as clients such as Kannel parse ids as numbers.
+Each node reserves blocks of a shared counter from the store (unique across nodes). An
+id is the counter followed by a keyed tag of it:
+
+    id = counter << 23 | BLAKE2b(key, counter) mod 2**23
+
+Ids therefore grow with the counter, so a store appends each new message at the end of
+its primary key instead of at a random place: measured on SQLite, 5x the insert rate
+and 1/40 of the WAL traffic of random 62-bit ids, a gap that widens as the table grows
+(docs/performance.md). Knowing one id tells the counter of the next, but not its tag:
+a guess of a neighbour's id is right once in 8 million, and `counter_of` rejects a
+forged id without touching the store. 40 + 23 = 63 bits keep every id within a signed
+64-bit integer (at most 19 digits), as clients such as Kannel parse ids as numbers.
 """
 
 import hashlib
@@ -12,35 +19,35 @@ import secrets
 
 from .ports import Store
 
-HALF_BITS = 31
-HALF_MASK = (1 << HALF_BITS) - 1
-ROUNDS = 4
+TAG_BITS = 23
+TAG_MASK = (1 << TAG_BITS) - 1
+COUNTER_LIMIT = 1 << 40  # 1.1 trillion messages
 BLOCK_SIZE = 10_000
 KEY_SETTING = "message_id_key"
 
 
-class IdPermutation:
+class IdTagger:
+    """counter <-> id with the keyed tag."""
+
     def __init__(self, key: bytes) -> None:
-        # One keyed BLAKE2b state per round, copied per use (cheaper than re-keying).
-        self._rounds = [hashlib.blake2b(key=key, digest_size=4, person=bytes([r]) * 16)
-                        for r in range(ROUNDS)]
+        self._mac = hashlib.blake2b(key=key, digest_size=4)  # copied per use
 
-    def _f(self, rnd: int, half: int) -> int:
-        h = self._rounds[rnd].copy()
-        h.update(half.to_bytes(4, "big"))
-        return int.from_bytes(h.digest(), "big") & HALF_MASK
+    def _tag(self, counter: int) -> int:
+        mac = self._mac.copy()
+        mac.update(counter.to_bytes(5, "big"))
+        return int.from_bytes(mac.digest(), "big") & TAG_MASK
 
-    def encrypt(self, value: int) -> int:
-        left, right = value >> HALF_BITS, value & HALF_MASK
-        for rnd in range(ROUNDS):
-            left, right = right, left ^ self._f(rnd, right)
-        return (left << HALF_BITS) | right
+    def make(self, counter: int) -> int:
+        if not 0 < counter < COUNTER_LIMIT:
+            raise ValueError(f"message id counter out of range: {counter}")
+        return counter << TAG_BITS | self._tag(counter)
 
-    def decrypt(self, value: int) -> int:
-        left, right = value >> HALF_BITS, value & HALF_MASK
-        for rnd in reversed(range(ROUNDS)):
-            left, right = right ^ self._f(rnd, left), left
-        return (left << HALF_BITS) | right
+    def counter_of(self, message_id: int) -> int | None:
+        """The counter of a genuine id; None for one this key did not make."""
+        counter = message_id >> TAG_BITS
+        if not 0 < counter < COUNTER_LIMIT or message_id & TAG_MASK != self._tag(counter):
+            return None
+        return counter
 
 
 class MessageIdGenerator:
@@ -49,12 +56,12 @@ class MessageIdGenerator:
     def __init__(self, store: Store, block_size: int = BLOCK_SIZE) -> None:
         self._store = store
         self._block_size = block_size
-        self._permutation: IdPermutation | None = None
+        self._tagger: IdTagger | None = None
         self._blocks: list[tuple[int, int]] = []  # (next, end)
 
     async def start(self) -> None:
         key = await self._store.set_setting_if_absent(KEY_SETTING, secrets.token_hex(16))
-        self._permutation = IdPermutation(bytes.fromhex(key))
+        self._tagger = IdTagger(bytes.fromhex(key))
         await self.refill()
 
     async def refill(self) -> None:
@@ -68,12 +75,11 @@ class MessageIdGenerator:
         return len(self._blocks) < 2
 
     def next_id(self) -> int:
-        if not self._blocks or self._permutation is None:
+        if not self._blocks or self._tagger is None:
             raise RuntimeError("message id blocks exhausted; refill() was not awaited")
         nxt, end = self._blocks[0]
         if nxt + 1 >= end:
             self._blocks.pop(0)
         else:
             self._blocks[0] = (nxt + 1, end)
-        # Counter 0 would encrypt to some id too; start at 1 so ids are never 0.
-        return self._permutation.encrypt(nxt + 1) or self._permutation.encrypt(1 << 61)
+        return self._tagger.make(nxt)

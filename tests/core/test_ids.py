@@ -1,28 +1,41 @@
 from itertools import pairwise
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smsgate.core.ids import IdPermutation
+from smsgate.core.ids import COUNTER_LIMIT, TAG_BITS, IdTagger
 
-PERM = IdPermutation(bytes(range(16)))
-
-
-@given(st.integers(min_value=0, max_value=(1 << 62) - 1))
-def test_permutation_is_invertible_and_fits_signed_64(value):
-    encrypted = PERM.encrypt(value)
-    assert 0 <= encrypted < 1 << 62 <= 2**63 - 1
-    assert PERM.decrypt(encrypted) == value
+TAGGER = IdTagger(bytes(range(16)))
+counters = st.integers(min_value=1, max_value=COUNTER_LIMIT - 1)
 
 
-def test_consecutive_counters_give_unrelated_unique_ids():
-    ids = [PERM.encrypt(n) for n in range(1, 20001)]
-    assert len(set(ids)) == len(ids)
+@given(counters)
+def test_ids_fit_signed_64_and_give_back_their_counter(counter):
+    message_id = TAGGER.make(counter)
+    assert 0 < message_id <= 2**63 - 1 and len(str(message_id)) <= 19
+    assert TAGGER.counter_of(message_id) == counter
+
+
+@given(counters, st.integers(min_value=1, max_value=(1 << TAG_BITS) - 1))
+def test_a_changed_tag_is_not_a_genuine_id(counter, flip):
+    assert TAGGER.counter_of(TAGGER.make(counter) ^ flip) is None
+
+
+def test_consecutive_counters_give_growing_ids_without_a_stride():
+    ids = [TAGGER.make(n) for n in range(1, 20001)]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)  # appended to the key
     gaps = {b - a for a, b in pairwise(ids)}
     assert len(gaps) > 19000  # no fixed stride to guess the next id from
-    assert all(len(str(i)) <= 19 for i in ids)
 
 
 def test_another_key_gives_other_ids():
-    other = IdPermutation(bytes(16))
-    assert [other.encrypt(n) for n in range(5)] != [PERM.encrypt(n) for n in range(5)]
+    other = IdTagger(bytes(16))
+    assert [other.make(n) for n in range(1, 6)] != [TAGGER.make(n) for n in range(1, 6)]
+    assert other.counter_of(TAGGER.make(7)) is None
+
+
+@pytest.mark.parametrize("counter", [0, -1, COUNTER_LIMIT])
+def test_counter_out_of_range_is_refused(counter):
+    with pytest.raises(ValueError):
+        TAGGER.make(counter)
