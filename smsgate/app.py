@@ -7,6 +7,7 @@ import logging
 import secrets
 import signal
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -26,6 +27,7 @@ from .core.submit import SubmitPipeline, SubmitSettings
 from .servers.http_api import HttpApi, HttpApiConfig
 from .servers.http_callbacks import DlrCallbacks
 from .servers.smpp_server import SmppServer, SmppServerConfig
+from .servers.tls import TlsConfigError, server_context
 from .store import open_store
 from .store.writer import BatchWriter
 from .text import segments
@@ -43,6 +45,9 @@ class Settings:
     host: str = "127.0.0.1"
     smpp_port: int = 8899
     http_port: int = 8080
+    smpp_tls_port: int | None = None  # off unless set; 0 picks a free port
+    tls_cert: str = ""  # PEM certificate chain for the SMPP TLS port
+    tls_key: str = ""  # PEM private key (empty: it is in tls_cert)
     node_id: str = field(default_factory=socket.gethostname)
     smpp: SmppServerConfig = field(default_factory=SmppServerConfig)
     http: HttpApiConfig = field(default_factory=HttpApiConfig)
@@ -89,6 +94,18 @@ def message_text(message: Message) -> str:
     return decode_payload(message.data_coding, payload)
 
 
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """The SMPP TLS port's context, or None when the port is off. Loaded before anything
+    starts, so that a bad certificate or key stops `serve` with one line."""
+    if settings.smpp_tls_port is None:
+        if settings.tls_cert or settings.tls_key:
+            log.warning("tls_cert/tls_key are set but smpp_tls_port is not: no TLS port")
+        return None
+    if not 0 <= settings.smpp_tls_port <= 65535:
+        raise TlsConfigError(f"smpp_tls_port {settings.smpp_tls_port} is not a port number")
+    return server_context(settings.tls_cert, settings.tls_key)
+
+
 def make_connector(connector: Connector):
     if connector.type == "simulator":
         return SimulatorConnector(connector.name, connector.config)
@@ -116,6 +133,7 @@ class App:
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), BindRegistry(),
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id)
         self.smpp = SmppServer(self.gateway, settings.smpp)
+        self.tls = tls_context(settings)
         self.http = HttpApi(self.gateway, settings.http, lambda: self.routing,
                             DlrCallbacks(settings.http.callbacks, self.writer.flush))
         self._tasks: list[asyncio.Task] = []
@@ -152,6 +170,8 @@ class App:
         self.settings.smpp.host = self.settings.host
         self.settings.smpp.port = self.settings.smpp_port
         await self.smpp.start()
+        if self.tls is not None:
+            await self.smpp.start_tls(self.tls, self.settings.smpp_tls_port or 0)
         self.settings.http.host = self.settings.host
         self.settings.http.port = self.settings.http_port
         await self.http.start()
@@ -197,6 +217,9 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     print(f"SMPP listening on {host}:{port}", flush=True)
     host, port = app.http.address
     print(f"HTTP listening on {host}:{port}", flush=True)
+    if app.smpp.tls_address is not None:
+        host, port = app.smpp.tls_address
+        print(f"SMPP TLS listening on {host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -3,12 +3,16 @@ input; every command takes --database or SMSGATE_DATABASE_URL."""
 
 import argparse
 import asyncio
+import contextlib
 import csv
+import dataclasses
 import logging
 import os
 import sys
 import time
 import tomllib
+import types
+import typing
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", metavar="FILE", help="TOML settings file")
     serve.add_argument("--smpp-port", type=int, metavar="N", help="SMPP port (default 8899)")
     serve.add_argument("--http-port", type=int, metavar="N", help="HTTP port (default 8080)")
+    serve.add_argument("--smpp-tls-port", type=int, metavar="N",
+                       help="also serve SMPP over TLS on this port (default off)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate for --smpp-tls-port")
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
     serve.add_argument("--host", metavar="ADDR", help="listen address (default 127.0.0.1)")
     serve.add_argument("--node-id", metavar="NAME", help="this node's name (default hostname)")
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
@@ -210,7 +218,8 @@ def cmd_serve(args) -> int:
         _apply_config(settings, args.config)
     if args.database != DEFAULT_DATABASE_URL or not args.config:
         settings.database_url = args.database
-    for name in ("smpp_port", "http_port", "host", "node_id"):
+    for name in ("smpp_port", "http_port", "smpp_tls_port", "tls_cert", "tls_key", "host",
+                 "node_id"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     logging.basicConfig(level=args.log_level.upper(),
@@ -230,17 +239,63 @@ def _apply_config(settings, path: str) -> None:
         data = tomllib.loads(Path(path).read_text())
     except tomllib.TOMLDecodeError as exc:
         raise CliError(f"{path}: {exc}") from None
-    for key, value in data.items():
-        target = getattr(settings, key, None)
-        if isinstance(value, dict) and hasattr(target, "__dataclass_fields__"):
-            for sub_key, sub_value in value.items():
-                if sub_key not in target.__dataclass_fields__:
-                    raise CliError(f"{path}: unknown setting {key}.{sub_key}")
-                setattr(target, sub_key, sub_value)
-        elif key in settings.__dataclass_fields__:
-            setattr(settings, key, value)
+    _apply_table(settings, data, f"{path}: ")
+
+
+def _apply_table(target, table: dict, where: str, prefix: str = "") -> None:
+    """Set a dataclass's fields from a TOML table; a nested table goes into the field's
+    own dataclass, to any depth. Values are checked against the field's type hint."""
+    hints = typing.get_type_hints(type(target))
+    names = {f.name for f in dataclasses.fields(target)}
+    for key, value in table.items():
+        name = f"{prefix}{key}"
+        if key not in names:
+            raise CliError(f"{where}unknown setting {name}")
+        current = getattr(target, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise CliError(f"{where}{name} must be a table ([{name}]), not {value!r}")
+            _apply_table(current, value, where, f"{name}.")
         else:
-            raise CliError(f"{path}: unknown setting {key}")
+            setattr(target, key, _typed(value, hints[key], f"{where}{name}"))
+
+
+def _typed(value, hint, name: str):
+    """`value` as `hint` (str, int, float, bool, X | None, tuple[X, ...], list[X],
+    dict); a one-line CliError when it does not fit."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arm in args:
+            if arm is not type(None):
+                with contextlib.suppress(CliError):
+                    return _typed(value, arm, name)
+    elif hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    elif hint in (bool, int, str):
+        if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
+            return value
+    elif origin in (tuple, list) and isinstance(value, list):
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(value) != len(args):
+                raise CliError(f"{name} must be a list of {len(args)} items, not {value!r}")
+            return tuple(_typed(v, a, f"{name}[{i}]") for i, (v, a) in
+                         enumerate(zip(value, args, strict=True)))
+        items = [_typed(v, args[0], f"{name}[{i}]") if args else v
+                 for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    elif hint is typing.Any or (dict in (hint, origin) and isinstance(value, dict)):
+        return value
+    raise CliError(f"{name} must be {_type_name(hint)}, not {value!r}")
+
+
+def _type_name(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args if a is not type(None))
+    if origin in (tuple, list):
+        return f"a list of {_type_name(args[0]) if args else 'values'}"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            dict: "a table"}.get(origin or hint, str(hint))
 
 
 def cmd_migrate(args) -> int:

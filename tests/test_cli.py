@@ -166,3 +166,72 @@ def test_serve_bad_input(db, tmp_path):
         taken.listen()
         port = str(taken.getsockname()[1])
         fails("serve", "--smpp-port", port, "--http-port", "0", database=db, match="in use")
+
+
+def test_serve_tls_bad_input(db, tmp_path):
+    tls = ("serve", "--smpp-port", "0", "--http-port", "0", "--smpp-tls-port", "0")
+    missing = str(tmp_path / "missing.pem")
+    fails(*tls, "--tls-cert", missing, "--tls-key", missing, database=db, match="missing.pem")
+    fails(*tls, database=db, match="--tls-cert")
+    junk = tmp_path / "junk.pem"
+    junk.write_text("not a certificate\n")
+    fails(*tls, "--tls-cert", str(junk), "--tls-key", str(junk), database=db,
+          match="cannot be used")
+    fails("serve", "--smpp-tls-port", "0x", database=db, match="--smpp-tls-port")
+    config = tmp_path / "tls.toml"
+    config.write_text(f'smpp_tls_port = 0\ntls_cert = "{missing}"\n')
+    fails("serve", "--config", str(config), database=db, match="missing.pem")
+
+
+def test_config_maps_nested_tables(tmp_path):
+    """Tables map onto the nested settings dataclasses, to any depth."""
+    from smsgate.app import Settings
+    from smsgate.cli import _apply_config
+    config = tmp_path / "smsgate.toml"
+    config.write_text("""
+smpp_port = 2775
+smpp_tls_port = 2776
+tls_cert = "cert.pem"
+receipt_expiry_hours = 24        # an integer where a float is declared
+[smpp]
+window = 20
+[http]
+max_body = 1024
+[http.callbacks]
+workers = 4
+backoff = [1, 2.5, 10]
+[submit]
+max_validity = 3600
+""")
+    settings = Settings()
+    _apply_config(settings, str(config))
+    assert (settings.smpp_port, settings.smpp_tls_port, settings.tls_cert) == \
+        (2775, 2776, "cert.pem")
+    assert settings.receipt_expiry_hours == 24.0
+    assert settings.smpp.window == 20 and settings.smpp.bind_timeout == 30.0
+    assert settings.http.max_body == 1024
+    assert settings.http.callbacks.workers == 4
+    assert settings.http.callbacks.backoff == (1.0, 2.5, 10.0)
+    assert settings.http.callbacks.timeout == 10.0  # untouched keys keep their default
+    assert settings.submit.max_validity == 3600.0
+
+
+@pytest.mark.parametrize(("toml", "match"), [
+    ("no_such_setting = 1", "unknown setting no_such_setting"),
+    ("[smpp]\nwindoww = 3", "unknown setting smpp.windoww"),
+    ("[http.callbacks]\nretries = 3", "unknown setting http.callbacks.retries"),
+    ("[http.callbacks]\nworkers = 'many'", "http.callbacks.workers must be an integer"),
+    ("[http.callbacks]\nbackoff = [1, 'x']", "http.callbacks.backoff[1] must be a number"),
+    ("[http.callbacks]\nbackoff = 5", "http.callbacks.backoff must be a list"),
+    ("[http]\ncallbacks = 3", "http.callbacks must be a table"),
+    ("smpp = 3", "smpp must be a table"),
+    ("smpp_port = '2775'", "smpp_port must be an integer"),
+    ("smpp_tls_port = true", "smpp_tls_port must be an integer"),
+    ("refund_upstream_rejections = 1", "must be true or false"),
+    ("receipt_expiry_hours = 'soon'", "receipt_expiry_hours must be a number"),
+    ("[smpp\nwindow = 3", "smsgate.toml"),  # TOML syntax error
+])
+def test_bad_config_is_one_line(db, tmp_path, toml, match):
+    config = tmp_path / "smsgate.toml"
+    config.write_text(toml + "\n")
+    fails("serve", "--config", str(config), database=db, match=match)

@@ -8,6 +8,7 @@ is durably stored and charged.
 
 import asyncio
 import logging
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,6 +57,7 @@ class SmppServerConfig:
     enquire_link_interval: float = 30.0
     inactivity_timeout: float = 300.0
     response_timeout: float = 30.0
+    tls_handshake_timeout: float = 10.0  # TLS port: seconds to finish the handshake
 
 
 class SmppServer:
@@ -63,21 +65,35 @@ class SmppServer:
         self.gateway = gateway
         self.config = config or SmppServerConfig()
         self.connections: set[SmppConnection] = set()
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self.address: tuple[str, int] = ("", 0)
+        self.tls_address: tuple[str, int] | None = None
 
     async def start(self) -> tuple[str, int]:
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: SmppConnection(self), self.config.host, self.config.port,
-            reuse_address=True, backlog=1024)
-        self.address = self._server.sockets[0].getsockname()[:2]
+        self.address = await self._listen(self.config.port)
         return self.address
+
+    async def start_tls(self, context: ssl.SSLContext, port: int) -> tuple[str, int]:
+        """Also listen on `port` with TLS: the same sessions, limits and accounts. The
+        transport does the handshake (in memory, never blocking the loop) before
+        `connection_made`; a peer that fails it or stays silent past
+        `tls_handshake_timeout` is dropped there and never becomes a session."""
+        self.tls_address = await self._listen(
+            port, ssl=context, ssl_handshake_timeout=self.config.tls_handshake_timeout)
+        return self.tls_address
+
+    async def _listen(self, port: int, **tls) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: SmppConnection(self), self.config.host, port,
+            reuse_address=True, backlog=1024, **tls)
+        self._servers.append(server)
+        return server.sockets[0].getsockname()[:2]
 
     async def stop(self, grace: float = 2.0) -> None:
         """Stop listening, unbind every session, wait briefly for unbind_resp."""
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for connection in list(self.connections):
             connection.unbind()
         deadline = time.monotonic() + grace
