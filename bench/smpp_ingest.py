@@ -25,6 +25,8 @@ import struct
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from serverproc import (
     PASSWORD,
@@ -118,8 +120,9 @@ class Client(asyncio.Protocol):
         self.fill()
 
 
-async def run_load(port: int, template: bytes, binds: int, window: int,
-                   seconds: float, warmup: float = 1.0) -> tuple[float, list[float], dict]:
+async def run_load(port: int, template: bytes, binds: int, window: int, seconds: float,
+                   warmup: float = 1.0, progress: "Progress | None" = None,
+                   ) -> tuple[float, list[float], dict]:
     loop = asyncio.get_running_loop()
     clients = []
     for _ in range(binds):
@@ -134,7 +137,10 @@ async def run_load(port: int, template: bytes, binds: int, window: int,
     for client in clients:
         client.recording = True
     started = time.perf_counter()
-    await asyncio.sleep(seconds)
+    if progress is None:
+        await asyncio.sleep(seconds)
+    else:
+        await report_progress(clients, started, seconds, progress)
     for client in clients:
         client.recording = client.running = False
     elapsed = time.perf_counter() - started
@@ -148,6 +154,33 @@ async def run_load(port: int, template: bytes, binds: int, window: int,
         for status, count in client.errors.items():
             errors[status] = errors.get(status, 0) + count
     return sum(c.ok for c in clients) / elapsed, latencies, errors
+
+
+@dataclass
+class Progress:
+    """A line every `every` seconds on a long run: the rate and tail of that interval,
+    the server's memory and (SQLite) the size of its WAL file."""
+
+    every: float
+    pid: int
+    wal: Path | None
+
+
+async def report_progress(clients: list[Client], started: float, seconds: float,
+                          progress: Progress) -> None:
+    seen = [0] * len(clients)
+    elapsed = 0.0
+    while elapsed < seconds:
+        step = min(progress.every, seconds - elapsed)
+        await asyncio.sleep(step)
+        elapsed = time.perf_counter() - started
+        recent = [x * 1000 for n, c in enumerate(clients) for x in c.latencies[seen[n]:]]
+        seen = [len(c.latencies) for c in clients]
+        wal = progress.wal
+        wal_mib = wal.stat().st_size / 2**20 if wal and wal.exists() else 0.0
+        print(f"  {elapsed:6.0f} s  {len(recent) / step:>9,.0f} /s  p99 "
+              f"{percentile(recent, 99):6.1f} ms  RSS {rss_mib(progress.pid):5.0f} MiB"
+              + (f"  WAL {wal_mib:6.1f} MiB" if wal else ""), flush=True)
 
 
 def report(label: str, rate: float, latencies: list[float], errors: dict) -> None:
@@ -183,7 +216,10 @@ async def main_async(args: argparse.Namespace) -> None:
             report("enquire_link baseline", rate, lat, err)
             client_cpu = time.process_time()
             server_cpu = cpu_seconds(proc.pid)
-            rate, lat, err = await run_load(port, submit, args.binds, args.window, args.seconds)
+            wal = None if args.database else Path(tmp) / "bench.db-wal"
+            progress = Progress(args.every, proc.pid, wal) if args.every else None
+            rate, lat, err = await run_load(port, submit, args.binds, args.window, args.seconds,
+                                            progress=progress)
             server_cpu = cpu_seconds(proc.pid) - server_cpu
             client_cpu = time.process_time() - client_cpu
             report("submit_sm", rate, lat, err)
@@ -213,6 +249,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--baseline-seconds", type=float, default=3.0,
                         help="measured enquire_link time")
     parser.add_argument("--database", help="postgresql://... (default: a fresh SQLite file)")
+    parser.add_argument("--every", type=float, default=0.0,
+                        help="print a progress line every N seconds (0: none)")
     args = parser.parse_args(argv)
     try:
         import uvloop

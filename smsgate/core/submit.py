@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from .errors import Err, GatewayError
 from .models import Account, Message
@@ -22,6 +23,9 @@ from .validation import (
     normalize_destination,
     user_data_parts,
 )
+
+# Told a stored message's fate: True, False (refused for credit) or the commit's error.
+MessageWaiter = Callable[[bool | Exception], None]
 
 ONE_YEAR = 365 * 86400.0
 SCHEDULE_GRACE = 60.0  # a schedule up to a minute in the past means "now" (SPEC §3.1)
@@ -146,15 +150,18 @@ class SubmitPipeline:
 
     # -- storing -----------------------------------------------------------------------
 
-    def store(self, message: Message) -> "asyncio.Future[bool]":
-        """Queue one prepared message for the next group commit. The future is True once
-        stored and charged (the message is then dispatched), False when refused for
-        credit; it raises StoreError when the commit failed."""
-        future = self._writer.add_message(message)
-        future.add_done_callback(lambda f: self._stored(f, message))
-        return future
+    def store(self, message: Message, then: MessageWaiter) -> None:
+        """Queue one prepared message for the next group commit; `then(result)` follows
+        the commit: True once stored and charged (the message is then dispatched), False
+        when refused for credit, or the StoreError of a failed commit."""
+        self._writer.add_message_then(message, partial(self._stored, message, then))
 
-    def _stored(self, future: "asyncio.Future[bool]", message: Message) -> None:
+    def _stored(self, message: Message, then: MessageWaiter, result: bool | Exception) -> None:
+        if result is True and message.schedule_at is None:
+            self._dispatch(message)
+        then(result)
+
+    def _dispatch_if_stored(self, message: Message, future: "asyncio.Future[bool]") -> None:
         if not future.cancelled() and future.exception() is None and future.result() \
                 and message.schedule_at is None:
             self._dispatch(message)
@@ -166,7 +173,7 @@ class SubmitPipeline:
         messages = self.prepare(req)
         futures = self._writer.add_messages(messages)
         for message, future in zip(messages, futures, strict=True):
-            future.add_done_callback(lambda f, m=message: self._stored(f, m))
+            future.add_done_callback(partial(self._dispatch_if_stored, message))
         if not all(await asyncio.gather(*futures)):
             raise GatewayError(Err.NO_CREDIT)
         return [m.id for m in messages]

@@ -285,17 +285,18 @@ class SmppConnection(asyncio.Protocol):
             [message] = self.gw.pipeline.prepare(request)
         except GatewayError as exc:
             return self._respond(pdu, exc.smpp_status)
-        self.gw.pipeline.store(message).add_done_callback(partial(self._stored, pdu, message))
+        self.gw.pipeline.store(message, partial(self._stored, pdu, message))
 
     _on_data_sm = _on_submit_sm
 
-    def _stored(self, pdu: Pdu, message: Message, future: asyncio.Future) -> None:
-        if future.cancelled() or future.exception() is not None:
-            log.error("storing message from %s failed: %s", self._who(), future.exception())
-            return self._respond(pdu, Status.ESME_RSYSERR)
-        if not future.result():
-            return self._respond(pdu, Err.NO_CREDIT.smpp_status)
-        self._respond(pdu, Status.ESME_ROK, message_id=str(message.id))
+    def _stored(self, pdu: Pdu, message: Message, result: bool | Exception) -> None:
+        if result is True:
+            self._respond(pdu, Status.ESME_ROK, message_id=str(message.id))
+        elif result is False:
+            self._respond(pdu, Err.NO_CREDIT.smpp_status)
+        else:
+            log.error("storing message from %s failed: %s", self._who(), result)
+            self._respond(pdu, Status.ESME_RSYSERR)
 
     def _request(self, pdu: Pdu, destinations: list[str]) -> SubmitRequest:
         account = self.gw.current(self.account)  # type: ignore[arg-type]
@@ -342,15 +343,14 @@ class SmppConnection(asyncio.Protocol):
             except GatewayError as exc:
                 unsuccess.append(UnsuccessSme(dest.ton, dest.npi, dest.addr, exc.smpp_status))
                 continue
-            stored.append((message, self.gw.pipeline.store(message)))
+            future = asyncio.get_running_loop().create_future()
+            self.gw.pipeline.store(message, future.set_result)
+            stored.append((message, future))
         first_id = ""
         for message, future in stored:
-            try:
-                ok = await future
-            except Exception:
-                ok, status = False, Status.ESME_RSYSERR
-            else:
-                status = Err.NO_CREDIT.smpp_status
+            result = await future
+            ok = result is True
+            status = Err.NO_CREDIT.smpp_status if result is False else Status.ESME_RSYSERR
             if ok:
                 first_id = first_id or str(message.id)
             else:

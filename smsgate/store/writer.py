@@ -9,10 +9,16 @@ thousands under pressure, and never a timer on the way.
 
 A failed commit fails every future of its batch with StoreError (nothing of it was
 written: the store rolled back) and the writer carries on with the next batch.
+
+New messages can be added without a Future (`add_message_then`): the writer calls the
+caller's function right after the commit. On the SMPP hot path that saves a Future, its
+done-callbacks and their trips through the event loop's ready queue for every message.
 """
 
 import asyncio
 import logging
+from collections.abc import Callable
+from functools import partial
 
 from ..core.models import (
     BatchResult,
@@ -28,6 +34,9 @@ from ..core.ports import Store, StoreError
 log = logging.getLogger(__name__)
 
 Future = asyncio.Future
+# Told a new message's fate: True (stored and charged), False (refused for credit), or
+# the StoreError of a failed commit.
+MessageWaiter = Callable[[bool | StoreError], None]
 
 
 class BatchWriter:
@@ -44,7 +53,7 @@ class BatchWriter:
         self._queued = 0
         self._reset_queues()
         self._messages: list[Message] = []
-        self._message_futures: list[Future] = []
+        self._message_waiters: list[MessageWaiter] = []
         self._group_of: dict[int, list[int]] = {}  # message id -> its atomic group
         # flush(): (batches that must be done, messages that must be done, future)
         self._flush_waiters: list[tuple[int, int, Future]] = []
@@ -83,12 +92,20 @@ class BatchWriter:
         """True once stored and charged; False if refused for credit."""
         future = self._future()
         if not self._closed:
-            self._messages.append(message)
-            self._message_futures.append(future)
-            self._messages_added += 1
-            self._queued += 1
-            self._wakeup.set()
+            self.add_message_then(message, partial(_settle, future))
         return future
+
+    def add_message_then(self, message: Message, then: MessageWaiter) -> None:
+        """Like add_message, but `then(result)` is called once the commit returns (at
+        once with a StoreError if the writer is closed)."""
+        if self._closed:
+            then(StoreError("the batch writer is closed"))
+            return
+        self._messages.append(message)
+        self._message_waiters.append(then)
+        self._messages_added += 1
+        self._queued += 1
+        self._wakeup.set()
 
     def add_messages(self, messages: list[Message]) -> "list[Future[bool]]":
         """All or nothing: every message is stored and charged, or none is (each future
@@ -189,7 +206,7 @@ class BatchWriter:
             self._release_flushes(force=True)
 
     async def _commit_next(self) -> None:
-        messages, message_futures = self._take_messages()
+        messages, message_waiters = self._take_messages()
         batch = WriteBatch(messages, self._sent, self._statuses, self._refunds,
                            self._receipts, self._done, self._retry, self._take_groups(messages))
         receipt_futures, other_futures = self._receipt_futures, self._other_futures
@@ -203,21 +220,22 @@ class BatchWriter:
             result = await self._store.write(batch)
         except BaseException as exc:
             error = exc if isinstance(exc, StoreError) else StoreError(f"write failed: {exc!r}")
-            for future in (*message_futures, *receipt_futures, *other_futures):
+            _tell_all(message_waiters, error)
+            for future in (*receipt_futures, *other_futures):
                 _fail(future, error)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             self.failed_batches += 1
             log.error("group commit of %d items failed: %s", size, exc)
         else:
-            _resolve(messages, message_futures, receipt_futures, other_futures, result)
+            _resolve(messages, message_waiters, receipt_futures, other_futures, result)
         finally:
             self._batches_done += 1
             self._messages_done += len(messages)
             self._release_flushes()
 
-    def _take_messages(self) -> tuple[list[Message], list[Future]]:
-        messages, futures = self._messages, self._message_futures
+    def _take_messages(self) -> tuple[list[Message], list[MessageWaiter]]:
+        messages, waiters = self._messages, self._message_waiters
         cut = self.max_batch
         if len(messages) > cut and self._group_of:
             # never split an atomic group: the batch grows to the group's end
@@ -225,10 +243,10 @@ class BatchWriter:
                     self._group_of.get(messages[cut - 1].id) is self._group_of[messages[cut].id]:
                 cut += 1
         if len(messages) <= cut:
-            self._messages, self._message_futures = [], []
-            return messages, futures
-        self._messages, self._message_futures = messages[cut:], futures[cut:]
-        return messages[:cut], futures[:cut]
+            self._messages, self._message_waiters = [], []
+            return messages, waiters
+        self._messages, self._message_waiters = messages[cut:], waiters[cut:]
+        return messages[:cut], waiters[:cut]
 
     def _take_groups(self, messages: list[Message]) -> list[list[int]]:
         if not self._group_of:
@@ -254,26 +272,24 @@ class BatchWriter:
         self._flush_waiters = waiting
 
     def _fail_queued(self, error: StoreError) -> None:
-        for future in (*self._message_futures, *self._receipt_futures, *self._other_futures):
+        _tell_all(self._message_waiters, error)
+        for future in (*self._receipt_futures, *self._other_futures):
             _fail(future, error)
-        self._messages, self._message_futures = [], []
+        self._messages, self._message_waiters = [], []
         self._group_of.clear()
         self._reset_queues()
         self._queued = 0
 
 
-def _resolve(messages: list[Message], message_futures: list[Future],
+def _resolve(messages: list[Message], message_waiters: list[MessageWaiter],
              receipt_futures: list[Future], other_futures: list[Future],
              result: BatchResult) -> None:
     refused = result.refused
     if refused:
-        for message, future in zip(messages, message_futures, strict=True):
-            if not future.done():
-                future.set_result(message.id not in refused)
+        for message, then in zip(messages, message_waiters, strict=True):
+            _tell(then, message.id not in refused)
     else:
-        for future in message_futures:
-            if not future.done():
-                future.set_result(True)
+        _tell_all(message_waiters, True)
     ids = result.receipt_ids
     if len(ids) == len(receipt_futures):
         for future, receipt_id in zip(receipt_futures, ids, strict=True):
@@ -287,6 +303,28 @@ def _resolve(messages: list[Message], message_futures: list[Future],
     for future in other_futures:
         if not future.done():
             future.set_result(None)
+
+
+def _tell_all(waiters: list[MessageWaiter], result: bool | StoreError) -> None:
+    for then in waiters:
+        try:
+            then(result)
+        except Exception:  # one caller's bug must not cost the others their answer
+            log.exception("a stored-message callback failed")
+
+
+def _tell(then: MessageWaiter, result: bool | StoreError) -> None:
+    try:
+        then(result)
+    except Exception:
+        log.exception("a stored-message callback failed")
+
+
+def _settle(future: Future, result: bool | StoreError) -> None:
+    if isinstance(result, StoreError):
+        _fail(future, result)
+    elif not future.done():
+        future.set_result(result)
 
 
 def _fail(future: Future, error: BaseException) -> None:

@@ -223,3 +223,33 @@ async def test_add_messages_all_refused_when_credit_is_short(store, writer_on) -
     group = [message(account.id, price=C) for _ in range(4)]
     assert await asyncio.gather(*writer.add_messages(group)) == [False] * 4
     assert (await store.get_account_by_id(account.id)).balance == 3 * C
+
+
+async def test_add_message_then_tells_each_caller_its_result(store, writer_on) -> None:
+    account = await funded(store, credits=2)
+    writer = writer_on(store)
+    told: list = []
+    for _ in range(3):  # two are covered, the third is refused for credit
+        writer.add_message_then(message(account.id, price=C), told.append)
+    await writer.flush()
+    assert sorted(told, key=str) == [False, True, True]
+
+
+async def test_add_message_then_survives_a_failing_callback_and_a_failed_commit(
+        writer_on) -> None:
+    fake = GatedStore()
+    writer = writer_on(fake)
+    told: list = []
+
+    def broken(result):
+        raise RuntimeError("caller bug")
+    writer.add_message_then(message(1), broken)
+    writer.add_message_then(message(1), told.append)
+    await writer.flush()
+    fake.fail_with = StoreError("disk full")
+    writer.add_message_then(message(1), told.append)
+    await writer.flush()
+    assert told[0] is True and isinstance(told[1], StoreError)
+    await writer.close()
+    writer.add_message_then(message(1), told.append)  # closed: told at once
+    assert "closed" in str(told[2])
