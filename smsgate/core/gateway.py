@@ -2,7 +2,8 @@
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 from .accounts import AccountDirectory, Authenticator, is_expired
 from .binds import BindRegistry
@@ -24,6 +25,9 @@ class Gateway:
     dispatcher: Dispatcher
     receipts: ReceiptService
     node: str = ""
+    # (channel, Err) -> submissions refused, counted by the adapters where they answer
+    # (they also see refusals raised before the pipeline); read by metrics
+    refused: Counter[tuple[str, Err]] = field(default_factory=Counter)
 
     async def authenticate(self, system_id: str, password: str, *, channel: str,
                            peer_ip: str | None = None) -> Account:

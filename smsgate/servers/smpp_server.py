@@ -284,6 +284,7 @@ class SmppConnection(asyncio.Protocol):
             request = self._request(pdu, [pdu.get("destination_addr", "")])
             [message] = self.gw.pipeline.prepare(request)
         except GatewayError as exc:
+            self.gw.refused["smpp", exc.error] += 1
             return self._respond(pdu, exc.smpp_status)
         self.gw.pipeline.store(message, partial(self._stored, pdu, message))
 
@@ -293,6 +294,7 @@ class SmppConnection(asyncio.Protocol):
         if result is True:
             self._respond(pdu, Status.ESME_ROK, message_id=str(message.id))
         elif result is False:
+            self.gw.refused["smpp", Err.NO_CREDIT] += 1
             self._respond(pdu, Err.NO_CREDIT.smpp_status)
         else:
             log.error("storing message from %s failed: %s", self._who(), result)
@@ -341,6 +343,7 @@ class SmppConnection(asyncio.Protocol):
             try:
                 [message] = self.gw.pipeline.prepare(self._request(pdu, [dest.addr]))
             except GatewayError as exc:
+                self.gw.refused["smpp", exc.error] += 1
                 unsuccess.append(UnsuccessSme(dest.ton, dest.npi, dest.addr, exc.smpp_status))
                 continue
             future = asyncio.get_running_loop().create_future()
@@ -354,6 +357,8 @@ class SmppConnection(asyncio.Protocol):
             if ok:
                 first_id = first_id or str(message.id)
             else:
+                if result is False:
+                    self.gw.refused["smpp", Err.NO_CREDIT] += 1
                 unsuccess.append(UnsuccessSme(message.dest_ton, message.dest_npi,
                                               message.dest_addr, status))
         self._respond(pdu, Status.ESME_ROK if first_id else Status.ESME_RSUBMITFAIL,
