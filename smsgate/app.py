@@ -26,6 +26,7 @@ from .core.scheduler import Scheduler
 from .core.submit import SubmitPipeline, SubmitSettings
 from .servers.http_api import HttpApi, HttpApiConfig
 from .servers.http_callbacks import DlrCallbacks
+from .servers.metrics import GatewayCollector, metrics_registry
 from .servers.smpp_server import SmppServer, SmppServerConfig
 from .servers.tls import TlsConfigError, server_context
 from .store import open_store
@@ -134,8 +135,13 @@ class App:
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id)
         self.smpp = SmppServer(self.gateway, settings.smpp)
         self.tls = tls_context(settings)
-        self.http = HttpApi(self.gateway, settings.http, lambda: self.routing,
-                            DlrCallbacks(settings.http.callbacks, self.writer.flush))
+        callbacks = DlrCallbacks(settings.http.callbacks, self.writer.flush)
+        metrics = None
+        if settings.http.metrics:
+            metrics = metrics_registry(
+                GatewayCollector(self.gateway, self.writer, self.smpp, callbacks))
+        self.http = HttpApi(self.gateway, settings.http, lambda: self.routing, callbacks,
+                            metrics)
         self._tasks: list[asyncio.Task] = []
 
     def _next_id(self) -> int:

@@ -134,6 +134,8 @@ def _account_commands(sub, db: argparse.ArgumentParser) -> None:
     add.add_argument("--allow-ip", nargs="+", default=[], metavar="CIDR", help="allowed IPs")
     add.add_argument("--no-http", action="store_true", help="refuse HTTP API access")
     add.add_argument("--no-smpp", action="store_true", help="refuse SMPP binds")
+    add.add_argument("--status-auth", action="store_true",
+                     help="HTTP status queries must give this account's user/pass")
     add.set_defaults(handler=cmd_account_add)
     for name, handler, text in (("list", cmd_account_list, "list accounts"),
                                 ("show", cmd_account_show, "show one account"),
@@ -146,6 +148,11 @@ def _account_commands(sub, db: argparse.ArgumentParser) -> None:
         if name == "passwd":
             p.add_argument("--password", help="the new password (asked for when omitted)")
         p.set_defaults(handler=handler)
+    auth = account.add_parser("status-auth", parents=[db],
+                              help="whether HTTP status queries must give user/pass")
+    auth.add_argument("system_id")
+    auth.add_argument("mode", choices=["on", "off"])
+    auth.set_defaults(handler=cmd_account_status_auth)
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -205,7 +212,8 @@ def _print_account(account) -> None:
           f"senders:     {' '.join(account.allowed_senders) or 'any'}\n"
           f"allowed ips: {' '.join(account.allowed_ips) or 'any'}\n"
           f"access:      {'smpp ' if account.smpp_enabled else ''}"
-          f"{'http' if account.http_enabled else ''}")
+          f"{'http' if account.http_enabled else ''}\n"
+          f"status auth: {'required' if account.status_auth else 'optional'}")
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -316,7 +324,7 @@ def cmd_account_add(args) -> int:
                       expires_at=_expiry(args.expires), max_tx=args.max_tx, tps=args.tps,
                       allowed_senders=tuple(args.sender), allowed_ips=tuple(args.allow_ip),
                       http_enabled=not args.no_http, smpp_enabled=not args.no_smpp,
-                      created_at=time.time())
+                      status_auth=args.status_auth, created_at=time.time())
     _check_cidrs(args.allow_ip)
 
     async def work(store) -> None:
@@ -373,6 +381,18 @@ def cmd_account_disable(args) -> int:
 
 def cmd_account_enable(args) -> int:
     return _set_enabled(args, True)
+
+
+def cmd_account_status_auth(args) -> int:
+    required = args.mode == "on"
+
+    async def work(store) -> None:
+        account = await _account(store, args.system_id)
+        account.status_auth = required
+        await store.update_account(account)
+        print(f"account {args.system_id}: status queries "
+              f"{'must give' if required else 'need not give'} its user/pass")
+    return _with_store(args, work)
 
 
 def cmd_account_passwd(args) -> int:

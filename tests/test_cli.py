@@ -90,6 +90,26 @@ async def test_commands_on_each_backend(store_url, tmp_path):
         await store.close()
 
 
+async def test_account_status_auth(store_url):
+    """SPEC §3.2's per-account setting: set at `account add`, changed by `account
+    status-auth`, shown by `account show`."""
+    db = store_url
+    ok("account", "add", "strict", "--password", "pw", "--status-auth", database=db)
+    ok("account", "add", "loose", "--password", "pw", database=db)
+    assert "status auth: required" in ok("account", "show", "strict", database=db)
+    assert "status auth: optional" in ok("account", "show", "loose", database=db)
+    assert "must give" in ok("account", "status-auth", "loose", "on", database=db)
+    assert "need not give" in ok("account", "status-auth", "strict", "off", database=db)
+    assert "status auth: optional" in ok("account", "show", "strict", database=db)
+    store = open_store(db)
+    await store.open()
+    try:
+        flags = {a.system_id: a.status_auth for a in await store.list_accounts()}
+        assert flags == {"strict": False, "loose": True}
+    finally:
+        await store.close()
+
+
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> str:
     """One SQLite database with an account `acme`, for the bad-input cases."""
@@ -111,6 +131,9 @@ def db(tmp_path_factory) -> str:
     (("account", "disable", "ghost"), "ghost"),
     (("account", "passwd", "ghost", "--password", "x"), "ghost"),
     (("account", "passwd", "acme"), "--password"),  # no terminal to ask on
+    (("account", "status-auth", "ghost", "on"), "ghost"),
+    (("account", "status-auth", "acme", "maybe"), "invalid choice"),
+    (("account", "status-auth", "acme"), "required"),
     (("account", "frobnicate"), "invalid choice"),
     (("credit", "ghost", "10"), "ghost"),
     (("credit", "acme", "ten"), "not a number"),

@@ -9,6 +9,10 @@ The "sent" mark of a message is held back for up to `sent_hold` seconds: when it
 status (ACCEPTD or final) comes within that time, as the simulator's does, both go to
 the store in one row write instead of two. The price: a message sent in the last
 `sent_hold` seconds before a crash is sent again after the restart (at least once).
+
+A `recorder` (the dlrurl callback outbox) makes its own record of a status durable
+before the status is stored: so that no stored status lacks its record, whenever the
+process dies. Listeners only hear of statuses; they store nothing the status depends on.
 """
 
 import asyncio
@@ -32,6 +36,10 @@ log = logging.getLogger(__name__)
 
 RETRY_SECONDS = 0.5
 StatusListener = Callable[[Message, StatusUpdate], None]
+# recorder(message, update, then): returns False if it records nothing. Otherwise it
+# calls then() once its record is committed (or failed), and only then is the status
+# handed to the writer. then is None for a status stored already (cancel_sm).
+StatusRecorder = Callable[[Message, StatusUpdate, Callable[[], None] | None], bool]
 
 
 class Dispatcher:
@@ -47,12 +55,18 @@ class Dispatcher:
         self._queues: dict[str, list[Message]] = {}
         self._flush_scheduled = False
         self._listeners: list[StatusListener] = []
+        self._recorder: StatusRecorder | None = None
         self._cancelled: set[int] = set()  # cancelled while possibly queued or armed
         self.dispatched = 0
+        self.statuses: dict[str, int] = {}  # status -> reports, for metrics (dict: fast)
 
     def add_listener(self, listener: StatusListener) -> None:
         """Called on every final or intermediate status (receipts, HTTP callbacks)."""
         self._listeners.append(listener)
+
+    def set_recorder(self, recorder: StatusRecorder) -> None:
+        """Records a status before it is stored (see the module docstring)."""
+        self._recorder = recorder
 
     async def add_connector(self, connector: UpstreamConnector) -> None:
         self.connectors[connector.name] = connector
@@ -101,6 +115,7 @@ class Dispatcher:
 
     def on_status(self, message: Message, update: StatusUpdate) -> None:
         """A connector's report: sent (ATES + upstream id), ACCEPTD, or a final state."""
+        self.statuses[update.status] = self.statuses.get(update.status, 0) + 1
         if update.status == ATES:
             message.sent_at = update.at
             message.upstream_id = update.upstream_id
@@ -111,9 +126,9 @@ class Dispatcher:
         if held is not None:
             update.sent_at, update.connector = held.at, held.connector
             update.upstream_id = update.upstream_id or held.upstream_id
-            self._track_write(message.id, self._writer.add_status(update))
-        else:
-            self._writer.add_status(update)
+            self._writing.add(message.id)  # sent, and not stored until the write commits
+        if not self._record(message, update, lambda: self._store_status(update, held)):
+            self._store_status(update, held)
         message.status = update.status
         if update.status in FINAL_STATUSES:
             message.done_at = update.at
@@ -122,9 +137,30 @@ class Dispatcher:
                                                "refund: rejected upstream"))
         elif update.status == ACCEPTD:
             message.accepted_at = update.at
-        self.notify(message, update)
+        self._tell_listeners(message, update)
+
+    def _record(self, message: Message, update: StatusUpdate,
+                then: Callable[[], None] | None) -> bool:
+        """Whether the recorder took the status (and will call then())."""
+        if self._recorder is None:
+            return False
+        try:
+            return self._recorder(message, update, then)
+        except Exception:  # never keep a status from the store
+            log.exception("status recorder failed for message %s", message.id)
+            return False
+
+    def _store_status(self, update: StatusUpdate, held: SentUpdate | None) -> None:
+        future = self._writer.add_status(update)
+        if held is not None:
+            self._track_write(update.message_id, future)
 
     def notify(self, message: Message, update: StatusUpdate) -> None:
+        """A status stored by someone else (cancel_sm): for the recorder and listeners."""
+        self._record(message, update, None)
+        self._tell_listeners(message, update)
+
+    def _tell_listeners(self, message: Message, update: StatusUpdate) -> None:
         for listener in self._listeners:
             try:
                 listener(message, update)

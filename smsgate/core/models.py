@@ -62,6 +62,7 @@ class Account:
     http_enabled: bool = True
     max_parts: int = 10  # parts of one concatenated message
     created_at: float = 0.0
+    status_auth: bool = False  # HTTP status queries must carry the owner's user/pass
 
 
 @dataclass(slots=True)
@@ -199,6 +200,20 @@ class PendingReceipt:
     expires_at: float = 0.0
     attempts: int = 0
     next_attempt_at: float = 0.0
+
+
+@dataclass(slots=True)
+class PendingCallback:
+    """A `dlrurl` delivery report waiting to be sent (servers/http_callbacks.py)."""
+
+    message_id: int
+    url: str  # the customer's URL with our parameters (status, id, ref, time, error)
+    status: str
+    created_at: float
+    next_attempt_at: float
+    attempts: int = 0
+    holder: str = ""  # the node whose memory holds it; "" = waiting in the store only
+    id: int = 0
 
 
 @dataclass(slots=True)

@@ -10,6 +10,7 @@ from .models import (
     CoverageEntry,
     LedgerEntry,
     Message,
+    PendingCallback,
     PendingReceipt,
     Route,
     StatusUpdate,
@@ -106,6 +107,22 @@ class Store(Protocol):
         """Receipts due for (re)delivery (next_attempt_at <= now, not expired), by id."""
         ...
     async def purge_expired_receipts(self, now: float) -> int: ...
+
+    # dlrurl callbacks waiting to be sent (the outbox of servers/http_callbacks.py)
+    async def write_callbacks(self, new: Sequence[PendingCallback], done: Sequence[int],
+                              retry: Sequence[tuple[int, int, float]]) -> list[int]:
+        """One transaction: insert `new` (returns their ids, in order), delete the `done`
+        ids, and for each (id, attempts, next_attempt_at) of `retry` store those and give
+        the row back to the store (holder '')."""
+        ...
+    async def claim_callbacks(self, node: str, now: float, limit: int) -> list[PendingCallback]:
+        """Atomically take up to `limit` rows held by nobody with next_attempt_at <= now
+        (earliest first): their holder becomes `node`."""
+        ...
+    async def release_callbacks(self, node: str) -> int:
+        """Give back every row `node` holds (its previous run's, at start)."""
+        ...
+    async def count_callbacks(self) -> int: ...
 
 
 class ReceiptSink(Protocol):

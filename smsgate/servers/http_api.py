@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from prometheus_client.registry import CollectorRegistry
 
 from ..core.coverage import account_coverage
 from ..core.errors import Err, GatewayError
@@ -23,6 +24,7 @@ from ..core.routing import RoutingTable
 from .coverage_files import FORMATS
 from .http_callbacks import CallbackConfig, DlrCallbacks
 from .http_params import Params, SubmitFields, submit_request
+from .metrics import exposition
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,7 @@ class HttpApiConfig:
     max_body: int = 2 * 1024 * 1024  # a 10,000-number POST is ~160 KB
     status_requires_auth: bool = False  # SPEC §3.2: a global setting may demand user/pass
     callbacks: CallbackConfig = field(default_factory=CallbackConfig)
+    metrics: bool = True  # GET /metrics for Prometheus (the App builds the registry)
 
 
 def text_response(line: str) -> web.Response:
@@ -51,11 +54,17 @@ def error_response(error: Err | GatewayError) -> web.Response:
 
 class HttpApi:
     def __init__(self, gateway: Gateway, config: HttpApiConfig,
-                 routing: Callable[[], RoutingTable], callbacks: DlrCallbacks) -> None:
+                 routing: Callable[[], RoutingTable], callbacks: DlrCallbacks,
+                 metrics: CollectorRegistry | None = None) -> None:
         self.gw = gateway
         self.config = config
         self._routing = routing
         self.callbacks = callbacks
+        self.metrics = metrics  # None: no /metrics route
+        # From now on, not only once started: statuses of messages recovered at start
+        # must have their callbacks recorded too (they are sent once we have started).
+        callbacks.attach(gateway.store, gateway.node)
+        gateway.dispatcher.set_recorder(callbacks.record)
         self._runner: web.AppRunner | None = None
         self.address: tuple[str, int] = ("", 0)
 
@@ -66,12 +75,13 @@ class HttpApi:
         add("*", "/websmpp/websmsstatus", self.status)
         add("*", "/websmpp/balanceReport", self.balance)
         add("*", "/websmpp/downloadcoverage", self.coverage)
+        if self.metrics is not None:
+            add("GET", "/metrics", self.metrics_page)
         add("*", "/{path:.*}", self.unknown_path)
         return app
 
     async def start(self) -> tuple[str, int]:
         await self.callbacks.start()
-        self.gw.dispatcher.add_listener(self.callbacks.on_status)
         self._runner = web.AppRunner(self.application(), access_log=None,
                                      handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
@@ -106,6 +116,11 @@ class HttpApi:
         return await self.gw.authenticate(user, password, channel="http",
                                           peer_ip=request.remote)
 
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        # Collected on the loop: reading counters and /proc takes well under a millisecond.
+        body, content_type = exposition(self.metrics, request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
     async def unknown_path(self, request: web.Request) -> web.Response:
         return error_response(Err.UNKNOWN_PATH)
 
@@ -121,6 +136,7 @@ class HttpApi:
                      else self.config.max_get_destinations)
             ids = await self.gw.pipeline.submit_all(submit_request(fields, account, limit))
         except GatewayError as exc:
+            self.gw.refused["http", exc.error] += 1
             return error_response(exc)
         except StoreError as exc:  # nothing was stored nor charged
             log.error("http submit failed: %s", exc)
@@ -140,6 +156,9 @@ class HttpApi:
             if params.has_credentials() or self.config.status_requires_auth:
                 account = await self._authenticate(request, params)
             message = await self.gw.find_message(None, message_id.strip())
+            if account is None and await self._owner_requires_auth(message.account_id):
+                # SPEC §3.2: the owner's setting makes user/pass mandatory parameters
+                raise GatewayError(Err.BAD_REQUEST_PARAMS, "user/pass required by the owner")
             if account is not None and message.account_id != account.id:
                 raise GatewayError(Err.NOT_AUTHORIZED, "not the message's owner")
         except GatewayError as exc:
@@ -149,6 +168,12 @@ class HttpApi:
             return error_response(Err.QUERY_FAILED)
         status = message.status if message.status in ALL_STATUSES else UNKNOWN
         return text_response(f"Response: {status}")
+
+    async def _owner_requires_auth(self, account_id: int) -> bool:
+        owner = self.gw.accounts.by_id(account_id)
+        if owner is None:  # added since the directory's last reload
+            owner = await self.gw.store.get_account_by_id(account_id)
+        return owner is not None and owner.status_auth
 
     async def balance(self, request: web.Request) -> web.Response:
         try:

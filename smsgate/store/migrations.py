@@ -247,8 +247,42 @@ CREATE TABLE pending_receipts (
 """ + _INDEXES_0001
 
 
+# The dlrurl outbox (servers/http_callbacks.py). `holder` is the node whose memory holds
+# the row ('' = waiting in the store); only the waiting ones are claimed, due first.
+_CALLBACKS_INDEX = """
+CREATE INDEX dlr_callbacks_due ON dlr_callbacks (next_attempt_at, id) WHERE holder = ''"""
+
+_CALLBACKS_SQLITE = """
+CREATE TABLE dlr_callbacks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    message_id INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    next_attempt_at REAL NOT NULL,
+    attempts INTEGER NOT NULL,
+    holder TEXT NOT NULL);
+""" + _CALLBACKS_INDEX
+
+_CALLBACKS_POSTGRES = """
+CREATE TABLE dlr_callbacks (
+    id BIGSERIAL PRIMARY KEY,
+    message_id BIGINT NOT NULL,
+    url TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    next_attempt_at DOUBLE PRECISION NOT NULL,
+    attempts INTEGER NOT NULL,
+    holder TEXT NOT NULL);
+""" + _CALLBACKS_INDEX
+
+
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _INITIAL_SQLITE, _INITIAL_POSTGRES),
+    Migration("0002_dlr_callbacks", _CALLBACKS_SQLITE, _CALLBACKS_POSTGRES),
+    Migration("0003_account_status_auth",
+              "ALTER TABLE accounts ADD COLUMN status_auth INTEGER NOT NULL DEFAULT 0",
+              "ALTER TABLE accounts ADD COLUMN status_auth BOOLEAN NOT NULL DEFAULT FALSE"),
 ]
 
 

@@ -25,6 +25,7 @@ from ..core.models import (
     CoverageEntry,
     LedgerEntry,
     Message,
+    PendingCallback,
     PendingReceipt,
     Route,
     WriteBatch,
@@ -357,6 +358,31 @@ class PostgresStore:
                 "DELETE FROM pending_receipts WHERE expires_at <= $1", now)
         return int(status.split()[-1])
 
+    # -- dlrurl callbacks --------------------------------------------------------------
+
+    async def write_callbacks(self, new: Sequence[PendingCallback], done: Sequence[int],
+                              retry: Sequence[tuple[int, int, float]]) -> list[int]:
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                return await _write_callbacks(c, new, done, retry)
+
+    async def claim_callbacks(self, node: str, now: float, limit: int) -> list[PendingCallback]:
+        with _errors():
+            found = await self.pool.fetch(CLAIM_CALLBACKS, node, now, limit)
+        claimed = [PendingCallback(*r) for r in found]
+        claimed.sort(key=lambda c: (c.next_attempt_at, c.id))  # RETURNING has no order
+        return claimed
+
+    async def release_callbacks(self, node: str) -> int:
+        with _errors():
+            status = await self.pool.execute(
+                "UPDATE dlr_callbacks SET holder = '' WHERE holder = $1", node)
+        return int(status.split()[-1])
+
+    async def count_callbacks(self) -> int:
+        with _errors():
+            return await self.pool.fetchval("SELECT count(*) FROM dlr_callbacks")
+
 
 # -- statement groups, run on one connection inside a transaction ----------------------
 
@@ -444,3 +470,36 @@ async def _cancel(c: asyncpg.Connection, account_id: int, ids: list[int],
                         sum(r[1] for r in refunds), account_id)
         await c.executemany(INSERT_LEDGER, refunds)
     return found
+
+
+# -- dlrurl callbacks ---------------------------------------------------------------------
+
+_CALLBACK = columns(rows.CALLBACK_COLUMNS)
+INSERT_CALLBACK = (f"INSERT INTO dlr_callbacks ({columns(rows.CALLBACK_INSERT_COLUMNS)}) "
+                   f"VALUES ({_marks(len(rows.CALLBACK_INSERT_COLUMNS))})")
+CALLBACK_IDS = "SELECT nextval('dlr_callbacks_id_seq') FROM generate_series(1, $1)"
+DELETE_CALLBACKS = "DELETE FROM dlr_callbacks WHERE id = ANY($1::bigint[])"
+RETRY_CALLBACKS = ("UPDATE dlr_callbacks c SET attempts = u.attempts, next_attempt_at = u.at, "
+                   "holder = '' FROM unnest($1::bigint[], $2::int[], $3::float8[]) "
+                   "AS u(id, attempts, at) WHERE c.id = u.id")
+# SKIP LOCKED: nodes claiming at once take disjoint rows instead of waiting on each other.
+CLAIM_CALLBACKS = ("UPDATE dlr_callbacks SET holder = $1 WHERE id IN (SELECT id FROM "
+                   "dlr_callbacks WHERE holder = '' AND next_attempt_at <= $2 "
+                   "ORDER BY next_attempt_at, id LIMIT $3 FOR UPDATE SKIP LOCKED) "
+                   f"RETURNING {_CALLBACK}")
+
+
+async def _write_callbacks(c: asyncpg.Connection, new: Sequence[PendingCallback],
+                           done: Sequence[int],
+                           retry: Sequence[tuple[int, int, float]]) -> list[int]:
+    ids: list[int] = []
+    if new:
+        ids = [r[0] for r in await c.fetch(CALLBACK_IDS, len(new))]
+        records = [(i, *rows.callback_values(cb)) for i, cb in zip(ids, new, strict=True)]
+        await _insert(c, "dlr_callbacks", rows.CALLBACK_INSERT_COLUMNS, INSERT_CALLBACK,
+                      records)
+    if done:
+        await c.execute(DELETE_CALLBACKS, list(done))
+    if retry:
+        await c.execute(RETRY_CALLBACKS, *zip(*retry, strict=True))
+    return ids

@@ -17,6 +17,7 @@ from ..core.models import (
     CoverageEntry,
     LedgerEntry,
     Message,
+    PendingCallback,
     PendingReceipt,
     Route,
     SentUpdate,
@@ -25,6 +26,11 @@ from ..core.models import (
 
 MESSAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Message))
 message_row = attrgetter(*MESSAGE_COLUMNS)
+
+CALLBACK_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(PendingCallback))
+# Inserted with ids the store assigns, like receipts.
+CALLBACK_INSERT_COLUMNS: tuple[str, ...] = ("id", *(c for c in CALLBACK_COLUMNS if c != "id"))
+callback_values = attrgetter(*CALLBACK_INSERT_COLUMNS[1:])
 
 RECEIPT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(PendingReceipt))
 # Inserted with ids the store assigns: the id goes first, the rest in this order.
@@ -58,15 +64,17 @@ def account_values(account: Account) -> tuple:
             account.expires_at, bool(account.enabled),
             json.dumps(list(account.allowed_senders)), json.dumps(list(account.allowed_ips)),
             account.tps, account.max_tx, bool(account.smpp_enabled),
-            bool(account.http_enabled), account.max_parts, account.created_at)
+            bool(account.http_enabled), account.max_parts, account.created_at,
+            bool(account.status_auth))
 
 
 def account_from_row(row) -> Account:
     (system_id, password_hash, id_, balance, credit_limit, expires_at, enabled, senders,
-     ips, tps, max_tx, smpp_enabled, http_enabled, max_parts, created_at) = row
+     ips, tps, max_tx, smpp_enabled, http_enabled, max_parts, created_at, status_auth) = row
     return Account(system_id, password_hash, id_, balance, credit_limit, expires_at,
                    bool(enabled), tuple(json.loads(senders)), tuple(json.loads(ips)), tps,
-                   max_tx, bool(smpp_enabled), bool(http_enabled), max_parts, created_at)
+                   max_tx, bool(smpp_enabled), bool(http_enabled), max_parts, created_at,
+                   bool(status_auth))
 
 
 def ledger_from_row(row) -> LedgerEntry:

@@ -27,6 +27,7 @@ from ..core.models import (
     CoverageEntry,
     LedgerEntry,
     Message,
+    PendingCallback,
     PendingReceipt,
     Route,
     WriteBatch,
@@ -95,6 +96,8 @@ DUE_RECEIPTS = (f"SELECT {_RECEIPT} FROM pending_receipts WHERE account_id = ? "
                 "AND next_attempt_at <= ? AND expires_at > ? ORDER BY id LIMIT ?")
 
 _Fn = Callable[..., Any]
+WAL_SIZE_LIMIT = 64 << 20  # bytes
+CACHE_KIB = 64 << 10  # the page cache: 64 MiB keeps the hot end of every index in memory
 
 
 class Checkpointer(threading.Thread):
@@ -182,6 +185,9 @@ class SqliteStore:
             # Checkpoints (and their fsync) run in the Checkpointer's thread, not inside
             # a group commit, where they stalled every client waiting on it.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
+            # A WAL file that grew under a burst shrinks back once it is reset.
+            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+            conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         except BaseException:
             conn.close()
             raise
@@ -401,6 +407,25 @@ class SqliteStore:
         return await self._tx(_rowcount, "DELETE FROM pending_receipts WHERE expires_at <= ?",
                               (now,))
 
+    # -- dlrurl callbacks --------------------------------------------------------------
+
+    async def write_callbacks(self, new: Sequence[PendingCallback], done: Sequence[int],
+                              retry: Sequence[tuple[int, int, float]]) -> list[int]:
+        return await self._tx(_write_callbacks, new, done, retry)
+
+    async def claim_callbacks(self, node: str, now: float, limit: int) -> list[PendingCallback]:
+        found = await self._tx(_all, CLAIM_CALLBACKS, (node, now, limit))
+        claimed = [PendingCallback(*r) for r in found]
+        claimed.sort(key=lambda c: (c.next_attempt_at, c.id))  # RETURNING has no order
+        return claimed
+
+    async def release_callbacks(self, node: str) -> int:
+        return await self._tx(_rowcount, "UPDATE dlr_callbacks SET holder = '' "
+                              "WHERE holder = ?", (node,))
+
+    async def count_callbacks(self) -> int:
+        return await self._run(_scalar, "SELECT count(*) FROM dlr_callbacks", ())
+
 
 # -- functions run in the worker thread ---------------------------------------------------
 
@@ -508,3 +533,33 @@ def _cancel(c: sqlite3.Connection, account_id: int, ids_json: str, at: float) ->
         if r[price_at]:
             _credit(c, account_id, r[price_at], "refund: cancelled", r[0], at)
     return found
+
+
+# -- dlrurl callbacks ---------------------------------------------------------------------
+
+_CALLBACK = columns(rows.CALLBACK_COLUMNS)
+INSERT_CALLBACK = (f"INSERT INTO dlr_callbacks ({columns(rows.CALLBACK_INSERT_COLUMNS)}) "
+                   f"VALUES ({_marks(len(rows.CALLBACK_INSERT_COLUMNS))})")
+CALLBACK_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'dlr_callbacks'"
+DELETE_CALLBACK = "DELETE FROM dlr_callbacks WHERE id = ?"
+RETRY_CALLBACK = ("UPDATE dlr_callbacks SET attempts = ?2, next_attempt_at = ?3, holder = '' "
+                  "WHERE id = ?1")
+CLAIM_CALLBACKS = ("UPDATE dlr_callbacks SET holder = ?1 WHERE id IN (SELECT id FROM "
+                   "dlr_callbacks WHERE holder = '' AND next_attempt_at <= ?2 "
+                   f"ORDER BY next_attempt_at, id LIMIT ?3) RETURNING {_CALLBACK}")
+
+
+def _write_callbacks(c: sqlite3.Connection, new: Sequence[PendingCallback],
+                     done: Sequence[int], retry: Sequence[tuple[int, int, float]]) -> list[int]:
+    ids: list[int] = []
+    if new:
+        # As for receipts: ids above the AUTOINCREMENT mark, safe under BEGIN IMMEDIATE.
+        first = (_scalar(c, CALLBACK_SEQ, ()) or 0) + 1
+        ids = list(range(first, first + len(new)))
+        c.executemany(INSERT_CALLBACK, [(i, *rows.callback_values(cb))
+                                        for i, cb in zip(ids, new, strict=True)])
+    if done:
+        c.executemany(DELETE_CALLBACK, [(i,) for i in done])
+    if retry:
+        c.executemany(RETRY_CALLBACK, retry)
+    return ids

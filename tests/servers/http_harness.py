@@ -26,7 +26,8 @@ LEBANON = "96170123456"  # the seed's 961xxxxx, made a real-looking number
 def http_settings(url: str) -> Settings:
     settings = fast_settings(url)
     # callbacks retried quickly, so that a test can watch a receiver come back
-    settings.http.callbacks = CallbackConfig(workers=4, timeout=2.0, backoff=(0.2, 0.4, 0.8))
+    settings.http.callbacks = CallbackConfig(workers=4, timeout=2.0, backoff=(0.2, 0.4, 0.8),
+                                             poll=0.1)
     return settings
 
 

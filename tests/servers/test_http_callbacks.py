@@ -1,13 +1,17 @@
 """`dlrurl` callbacks reach a real local aiohttp server: on delivery, after the server
-answered 5xx, and after it was down for a while."""
+answered 5xx, after it was down for a while, across a restart of the gateway, and past
+the in-memory bound. The kill -9 case is in test_http_callbacks_crash.py."""
 
 import asyncio
 import socket
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
-from http_harness import api_fixture, eventually, ids_of  # noqa: F401
+from http_harness import PASSWORD, USER, api_fixture, eventually, ids_of  # noqa: F401
+
+from smsgate.smpp.constants import CommandId, Status
+from smsgate.smpp.pdu import Pdu
 
 
 class Receiver:
@@ -101,12 +105,12 @@ async def test_callback_after_the_receiver_was_down(api):
 
     async def retrying():
         statuses = [(await api.message(i)).status for i in ids]
-        return statuses == ["DELIVRD"] * 2 and callbacks.pending == 2 \
-            and callbacks.delivered == 0
+        return statuses == ["DELIVRD"] * 2 and callbacks.retried >= 2
 
-    await eventually(retrying, what="delivered messages with callbacks pending")
+    await eventually(retrying, what="delivered messages with callbacks retried")
     await asyncio.sleep(1.0)  # down for a while: several failed attempts
-    assert callbacks.pending == 2
+    assert await api.store.count_callbacks() == 2
+    assert callbacks.delivered == 0
     receiver = await Receiver(port=port).start()
     try:
         async def called():
@@ -115,7 +119,11 @@ async def test_callback_after_the_receiver_was_down(api):
         await eventually(called, timeout=10, what="callbacks after the receiver came back")
         assert sorted(int(c["id"]) for c in receiver.calls) == sorted(ids)
         assert {c["status"] for c in receiver.calls} == {"DELIVRD"}
-        assert callbacks.pending == 0
+
+        async def deleted():
+            return await api.store.count_callbacks() == 0
+
+        await eventually(deleted, what="the delivered callbacks' rows deleted")
     finally:
         await receiver.stop()
 
@@ -128,5 +136,136 @@ async def test_no_callback_without_dlrurl(api):
         return (await api.message(message_id)).status == "DELIVRD"
 
     await eventually(delivered, what="DELIVRD")
-    assert api.app.http.callbacks.pending == 0
+    await api.app.http.callbacks.flush()
+    assert await api.store.count_callbacks() == 0
     assert api.app.http.callbacks.delivered == 0
+
+
+async def test_callback_of_a_cancelled_message(api):
+    """cancel_sm stores DELETED itself; the callback is recorded after it."""
+    await api.seed_account()
+    receiver = await Receiver().start()
+    try:
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y%m%d%H%M")
+        [message_id] = ids_of(await api.submit(schtime=tomorrow, dlrurl=receiver.url()))
+        client = await api.bound("tx", USER, PASSWORD)
+        cancel = await client.request(Pdu(CommandId.cancel_sm,
+                                          fields={"message_id": str(message_id)}))
+        assert cancel.status == Status.ESME_ROK
+
+        async def called():
+            return receiver.calls
+
+        [call] = await eventually(called, what="the DELETED callback")
+        assert (call["id"], call["status"]) == (str(message_id), "DELETED")
+    finally:
+        await receiver.stop()
+
+
+class SlowCallbackCommits:
+    """The store, with every callback commit taking `delay` seconds longer."""
+
+    def __init__(self, store, delay: float) -> None:
+        self._store = store
+        self.delay = delay
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    async def write_callbacks(self, *args):
+        await asyncio.sleep(self.delay)
+        return await self._store.write_callbacks(*args)
+
+
+async def test_a_status_is_stored_only_after_its_callback(api):
+    """The crash window: the store never shows a status whose callback row is not
+    stored yet (callback commits are slowed down here to make that window wide)."""
+    await api.seed_account()
+    api.app.http.callbacks.journal.store = SlowCallbackCommits(api.store, 0.4)
+    [message_id] = ids_of(await api.submit(dlrurl=f"http://127.0.0.1:{free_port()}/dlr"))
+    started = time.monotonic()
+    while True:
+        status = (await api.message(message_id)).status
+        stored = await api.store.count_callbacks()
+        if status == "DELIVRD":
+            assert stored == 1
+            break
+        assert status == "ATES"
+        await asyncio.sleep(0.01)
+    assert time.monotonic() - started >= 0.35  # the status waited for the callback
+
+
+async def test_pending_callback_survives_a_restart(api):
+    """Receiver down, gateway stopped and started again (new process state, same
+    database), then the receiver comes up: the callback arrives, once, and its row goes."""
+    await api.seed_account()
+    port = free_port()
+    [message_id] = ids_of(await api.submit(dlrurl=f"http://127.0.0.1:{port}/dlr",
+                                           ref="restart"))
+    callbacks = api.app.http.callbacks
+
+    async def failing():
+        return callbacks.retried >= 1 and await api.store.count_callbacks() == 1
+
+    await eventually(failing, what="a failed first attempt")
+    await api.restart()
+    assert api.app.http.callbacks is not callbacks
+    await asyncio.sleep(0.5)  # the new run tries and fails too
+    receiver = await Receiver(port=port).start()
+    try:
+        async def called():
+            return receiver.calls
+
+        [call] = await eventually(called, timeout=10, what="the callback after the restart")
+        assert (call["id"], call["status"], call["ref"]) \
+            == (str(message_id), "DELIVRD", "restart")
+
+        async def deleted():
+            return await api.store.count_callbacks() == 0
+
+        await eventually(deleted, what="the callback's row deleted")
+        await asyncio.sleep(0.3)
+        assert len(receiver.calls) == 1
+    finally:
+        await receiver.stop()
+
+
+async def test_callbacks_beyond_the_memory_bound_wait_in_the_store(api):
+    await api.seed_account()
+    callbacks = api.app.http.callbacks
+    callbacks.config.max_in_memory = 2
+    callbacks.config.page = 1
+    seen_in_memory: list[int] = []
+    receiver = Receiver()
+    handle = receiver.handle
+
+    async def watching(request: web.Request) -> web.Response:
+        seen_in_memory.append(callbacks.in_memory)
+        await asyncio.sleep(0.1)  # slow: memory fills while the statuses come in
+        return await handle(request)
+
+    receiver.handle = watching  # type: ignore[method-assign]
+    claimed: list[int] = []
+    store = callbacks.journal.store
+    claim = store.claim_callbacks
+
+    async def counting_claim(*args):
+        rows = await claim(*args)
+        claimed.extend(c.id for c in rows)
+        return rows
+
+    store.claim_callbacks = counting_claim
+    await receiver.start()
+    try:
+        ids = ids_of(await api.submit(mno=",".join(f"4477009000{n:02d}" for n in range(12)),
+                                      dlrurl=receiver.url()))
+
+        async def called():
+            return len(receiver.calls) == 12
+
+        await eventually(called, timeout=10, what="12 callbacks through a memory of 2")
+        assert sorted(int(c["id"]) for c in receiver.calls) == sorted(ids)
+        assert max(seen_in_memory) <= 2
+        assert len(claimed) >= 8  # those beyond the bound came from the store
+    finally:
+        await receiver.stop()

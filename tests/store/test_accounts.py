@@ -13,7 +13,7 @@ async def test_add_get_list_account(store) -> None:
     account = Account("acme", "scrypt$hash", credit_limit=5, expires_at=1_900_000_000.5,
                       enabled=False, allowed_senders=("Acme", "12345"),
                       allowed_ips=("10.0.0.0/8",), tps=50, max_tx=3, smpp_enabled=False,
-                      http_enabled=True, max_parts=4)
+                      http_enabled=True, max_parts=4, status_auth=True)
     added = await store.add_account(account)
     assert added.id > 0
     assert added.created_at > 0
@@ -23,7 +23,9 @@ async def test_add_get_list_account(store) -> None:
     assert await store.get_account("nobody") is None
     assert await store.get_account_by_id(added.id + 1000) is None
     other = await store.add_account(Account("beta", "h"))
+    assert other.status_auth is False  # the default
     assert [a.system_id for a in await store.list_accounts()] == ["acme", "beta"]
+    assert [a.status_auth for a in await store.list_accounts()] == [True, False]
     assert other.id != added.id
 
 
@@ -36,7 +38,8 @@ async def test_duplicate_system_id_is_a_conflict(store) -> None:
 async def test_update_account_writes_all_but_balance(store) -> None:
     account = await funded(store, credits=3)
     changed = dataclasses.replace(account, password_hash="new", enabled=False,
-                                  allowed_senders=("X",), tps=9, balance=999_999)
+                                  allowed_senders=("X",), tps=9, balance=999_999,
+                                  status_auth=True)
     await store.update_account(changed)
     stored = await store.get_account_by_id(account.id)
     assert stored == dataclasses.replace(changed, balance=3 * CREDIT_SCALE)

@@ -1,0 +1,117 @@
+"""kill -9 of a real `smsgate serve` while a dlrurl callback waits for the customer's
+server, then a restart on the same database: once the server is up the callback arrives,
+and its row is deleted."""
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+from http_harness import PASSWORD, USER, eventually, ids_of, submit_params
+from smpp_harness import password_hash, prepare_database
+from test_http_callbacks import Receiver, free_port
+
+from smsgate.core.models import CREDIT_SCALE, Account
+from smsgate.store import open_store
+
+ROOT = Path(__file__).resolve().parents[2]
+# Quick retries, so that the test need not wait for the default 1 s, 5 s, 15 s, ...
+CONFIG = """
+node_id = "dlr-crash"
+[http.callbacks]
+backoff = [0.3, 0.6, 1.0]
+poll = 0.2
+"""
+
+
+async def _serve(url: str, config: Path, log: Path) -> tuple[asyncio.subprocess.Process, int]:
+    """Start `python -m smsgate.cli serve` and read its HTTP port from stdout."""
+    with log.open("ab") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "smsgate.cli", "serve", "--database", url,
+            "--config", str(config), "--smpp-port", "0", "--http-port", "0",
+            "--log-level", "WARNING", stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=ROOT)
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                if not line:
+                    raise AssertionError(f"serve exited early:\n{log.read_text()}")
+                if line.startswith("HTTP listening on "):
+                    return proc, int(line.rsplit(":", 1)[1])
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
+
+
+async def test_callback_survives_kill_9_and_arrives_after_the_restart(store_url, tmp_path):
+    await prepare_database(store_url)
+    store = open_store(store_url)
+    await store.open()
+    try:
+        account = await store.add_account(Account(
+            system_id=USER, password_hash=password_hash(PASSWORD), created_at=time.time()))
+        await store.adjust_balance(account.id, 100 * CREDIT_SCALE, "opening balance")
+        config = tmp_path / "smsgate.toml"
+        config.write_text(CONFIG)
+        log = tmp_path / "serve.log"
+        port = free_port()  # the customer's server: down for now
+
+        proc, http_port = await _serve(store_url, config, log)
+        try:
+            params = submit_params(dlrurl=f"http://127.0.0.1:{port}/dlr", ref="kill-9")
+            async with aiohttp.ClientSession() as session, session.get(
+                    f"http://127.0.0.1:{http_port}/websmpp/websms", params=params) as response:
+                [message_id] = ids_of(await response.text())
+
+            async def pending():
+                message = await store.get_message(message_id)
+                return message is not None and message.status == "DELIVRD" \
+                    and await store.count_callbacks() == 1
+
+            await eventually(pending, what="DELIVRD with its callback stored")
+            await asyncio.sleep(0.8)  # a few failed attempts
+            os.kill(proc.pid, signal.SIGKILL)
+            assert await asyncio.wait_for(proc.wait(), 10) == -signal.SIGKILL
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+        assert await store.count_callbacks() == 1
+
+        proc, _ = await _serve(store_url, config, log)
+        receiver = None
+        try:
+            await asyncio.sleep(0.5)  # restarted, still failing: the server is down
+            receiver = await Receiver(port=port).start()
+
+            async def called():
+                return receiver.calls
+
+            [call] = await eventually(called, timeout=15,
+                                      what="the callback after the restart")
+            assert (call["id"], call["status"], call["ref"]) \
+                == (str(message_id), "DELIVRD", "kill-9")
+
+            async def deleted():
+                return await store.count_callbacks() == 0
+
+            await eventually(deleted, what="the callback's row deleted")
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(proc.wait(), 15) == 0, log.read_text()
+            assert len(receiver.calls) == 1
+        finally:
+            if receiver is not None:
+                await receiver.stop()
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    finally:
+        await store.close()
