@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -96,20 +97,29 @@ DUE_RECEIPTS = (f"SELECT {_RECEIPT} FROM pending_receipts WHERE account_id = ? "
                 "AND next_attempt_at <= ? AND expires_at > ? ORDER BY id LIMIT ?")
 
 _Fn = Callable[..., Any]
-WAL_SIZE_LIMIT = 64 << 20  # bytes
 CACHE_KIB = 64 << 10  # the page cache: 64 MiB keeps the hot end of every index in memory
 
 
 class Checkpointer(threading.Thread):
     """Copies the WAL back into the database every `interval` seconds, on a connection
     of its own. PASSIVE checkpoints never block the writer; when the WAL has grown
-    large a RESTART checkpoint lets the next write begin the WAL file anew."""
+    large it asks the store's writer thread for a RESTART checkpoint between two
+    transactions (`restart_wanted`): from here it would wait for a gap between commits
+    that a busy writer never leaves, and the WAL would grow without end. After it the
+    next write begins the WAL file anew, which bounds it under sustained load. The file
+    keeps its size (SQLite overwrites it from the start) until the database is idle: a
+    TRUNCATE then gives the disk space back. Truncating under load instead
+    (journal_size_limit) stalled every commit for ~100 ms each time."""
 
-    def __init__(self, path: str, interval: float = 0.5, restart_pages: int = 50_000) -> None:
+    def __init__(self, path: str, interval: float = 0.5, restart_pages: int = 50_000,
+                 truncate_bytes: int = 16 << 20) -> None:
         super().__init__(name="sqlite-checkpoint", daemon=True)
         self.path = path
         self.interval = interval
         self.restart_pages = restart_pages
+        self.truncate_bytes = truncate_bytes
+        self._last_frames = -1
+        self.restart_wanted = threading.Event()
         self._stopping = threading.Event()
 
     def run(self) -> None:
@@ -128,11 +138,21 @@ class Checkpointer(threading.Thread):
 
     def _checkpoint(self, conn: sqlite3.Connection) -> None:
         try:
-            _busy, wal_pages, _done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if wal_pages > self.restart_pages:
-                conn.execute("PRAGMA wal_checkpoint(RESTART)")
+            _busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            idle = frames == done == self._last_frames  # nothing written since last time
+            self._last_frames = frames
+            if frames > self.restart_pages:
+                self.restart_wanted.set()
+            elif idle and self._wal_bytes() > self.truncate_bytes:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error as exc:  # busy now; the next round tries again
             log.debug("checkpoint skipped: %s", exc)
+
+    def _wal_bytes(self) -> int:
+        try:
+            return os.path.getsize(self.path + "-wal")
+        except OSError:
+            return 0
 
     def stop(self) -> None:
         self._stopping.set()
@@ -142,8 +162,11 @@ class Checkpointer(threading.Thread):
 class SqliteStore:
     backend = "sqlite"
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, checkpoint_interval: float = 0.5,
+                 restart_pages: int = 50_000) -> None:
         self.path = path
+        self.checkpoint_interval = checkpoint_interval
+        self.restart_pages = restart_pages  # WAL frames (4 KiB pages) before a RESTART
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._checkpointer: Checkpointer | None = None
@@ -157,7 +180,8 @@ class SqliteStore:
         except BaseException:
             await self.close()
             raise
-        self._checkpointer = Checkpointer(self.path)
+        self._checkpointer = Checkpointer(self.path, self.checkpoint_interval,
+                                          self.restart_pages)
         self._checkpointer.start()
 
     async def close(self) -> None:
@@ -185,8 +209,6 @@ class SqliteStore:
             # Checkpoints (and their fsync) run in the Checkpointer's thread, not inside
             # a group commit, where they stalled every client waiting on it.
             conn.execute("PRAGMA wal_autocheckpoint = 0")
-            # A WAL file that grew under a burst shrinks back once it is reset.
-            conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         except BaseException:
             conn.close()
@@ -219,6 +241,10 @@ class SqliteStore:
             except BaseException:
                 _rollback(conn)
                 raise
+            checkpointer = self._checkpointer
+            if checkpointer is not None and checkpointer.restart_wanted.is_set():
+                checkpointer.restart_wanted.clear()
+                _restart_wal(conn)
             return result
         except sqlite3.IntegrityError as exc:
             if exc.sqlite_errorname in ("SQLITE_CONSTRAINT_UNIQUE",
@@ -434,6 +460,15 @@ def _rollback(conn: sqlite3.Connection) -> None:
         # The original error matters; a failing ROLLBACK means SQLite rolled back already.
         with contextlib.suppress(sqlite3.Error):
             conn.execute("ROLLBACK")
+
+
+def _restart_wal(conn: sqlite3.Connection) -> None:
+    """Checkpoint all of the WAL so that the next transaction writes it from the start.
+    The Checkpointer has copied most of it already; this waits only for the rest."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(RESTART)")
+    except sqlite3.Error as exc:
+        log.warning("WAL restart checkpoint failed: %s", exc)
 
 
 def _scalar(c: sqlite3.Connection, sql: str, args: tuple) -> Any:
