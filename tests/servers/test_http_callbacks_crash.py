@@ -3,22 +3,19 @@ server, then a restart on the same database: once the server is up the callback 
 and its row is deleted."""
 
 import asyncio
-import contextlib
 import os
 import signal
-import sys
 import time
-from pathlib import Path
 
 import aiohttp
 from http_harness import PASSWORD, USER, eventually, ids_of, submit_params
+from serve_process import start_serve
 from smpp_harness import password_hash, prepare_database
 from test_http_callbacks import Receiver, free_port
 
 from smsgate.core.models import CREDIT_SCALE, Account
 from smsgate.store import open_store
 
-ROOT = Path(__file__).resolve().parents[2]
 # Quick retries, so that the test need not wait for the default 1 s, 5 s, 15 s, ...
 CONFIG = """
 node_id = "dlr-crash"
@@ -26,29 +23,6 @@ node_id = "dlr-crash"
 backoff = [0.3, 0.6, 1.0]
 poll = 0.2
 """
-
-
-async def _serve(url: str, config: Path, log: Path) -> tuple[asyncio.subprocess.Process, int]:
-    """Start `python -m smsgate.cli serve` and read its HTTP port from stdout."""
-    with log.open("ab") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "smsgate.cli", "serve", "--database", url,
-            "--config", str(config), "--smpp-port", "0", "--http-port", "0",
-            "--log-level", "WARNING", stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=ROOT)
-    assert proc.stdout is not None
-    try:
-        async with asyncio.timeout(30):
-            while True:
-                line = (await proc.stdout.readline()).decode()
-                if not line:
-                    raise AssertionError(f"serve exited early:\n{log.read_text()}")
-                if line.startswith("HTTP listening on "):
-                    return proc, int(line.rsplit(":", 1)[1])
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
 
 
 async def test_callback_survives_kill_9_and_arrives_after_the_restart(store_url, tmp_path):
@@ -64,7 +38,7 @@ async def test_callback_survives_kill_9_and_arrives_after_the_restart(store_url,
         log = tmp_path / "serve.log"
         port = free_port()  # the customer's server: down for now
 
-        proc, http_port = await _serve(store_url, config, log)
+        proc, http_port = await start_serve(store_url, log, "HTTP", "--config", str(config))
         try:
             params = submit_params(dlrurl=f"http://127.0.0.1:{port}/dlr", ref="kill-9")
             async with aiohttp.ClientSession() as session, session.get(
@@ -86,7 +60,7 @@ async def test_callback_survives_kill_9_and_arrives_after_the_restart(store_url,
                 await proc.wait()
         assert await store.count_callbacks() == 1
 
-        proc, _ = await _serve(store_url, config, log)
+        proc, _ = await start_serve(store_url, log, "HTTP", "--config", str(config))
         receiver = None
         try:
             await asyncio.sleep(0.5)  # restarted, still failing: the server is down

@@ -5,10 +5,9 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import time
-from pathlib import Path
 
+from serve_process import start_serve
 from smpp_harness import PASSWORD, RawClient, password_hash, submit_sm
 
 from smsgate.app import seed
@@ -16,33 +15,9 @@ from smsgate.core.models import CREDIT_SCALE, Account
 from smsgate.smpp.constants import Status
 from smsgate.store import open_store, sqlite_path
 
-ROOT = Path(__file__).resolve().parents[2]
 OPENING = 1_000_000 * CREDIT_SCALE
 CONNECTIONS = 4
 WINDOW = 64
-
-
-async def _serve(url: str, log: Path) -> tuple[asyncio.subprocess.Process, int]:
-    """Start `python -m smsgate.cli serve` and read its SMPP port from stdout."""
-    with log.open("ab") as stderr:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "smsgate.cli", "serve", "--database", url,
-            "--smpp-port", "0", "--http-port", "0", "--log-level", "WARNING",
-            stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=ROOT)
-    assert proc.stdout is not None
-    try:
-        async with asyncio.timeout(30):
-            while True:
-                line = (await proc.stdout.readline()).decode()
-                if not line:
-                    raise AssertionError(f"serve exited early:\n{log.read_text()}")
-                if line.startswith("SMPP listening on "):
-                    return proc, int(line.rsplit(":", 1)[1])
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        raise
 
 
 async def _flood(port: int, acked: set[str], refused: list[int], stop: asyncio.Event) -> None:
@@ -121,7 +96,7 @@ async def test_kill_9_during_submission_loses_nothing_and_charges_once(store_url
         await store.close()
     log = tmp_path / "serve.log"
 
-    proc, port = await _serve(store_url, log)
+    proc, port = await start_serve(store_url, log)
     acked: set[str] = set()
     refused: list[int] = []
     stop = asyncio.Event()
@@ -147,7 +122,7 @@ async def test_kill_9_during_submission_loses_nothing_and_charges_once(store_url
     stored = await _verify(store_url, acked)
 
     # Restart on the same database: it comes up, takes traffic, and still nothing is lost.
-    proc, port = await _serve(store_url, log)
+    proc, port = await start_serve(store_url, log)
     try:
         client = await RawClient.connect("127.0.0.1", port)
         try:
@@ -178,7 +153,7 @@ async def test_sigterm_unbinds_sessions_and_exits_cleanly(tmp_path):
     finally:
         await store.close()
     log = tmp_path / "serve.log"
-    proc, port = await _serve(url, log)
+    proc, port = await start_serve(url, log)
     try:
         client = await RawClient.connect("127.0.0.1", port)
         assert (await client.bind("trx", "term")).status == Status.ESME_ROK

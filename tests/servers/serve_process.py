@@ -1,0 +1,33 @@
+"""A real `smsgate serve` subprocess, for the tests that kill or signal it."""
+
+import asyncio
+import contextlib
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def start_serve(url: str, log: Path, listening: str = "SMPP",
+                      *options: str) -> tuple[asyncio.subprocess.Process, int]:
+    """Start `python -m smsgate.cli serve` on free ports (stderr appended to `log`) and
+    return it with the port of its `<listening> listening on` line."""
+    with log.open("ab") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "smsgate.cli", "serve", "--database", url,
+            "--smpp-port", "0", "--http-port", "0", "--log-level", "WARNING", *options,
+            stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=ROOT)
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                if not line:
+                    raise AssertionError(f"serve exited early:\n{log.read_text()}")
+                if line.startswith(f"{listening} listening on "):
+                    return proc, int(line.rsplit(":", 1)[1])
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise
