@@ -97,6 +97,8 @@ DUE_RECEIPTS = (f"SELECT {_RECEIPT} FROM pending_receipts WHERE account_id = ? "
                 "AND next_attempt_at <= ? AND expires_at > ? ORDER BY id LIMIT ?")
 
 _Fn = Callable[..., Any]
+BUSY_TIMEOUT_MS = 5000  # a CLI write waits this long for serve's transaction
+RESTART_WAIT_MS = 200  # what a WAL restart may keep commits waiting for a reader
 CACHE_KIB = 64 << 10  # the page cache: 64 MiB keeps the hot end of every index in memory
 
 
@@ -202,7 +204,7 @@ class SqliteStore:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                cached_statements=256)
         try:
-            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = OFF")
@@ -464,11 +466,18 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 def _restart_wal(conn: sqlite3.Connection) -> None:
     """Checkpoint all of the WAL so that the next transaction writes it from the start.
-    The Checkpointer has copied most of it already; this waits only for the rest."""
+    The Checkpointer has copied most of it already; this waits only for the rest, and
+    for readers (another process) at most RESTART_WAIT_MS: commits wait meanwhile, and
+    the checkpointer asks again soon."""
     try:
-        conn.execute("PRAGMA wal_checkpoint(RESTART)")
+        conn.execute(f"PRAGMA busy_timeout = {RESTART_WAIT_MS}")
+        _busy, frames, done = conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        if frames != done:
+            log.info("WAL restart deferred: a reader is still on the WAL")
     except sqlite3.Error as exc:
         log.warning("WAL restart checkpoint failed: %s", exc)
+    finally:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
 
 
 def _scalar(c: sqlite3.Connection, sql: str, args: tuple) -> Any:
