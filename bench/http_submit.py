@@ -21,9 +21,7 @@ numbers each (wall time from the first byte written to the complete answer).
 
 import argparse
 import asyncio
-import os
 import statistics
-import sys
 import tempfile
 import time
 from urllib.parse import urlencode
@@ -31,11 +29,14 @@ from urllib.parse import urlencode
 from serverproc import (
     PASSWORD,
     SYSTEM_ID,
+    banner,
     cpu_seconds,
     percentile,
     prepare,
     rss_mib,
+    run,
     start_server,
+    stop_server,
 )
 
 TEXT = "The quick brown fox jumps over the lazy dog 0123456789"
@@ -189,10 +190,7 @@ async def main_async(args: argparse.Namespace) -> None:
         try:
             await asyncio.sleep(0.5)
             rss_start = rss_mib(proc.pid)
-            backend = "postgresql" if url.startswith("postgres") else "sqlite"
-            print(f"smsgate serve (pid {proc.pid}) on {backend}, {args.connections} "
-                  f"connections, {os.cpu_count()} CPUs, python {sys.version.split()[0]}",
-                  flush=True)
+            print(banner(proc, url, f"{args.connections} connections"), flush=True)
             baseline = [get_request("/websmpp/nothing")]
             report("baseline: unknown path", *await run_load(
                 port, args.connections, baseline, b"ERROR - HTTP01", args.baseline_seconds))
@@ -216,8 +214,7 @@ async def main_async(args: argparse.Namespace) -> None:
             print(f"POST of 10,000 numbers: median {statistics.median(times) * 1000:.0f} ms "
                   f"(runs: {', '.join(f'{t * 1000:.0f}' for t in times)} ms)", flush=True)
         finally:
-            proc.terminate()
-            await proc.wait()
+            await stop_server(proc)
 
 
 def main() -> None:
@@ -227,12 +224,7 @@ def main() -> None:
     parser.add_argument("--baseline-seconds", type=float, default=5.0)
     parser.add_argument("--posts", type=int, default=3, help="10,000-number POSTs to time")
     parser.add_argument("--database", help="default: a fresh SQLite file")
-    args = parser.parse_args()
-    try:
-        import uvloop
-        uvloop.run(main_async(args))
-    except ImportError:
-        asyncio.run(main_async(args))
+    run(main_async(parser.parse_args()))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ subprocess on ephemeral ports, and /proc readings of its RSS and CPU time."""
 import asyncio
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -53,6 +54,33 @@ async def start_server(url: str, protocol: str) -> tuple[asyncio.subprocess.Proc
                 raise SystemExit(f"serve exited with {await proc.wait()}")
             if match := re.match(rf"{protocol} listening on (.+):(\d+)", line):
                 return proc, int(match.group(2))
+
+
+async def stop_server(proc: asyncio.subprocess.Process) -> None:
+    """SIGTERM (serve unbinds and flushes), SIGKILL if it takes over 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), 30)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+def banner(proc: asyncio.subprocess.Process, url: str, load: str) -> str:
+    """The first line of a bench's output: what ran where."""
+    backend = "postgresql" if url.startswith("postgres") else "sqlite"
+    return (f"smsgate serve (pid {proc.pid}) on {backend}, {load}, {os.cpu_count()} CPUs, "
+            f"python {sys.version.split()[0]}")
+
+
+def run(main_async) -> None:
+    """Run the bench's coroutine on uvloop when installed (as `serve` does)."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(main_async)
+    else:
+        uvloop.run(main_async)
 
 
 def percentile(values: list[float], p: float) -> float:

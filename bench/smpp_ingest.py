@@ -18,11 +18,8 @@ at the same concurrency on the same server (the ceiling the protocol layer allow
 
 import argparse
 import asyncio
-import os
-import signal
 import statistics
 import struct
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,11 +28,14 @@ from pathlib import Path
 from serverproc import (
     PASSWORD,
     SYSTEM_ID,
+    banner,
     cpu_seconds,
     percentile,
     prepare,
     rss_mib,
+    run,
     start_server,
+    stop_server,
 )
 
 from smsgate.smpp.codec import Codec
@@ -207,10 +207,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 "registered_delivery": 0,
                 "short_message": b"The quick brown fox jumps over the lazy dog 0123456789"}))
             enquire = codec.encode(Pdu(CommandId.enquire_link))
-            backend = "postgresql" if url.startswith("postgres") else "sqlite"
-            print(f"smsgate serve (pid {proc.pid}) on {backend}, {args.binds} binds x window "
-                  f"{args.window}, {os.cpu_count()} CPUs, python {sys.version.split()[0]}",
-                  flush=True)
+            print(banner(proc, url, f"{args.binds} binds x window {args.window}"), flush=True)
             rate, lat, err = await run_load(port, enquire, args.binds, args.window,
                                             args.baseline_seconds)
             report("enquire_link baseline", rate, lat, err)
@@ -233,12 +230,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 print(f"submit_sm responses: {len(lat):,} in {args.seconds:g} s; "
                       f"latency mean {statistics.fmean(lat) * 1000:.1f} ms")
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 30)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+            await stop_server(proc)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -251,12 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database", help="postgresql://... (default: a fresh SQLite file)")
     parser.add_argument("--every", type=float, default=0.0,
                         help="print a progress line every N seconds (0: none)")
-    args = parser.parse_args(argv)
-    try:
-        import uvloop
-        uvloop.run(main_async(args))
-    except ImportError:
-        asyncio.run(main_async(args))
+    run(main_async(parser.parse_args(argv)))
 
 
 if __name__ == "__main__":
