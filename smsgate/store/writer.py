@@ -307,16 +307,13 @@ def _resolve(messages: list[Message], message_waiters: list[MessageWaiter],
 
 def _tell_all(waiters: list[MessageWaiter], result: bool | StoreError) -> None:
     for then in waiters:
-        try:
-            then(result)
-        except Exception:  # one caller's bug must not cost the others their answer
-            log.exception("a stored-message callback failed")
+        _tell(then, result)
 
 
 def _tell(then: MessageWaiter, result: bool | StoreError) -> None:
     try:
         then(result)
-    except Exception:
+    except Exception:  # one caller's bug must not cost the others their answer
         log.exception("a stored-message callback failed")
 
 
