@@ -18,6 +18,7 @@ from .core.coverage import default_coverage
 from .core.dispatcher import Dispatcher
 from .core.gateway import Gateway
 from .core.ids import MessageIdGenerator
+from .core.login_guard import LoginGuard, LoginGuardConfig
 from .core.models import CREDIT_SCALE, Account, Connector, Message, Route
 from .core.ports import Store
 from .core.receipts import ReceiptService
@@ -53,6 +54,7 @@ class Settings:
     smpp: SmppServerConfig = field(default_factory=SmppServerConfig)
     http: HttpApiConfig = field(default_factory=HttpApiConfig)
     submit: SubmitSettings = field(default_factory=SubmitSettings)
+    login: LoginGuardConfig = field(default_factory=LoginGuardConfig)
     receipt_expiry_hours: float = 72.0
     refund_upstream_rejections: bool = True
 
@@ -132,7 +134,8 @@ class App:
             settings=settings.submit, node=settings.node_id)
         self.scheduler = Scheduler(self.store, self.dispatcher.dispatch, self.dispatcher.on_status)
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), BindRegistry(),
-                               self.pipeline, self.dispatcher, self.receipts, settings.node_id)
+                               self.pipeline, self.dispatcher, self.receipts, settings.node_id,
+                               LoginGuard(settings.login))
         self.smpp = SmppServer(self.gateway, settings.smpp)
         self.tls = tls_context(settings)
         callbacks = DlrCallbacks(settings.http.callbacks, self.writer.flush)
@@ -205,6 +208,7 @@ class App:
         await self.dispatcher.stop()
         await self.writer.close()
         await self.store.close()
+        self.gateway.authenticator.close()
 
 
 async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:

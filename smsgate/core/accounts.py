@@ -9,6 +9,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 
 from .errors import Err, GatewayError
 from .models import Account
@@ -52,52 +53,84 @@ def ip_allowed(account: Account, peer_ip: str | None) -> bool:
 
 
 class Authenticator:
-    """Checks credentials; remembers recent successes so that an HTTP client sending its
-    password with every request costs one scrypt, not one per request. The memo is keyed
-    by a hash of (stored hash, password), so a password change invalidates it."""
+    """Checks credentials.
 
-    def __init__(self, memo_size: int = 10_000, memo_seconds: float = 300.0) -> None:
+    The order (SPEC §3.1, with §11's change): unknown id, source IP not allowed, wrong
+    password, expired, access refused. The IP allow-list comes before the password so
+    that from outside the list every password gets the same answer: an account with an
+    allow-list cannot be used to test passwords from anywhere.
+
+    scrypt runs in an executor of its own (`workers` threads) with at most `max_waiting`
+    checks queued; past that a login is refused at once (HTTP11 / bind refused) instead
+    of letting a flood of logins queue up behind each other and starve other work.
+    Recent successes are remembered, so that an HTTP client sending its password with
+    every request costs one scrypt, not one per request. The memo is keyed by a hash of
+    (stored hash, password), so a password change invalidates it.
+    """
+
+    def __init__(self, memo_size: int = 10_000, memo_seconds: float = 300.0,
+                 workers: int = 2, max_waiting: int = 64) -> None:
         self._memo: OrderedDict[bytes, float] = OrderedDict()
         self._memo_size = memo_size
         self._memo_seconds = memo_seconds
         self._pepper = secrets.token_bytes(16)
+        self._workers = workers
+        self._executor: ThreadPoolExecutor | None = None
+        self.max_waiting = max_waiting
+        self.waiting = 0  # scrypt checks queued or running now
 
     def _memo_key(self, account: Account, password: str) -> bytes:
         return hashlib.blake2b(f"{account.password_hash}\0{password}".encode(),
                                key=self._pepper, digest_size=16).digest()
 
     def remembered(self, account: Account, password: str) -> bool:
-        """Whether the password was checked recently: then `authenticate` is cheap
-        enough to run on the event loop (no scrypt)."""
+        """Whether the password was checked recently (then no scrypt is needed)."""
         seen = self._memo.get(self._memo_key(account, password))
         return seen is not None and time.monotonic() - seen < self._memo_seconds
 
-    def password_ok(self, account: Account, password: str) -> bool:
-        key = self._memo_key(account, password)
-        now = time.monotonic()
-        seen = self._memo.get(key)
-        if seen is not None and now - seen < self._memo_seconds:
+    async def password_ok(self, account: Account, password: str) -> bool:
+        if self.remembered(account, password):
             return True
-        if not check_password(password, account.password_hash):
-            return False
-        self._memo[key] = now
-        if len(self._memo) > self._memo_size:
-            self._memo.popitem(last=False)
-        return True
+        if self.waiting >= self.max_waiting:
+            raise GatewayError(Err.QUEUE_FULL, "too many password checks queued")
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(self._workers, thread_name_prefix="scrypt")
+        self.waiting += 1
+        try:
+            ok = await asyncio.get_running_loop().run_in_executor(
+                self._executor, check_password, password, account.password_hash)
+        finally:
+            self.waiting -= 1
+        if ok:
+            self._memo[self._memo_key(account, password)] = time.monotonic()
+            if len(self._memo) > self._memo_size:
+                self._memo.popitem(last=False)
+        return ok
 
-    def authenticate(self, account: Account | None, password: str, *, channel: str,
-                     peer_ip: str | None = None, now: float | None = None) -> Account:
-        """The seed's order: unknown id, wrong password, expired, then not allowed."""
+    async def authenticate(self, account: Account | None, password: str, *, channel: str,
+                           peer_ip: str | None = None, now: float | None = None) -> Account:
         if account is None:
             raise GatewayError(Err.UNKNOWN_ACCOUNT)
-        if not self.password_ok(account, password):
+        if not ip_allowed(account, peer_ip):
+            raise GatewayError(Err.NOT_AUTHORIZED, f"{channel} login from {peer_ip} refused")
+        if not await self.password_ok(account, password):
             raise GatewayError(Err.BAD_PASSWORD)
         if is_expired(account, now):
             raise GatewayError(Err.ACCOUNT_EXPIRED)
-        allowed = account.smpp_enabled if channel == "smpp" else account.http_enabled
-        if not account.enabled or not allowed or not ip_allowed(account, peer_ip):
+        if not may_use(account, channel):
             raise GatewayError(Err.NOT_AUTHORIZED, f"{channel} access refused")
         return account
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+
+def may_use(account: Account, channel: str) -> bool:
+    """Enabled, and allowed on this channel ("smpp" or "http")."""
+    allowed = account.smpp_enabled if channel == "smpp" else account.http_enabled
+    return account.enabled and allowed
 
 
 def is_expired(account: Account, now: float | None = None) -> bool:

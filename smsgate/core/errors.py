@@ -70,6 +70,9 @@ class Err(Enum):
     TOO_MANY_DESTINATIONS = ("HTTP24", Status.ESME_RINVNUMDESTS)
     UNKNOWN_MESSAGE_ID = ("HTTP25", Status.ESME_RQUERYFAIL)
     ACCOUNT_EXPIRED = ("HTTP26", Status.ESME_RBINDFAIL)  # refused at bind
+    # SPEC §11: logins refused unchecked during a failed-login back-off
+    LOGIN_BACKOFF = ("HTTP04", Status.ESME_RBINDFAIL)
+    LOGIN_BACKOFF_UNKNOWN = ("HTTP05", Status.ESME_RBINDFAIL)
     EXPIRED_AFTER_BIND = ("HTTP26", Status.SMSGATE_EXPIRED)
 
     @property
@@ -85,6 +88,9 @@ class Err(Enum):
         code = self.http_code
         return f"ERROR - {code} --> {HTTP_DESCRIPTIONS[code]}"
 
+
+# Failed logins that count towards the back-off of SPEC §11.
+LOGIN_FAILURES = frozenset({Err.UNKNOWN_ACCOUNT, Err.BAD_PASSWORD, Err.NOT_AUTHORIZED})
 
 # Unknown message ids answer with the operation's own failure status (SPEC §4 table).
 UNKNOWN_ID_STATUS_BY_OPERATION = {

@@ -1,6 +1,5 @@
 """The gateway's operations, as the customer-facing adapters (SMPP, HTTP) call them."""
 
-import asyncio
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -8,7 +7,8 @@ from dataclasses import dataclass, field
 from .accounts import AccountDirectory, Authenticator, is_expired
 from .binds import BindRegistry
 from .dispatcher import Dispatcher
-from .errors import Err, GatewayError
+from .errors import LOGIN_FAILURES, Err, GatewayError
+from .login_guard import LoginGuard
 from .models import DELETED, Account, Message, StatusUpdate
 from .ports import Store
 from .receipts import ReceiptService
@@ -25,23 +25,25 @@ class Gateway:
     dispatcher: Dispatcher
     receipts: ReceiptService
     node: str = ""
+    login_guard: LoginGuard = field(default_factory=LoginGuard)
     # (channel, Err) -> submissions refused, counted by the adapters where they answer
     # (they also see refusals raised before the pipeline); read by metrics
     refused: Counter[tuple[str, Err]] = field(default_factory=Counter)
 
     async def authenticate(self, system_id: str, password: str, *, channel: str,
                            peer_ip: str | None = None) -> Account:
-        """Check credentials (scrypt runs in a thread: it takes tens of milliseconds).
-        A password checked recently is known without scrypt: then no thread hop, which
-        matters for HTTP clients that send credentials with every request."""
+        """Check credentials, with the failed-login back-off of SPEC §11 around them."""
         account = await self.accounts.get(system_id)
-        if account is not None and self.authenticator.remembered(account, password):
-            return self.authenticator.authenticate(account, password, channel=channel,
-                                                   peer_ip=peer_ip)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
-            None, lambda: self.authenticator.authenticate(account, password, channel=channel,
-                                                          peer_ip=peer_ip))
+        if self.login_guard.blocked(peer_ip, system_id):
+            raise GatewayError(Err.LOGIN_BACKOFF if account else Err.LOGIN_BACKOFF_UNKNOWN,
+                               f"{channel} login back-off for {peer_ip} / {system_id!r}")
+        try:
+            return await self.authenticator.authenticate(account, password, channel=channel,
+                                                         peer_ip=peer_ip)
+        except GatewayError as exc:
+            if exc.error in LOGIN_FAILURES:
+                self.login_guard.failed(peer_ip, system_id)
+            raise
 
     def current(self, account: Account) -> Account:
         """The freshest copy of a bound account; refuses one that expired or was disabled
