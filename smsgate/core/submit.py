@@ -15,7 +15,7 @@ from functools import partial
 from .errors import Err, GatewayError
 from .models import Account, Message
 from .routing import RoutingTable
-from .throttle import Throttle
+from .throttle import Backlog, Throttle
 from .validation import (
     check_data_coding,
     check_esm_class,
@@ -58,6 +58,9 @@ class SubmitRequest:
     ref: str = ""
     dlr_url: str = ""
     max_destinations: int = 1
+    # Spread a many-number request out at the account's tps instead of refusing what
+    # exceeds one second of it (HTTP; core/throttle.py). SMPP submits are refused.
+    paced: bool = False
 
 
 @dataclass(slots=True)
@@ -65,6 +68,15 @@ class SubmitSettings:
     default_validity: float = 48 * 3600.0
     max_validity: float = 7 * 86400.0
     max_parts_per_request: int = 100_000  # destinations x parts (HTTP10)
+    max_paced_backlog: float = 3600.0  # seconds of an account's tps a request may queue
+
+
+def _delayed(schedule_at: float | None, now: float, delays: list[float] | None,
+             n: int) -> float | None:
+    """The n-th message's send time: the request's, pushed back by its pacing delay."""
+    if delays is None or not delays[n]:
+        return schedule_at
+    return (schedule_at or now) + delays[n]
 
 
 class SubmitPipeline:
@@ -118,11 +130,25 @@ class SubmitPipeline:
             if route.connector not in connectors:
                 raise GatewayError(Err.NO_ROUTE, f"connector {route.connector} missing")
             priced.append((dest, route))
-        if not self.throttle.allow(account.id, account.tps, parts * len(destinations)):
-            raise GatewayError(Err.THROTTLED)
+        delays = self._throttle(req, parts, len(destinations), schedule_at)
         return [self._message(req, dest, route.connector, route.price * parts, parts,
-                              schedule_at, expires_at, now)
-                for dest, route in priced]
+                              _delayed(schedule_at, now, delays, n), expires_at, now)
+                for n, (dest, route) in enumerate(priced)]
+
+    def _throttle(self, req: SubmitRequest, parts: int, count: int,
+                  schedule_at: float | None) -> list[float] | None:
+        """The account's tps: refuse (SMPP) or the send delays that keep to it (paced)."""
+        account = req.account
+        if not req.paced:
+            if not self.throttle.allow(account.id, account.tps, parts * count):
+                raise GatewayError(Err.THROTTLED)
+            return None
+        try:
+            return self.throttle.pace(account.id, account.tps, parts, count,
+                                      self.settings.max_paced_backlog,
+                                      later=schedule_at is not None)
+        except Backlog as exc:
+            raise GatewayError(Err.THROTTLED, str(exc)) from None
 
     def _times(self, req: SubmitRequest, now: float) -> tuple[float | None, float]:
         schedule_at = req.schedule_at

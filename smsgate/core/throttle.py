@@ -1,26 +1,65 @@
-"""Per-account throughput limits: a token bucket per account, counted in SMS parts."""
+"""Per-account throughput limits, counted in SMS parts: a GCRA per account.
+
+Each account has a "theoretical arrival time" (`tat`): the moment by which everything
+it was allowed so far has drained at `tps` parts a second. A part costs 1/tps seconds of
+it; one second of burst (`BURST`, a bucket of `tps` parts) is tolerated. This is the
+token bucket of the seed, kept as one float per account instead of tokens and a time.
+
+Two ways to spend it:
+- `allow` (SMPP submit_sm, one message at a time): yes if it fits in the burst, else
+  no, and the customer gets ESME_RTHROTTLED and retries.
+- `pace` (an HTTP request with many numbers): the request is taken whole and its
+  messages are spread out in time, each with the delay that keeps the account at its
+  rate (the caller schedules them). An account limited to 100/s that posts 10,000
+  numbers gets them all accepted and sent over 100 s, instead of HTTP11 forever (a
+  bucket of 100 can never hold 10,000). Only a backlog longer than `max_backlog`
+  seconds is refused. A request scheduled for later is paced from its own start and
+  does not use the account's current allowance.
+"""
 
 import time
+from collections.abc import Callable
+
+BURST = 1.0  # seconds of traffic an account may send at once
+_EPSILON = 1e-9  # float sums of 1/tps must not refuse the last part of a full burst
 
 
 class Throttle:
-    def __init__(self, clock=time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._buckets: dict[int, list[float]] = {}  # account id -> [tokens, last time]
+        self._tat: dict[int, float] = {}  # account id -> theoretical arrival time
 
     def allow(self, account_id: int, tps: int, count: int = 1) -> bool:
-        """Take `count` tokens if the account's bucket (size = one second of tps) has
-        them. tps <= 0 means unlimited."""
+        """Take `count` parts if they fit in the account's burst. tps <= 0: unlimited."""
         if tps <= 0:
             return True
         now = self._clock()
-        bucket = self._buckets.get(account_id)
-        if bucket is None:
-            bucket = self._buckets[account_id] = [float(tps), now]
-        tokens = min(float(tps), bucket[0] + (now - bucket[1]) * tps)
-        bucket[1] = now
-        if tokens < count:
-            bucket[0] = tokens
+        tat = max(self._tat.get(account_id, now), now) + count / tps
+        if tat - now > BURST + _EPSILON:
             return False
-        bucket[0] = tokens - count
+        self._tat[account_id] = tat
         return True
+
+    def pace(self, account_id: int, tps: int, parts: int, messages: int,
+             max_backlog: float, later: bool = False) -> list[float] | None:
+        """Delays (seconds from now, or from the request's own start when `later`) for
+        `messages` messages of `parts` parts each that keep the account at `tps`; None
+        when all may go at once. Raises Backlog when the last one would wait longer than
+        `max_backlog` seconds; nothing is taken then."""
+        if tps <= 0:
+            return None
+        now = self._clock()
+        start = 0.0 if later else max(self._tat.get(account_id, now), now) - now
+        step = parts / tps
+        end = start + messages * step
+        if end - BURST > max_backlog + _EPSILON:
+            raise Backlog(f"{end - BURST:.0f} s of traffic queued at {tps}/s")
+        if not later:
+            self._tat[account_id] = now + end
+        if end <= BURST + _EPSILON:
+            return None
+        return [max(0.0, start + (n + 1) * step - BURST) for n in range(messages)]
+
+
+class Backlog(Exception):
+    """A paced request would queue more than the allowed backlog."""

@@ -124,7 +124,8 @@ def submit_request(fields: SubmitFields, account: Account, max_destinations: int
         esm_class=esm_class | (ESM_UDHI if udh else 0), single_part=bool(udh),
         source_ton=_sender_ton(sender), source_npi=0 if _sender_ton(sender) == 5 else 1,
         schedule_at=schedule_at, expires_at=_expiry(fields.validity, schedule_at, now),
-        channel="http", ref=ref, dlr_url=dlr_url, max_destinations=max_destinations)
+        channel="http", ref=ref, dlr_url=dlr_url, max_destinations=max_destinations,
+        paced=True)
 
 
 def _plus(value: str) -> str:

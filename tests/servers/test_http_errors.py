@@ -139,9 +139,12 @@ async def test_http10_too_many_parts_in_one_request(api):
 
 
 async def test_http11_throughput_limit(api):
+    # A request over the account's tps is paced (test_http_pacing.py); HTTP11 is for
+    # one that would queue more than max_paced_backlog seconds of it.
     await api.seed_account(tps=2)
-    assert await api.submit(mno=numbers(3)) == LINES["HTTP11"]
-    assert (await api.submit(mno=numbers(2))).startswith("Response: ")
+    api.app.pipeline.settings.max_paced_backlog = 10.0
+    assert await api.submit(mno=numbers(25)) == LINES["HTTP11"]  # 12 s of traffic
+    assert (await api.submit(mno=numbers(3))).startswith("Response: ")
 
 
 async def test_http13_query_failed(api, monkeypatch):
