@@ -12,8 +12,8 @@ import random
 import time
 from collections.abc import Sequence
 
-from ..core.models import ACCEPTD, ATES, DELIVRD, FINAL_STATUSES, Message, StatusUpdate
-from ..core.ports import StatusCallback
+from ..core.models import ACCEPTD, DELIVRD, FINAL_STATUSES, Message, StatusUpdate
+from ..core.ports import ConnectorEvents
 
 SLOT_SECONDS = 0.01
 ERROR_CODES = {DELIVRD: 0, "UNDELIV": 1, "REJECTD": 2, "EXPIRED": 3, "DELETED": 4,
@@ -34,31 +34,40 @@ class SimulatorConnector:
         self._weights = [float(w) for w in outcomes.values()]
         self.send_accepted = bool(config.get("accepted", False))
         self._random = random.Random(seed)
-        self._on_status: StatusCallback | None = None
+        self._events: ConnectorEvents | None = None
         self._slots: dict[int, list[Message]] = {}
         self._counter = 0
         self.sent = 0
 
-    async def start(self, on_status: StatusCallback) -> None:
-        self._on_status = on_status
+    resend_safe = True  # nothing leaves the process: a message sent twice costs nothing
+
+    async def start(self, events: ConnectorEvents) -> None:
+        self._events = events
 
     async def stop(self) -> None:
         self._slots.clear()
 
     @property
-    def ready(self) -> bool:
-        return self._on_status is not None
+    def available(self) -> bool:
+        return self._events is not None
+
+    @property
+    def room(self) -> int:
+        return 1 << 30  # takes everything at once
+
+    def state(self) -> dict:
+        return {"sent": self.sent, "pending": sum(map(len, self._slots.values()))}
 
     def send(self, messages: Sequence[Message]) -> None:
-        assert self._on_status is not None, "start() first"
+        events = self._events
+        assert events is not None, "start() first"
         loop = asyncio.get_running_loop()
         now = time.time()
         for message in messages:
             self._counter += 1
-            self._on_status(message, StatusUpdate(message.id, ATES, now,
-                                                  upstream_id=f"sim{self._counter}"))
+            events.sent(message, (f"sim{self._counter}",))
             if self.send_accepted:
-                self._on_status(message, StatusUpdate(message.id, ACCEPTD, now))
+                events.status(message, StatusUpdate(message.id, ACCEPTD, now))
             delay = self._random.uniform(self.min_latency, self.max_latency)
             slot = int((loop.time() + delay) / SLOT_SECONDS)
             bucket = self._slots.get(slot)
@@ -70,10 +79,11 @@ class SimulatorConnector:
 
     def _complete(self, slot: int) -> None:
         messages = self._slots.pop(slot, [])
-        if not messages or self._on_status is None:
+        events = self._events
+        if not messages or events is None:
             return
         now = time.time()
         statuses = self._random.choices(self._statuses, self._weights, k=len(messages))
         for message, status in zip(messages, statuses, strict=True):
-            self._on_status(message, StatusUpdate(message.id, status, now,
-                                                  error_code=ERROR_CODES.get(status, 0)))
+            events.status(message, StatusUpdate(message.id, status, now,
+                                                error_code=ERROR_CODES.get(status, 0)))

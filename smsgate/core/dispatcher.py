@@ -18,19 +18,22 @@ process dies. Listeners only hear of statuses; they store nothing the status dep
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from .models import (
     ACCEPTD,
     ATES,
     FINAL_STATUSES,
     REJECTD,
+    InboundMessage,
     Message,
     Refund,
     SentUpdate,
     StatusUpdate,
+    UpstreamFailure,
+    UpstreamReport,
 )
-from .ports import UpstreamConnector
+from .ports import Done, UpstreamConnector
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +73,7 @@ class Dispatcher:
 
     async def add_connector(self, connector: UpstreamConnector) -> None:
         self.connectors[connector.name] = connector
-        await connector.start(self.on_status)
+        await connector.start(self)
 
     async def stop(self) -> None:
         for connector in self.connectors.values():
@@ -99,7 +102,7 @@ class Dispatcher:
             if not queue:
                 continue
             connector = self.connectors.get(name)
-            if connector is None or not connector.ready:
+            if connector is None or not connector.available:
                 waiting = True
                 continue
             self._queues[name] = []
@@ -108,6 +111,24 @@ class Dispatcher:
         if waiting and not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_later(RETRY_SECONDS, self._flush)
+
+    # -- ConnectorEvents (core/ports.py) -------------------------------------------------
+
+    def sent(self, message: Message, upstream_ids: Sequence[str]) -> None:
+        self.on_status(message, StatusUpdate(message.id, ATES, time.time(),
+                                             upstream_id=upstream_ids[0] if upstream_ids else ""))
+
+    def failed(self, message: Message, failure: UpstreamFailure) -> None:
+        raise NotImplementedError("failover: issue 9")
+
+    def status(self, message: Message, update: StatusUpdate) -> None:
+        self.on_status(message, update)
+
+    def report(self, report: UpstreamReport, done: Done) -> None:
+        raise NotImplementedError("receipt correlation: issue 9")
+
+    def inbound(self, message: InboundMessage, done: Done) -> None:
+        raise NotImplementedError("MO: issue 9")
 
     @property
     def queued(self) -> int:

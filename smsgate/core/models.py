@@ -246,3 +246,48 @@ class WriteBatch:
 class BatchResult:
     refused: set[int] = field(default_factory=set)  # new message ids refused for credit
     receipt_ids: list[int] = field(default_factory=list)  # ids given to new_receipts
+
+
+@dataclass(slots=True)
+class UpstreamReport:
+    """A delivery report from an upstream (an SMPP receipt, an HTTP provider's DLR) before
+    it is matched to a message by the upstream's id (SPEC §8 receipt correlation)."""
+
+    connector: str
+    # The id as the report gave it first, then every other spelling the connector's
+    # id_format accepts (decimal/hex/leading zeros): the first that matches wins.
+    upstream_ids: tuple[str, ...]
+    status: str  # ACCEPTD or a final status word (DELIVRD, UNDELIV, ...)
+    at: float
+    error_code: int = 0
+
+
+@dataclass(slots=True)
+class InboundMessage:
+    """An MO (SPEC §8): an SMS from a handset to one of our numbers, as an upstream gave
+    it. `payload` is the short_message (or message_payload) with its UDH, if any."""
+
+    connector: str
+    source_addr: str
+    dest_addr: str
+    payload: bytes
+    data_coding: int = 0
+    esm_class: int = 0
+    source_ton: int = 1
+    source_npi: int = 1
+    dest_ton: int = 1
+    dest_npi: int = 1
+    options: bytes = b""  # TLVs as received (sar_* for concatenation), wire-encoded
+    received_at: float = 0.0
+    id: int = 0
+    account_id: int | None = None  # the number's account; None = unrouted (kept)
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFailure:
+    """Why an upstream did not take a message."""
+
+    status: int  # the upstream's command_status (SMPP) or HTTP status; 0 = none (no answer)
+    temporary: bool  # True: send again (maybe by the next route); False: REJECTD
+    detail: str = ""
+

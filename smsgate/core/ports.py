@@ -8,12 +8,15 @@ from .models import (
     BatchResult,
     Connector,
     CoverageEntry,
+    InboundMessage,
     LedgerEntry,
     Message,
     PendingCallback,
     PendingReceipt,
     Route,
     StatusUpdate,
+    UpstreamFailure,
+    UpstreamReport,
     WriteBatch,
 )
 
@@ -131,22 +134,75 @@ class ReceiptSink(Protocol):
     def receipt_ready(self, receipt: PendingReceipt) -> None: ...
 
 
-# A connector reports outcomes through this callback: (message, update).
-StatusCallback = Callable[[Message, StatusUpdate], None]
+# Called once with the outcome of storing something an upstream sent us: True when it is
+# stored (then acknowledge it upstream), False when it could not be (let it come again).
+Done = Callable[[bool], None]
+
+
+class ConnectorEvents(Protocol):
+    """What a connector tells the core (core/dispatcher.py implements it). Every message
+    handed to `UpstreamConnector.send` later gets exactly one `sent` or `failed`."""
+
+    def sent(self, message: Message, upstream_ids: Sequence[str]) -> None:
+        """The upstream accepted every part (`upstream_ids`: one per part, in order). The
+        ids are stored with the next group commit; the message is never sent again."""
+        ...
+
+    def failed(self, message: Message, failure: UpstreamFailure) -> None:
+        """The upstream did not take it. Temporary: dispatched again (by the next route
+        while this connector is unavailable); permanent: REJECTD, the upstream's status
+        kept as the error code (refunded as the refund policy says)."""
+        ...
+
+    def status(self, message: Message, update: StatusUpdate) -> None:
+        """ACCEPTD or a final status for a message the connector still holds (the
+        simulator); reports matched by upstream id come through `report` instead."""
+        ...
+
+    def report(self, report: UpstreamReport, done: Done) -> None:
+        """A delivery report to match to its message by upstream id (also one that comes
+        before the submit's answer is stored, or for an id nobody knows: kept)."""
+        ...
+
+    def inbound(self, message: InboundMessage, done: Done) -> None:
+        """An MO for one of our numbers (or none: kept as unrouted)."""
+        ...
 
 
 class UpstreamConnector(Protocol):
     """An upstream that takes messages: the simulator, an SMPP client, an HTTP provider."""
 
     name: str
+    # Whether sending a message twice is harmless (the simulator): then the dispatcher
+    # may hold its sent mark back and fold it into the first status (one write, not two).
+    resend_safe: bool
 
-    async def start(self, on_status: StatusCallback) -> None: ...
-    async def stop(self) -> None: ...
-    def send(self, messages: Sequence[Message]) -> None:
-        """Take messages for delivery (non-blocking). Each later gets a StatusUpdate:
-        ATES with upstream_id when the upstream accepted it (sent), then final ones."""
+    async def start(self, events: ConnectorEvents) -> None:
+        """Begin connecting (non-blocking: `available` tells when it can send)."""
         ...
+
+    async def stop(self) -> None:
+        """Stop taking messages, hand back what was not sent (`failed`, temporary), wait
+        briefly for what is in flight, and disconnect (SMPP: unbind)."""
+        ...
+
+    def send(self, messages: Sequence[Message]) -> None:
+        """Take messages (non-blocking); at most `room` of them are sent at once, the
+        connector may queue a few more but should not hold many."""
+        ...
+
     @property
-    def ready(self) -> bool:
-        """Whether it can take messages now (e.g. the SMPP client is bound)."""
+    def available(self) -> bool:
+        """Bound / reachable and not backing off: failover skips it while False."""
+        ...
+
+    @property
+    def room(self) -> int:
+        """How many more messages it can send now (free window, TPS). The dispatcher
+        keeps the rest, free to send them by another route."""
+        ...
+
+    def state(self) -> dict:
+        """Live state for `connector list` and the admin API: binds up and wanted,
+        window in use, messages sent per second, errors, the last error."""
         ...
