@@ -33,7 +33,8 @@ The adapter feeds bytes to `receive_data`, handles the PDUs it returns, answers 
 sends with `send`, and writes `data_to_send()` to the socket.
 """
 
-from collections import Counter, deque
+import math
+from collections import Counter
 from enum import Enum
 
 from .codec import Codec, Framer, PduError
@@ -51,6 +52,7 @@ from .timers import (
     Inactive,
     LinkDead,
     RequestTimedOut,
+    ResponseDeadlines,
     SessionConfig,
     TimerEvent,
 )
@@ -146,10 +148,8 @@ class Session:
         self._pdus_before_bind = 0
         self._last_sequence = 0
         self._outbox = bytearray()
-        # timekeeping: deadlines of our requests, in sending order (one response_timeout
-        # for all, so the oldest expires first); answered ones are skipped lazily
         self._opened_at = self._last_rx = now
-        self._deadlines: deque[tuple[float, int, Pdu]] = deque()
+        self._deadlines = ResponseDeadlines()
         self._link_check = 0  # sequence of our enquire_link awaiting its response
 
     # -- receiving ---------------------------------------------------------------------
@@ -254,7 +254,6 @@ class Session:
             self._unbound()
         elif request.sequence == self._link_check:
             self._link_check = 0
-        self._skip_answered_deadlines()
         return response
 
     def _refusal(self, command_id: int, sender: Role) -> int | None:
@@ -310,7 +309,7 @@ class Session:
             self._last_sequence = pdu.sequence  # taken only once the PDU could be encoded
         if expects_response:
             self.pending_out[pdu.sequence] = pdu
-            self._deadlines.append((deadline, pdu.sequence, pdu))
+            self._deadlines.add(deadline, pdu)
         if pdu.command_id in BIND_COMMANDS:
             self.state = State.BINDING
         elif pdu.command_id == CommandId.unbind and self.state in BOUND:
@@ -380,7 +379,7 @@ class Session:
         if self.closing or self.state is State.UNBOUND or self.state is State.CLOSED:
             return None
         cfg = self.config
-        deadline = self._deadlines[0][0] if self._deadlines else float("inf")
+        deadline = self._deadlines.first(self.pending_out)
         if self.state in PRE_BIND:
             deadline = min(deadline, self._opened_at + cfg.seconds("bind_timeout"))
         elif self.state in BOUND:
@@ -388,7 +387,7 @@ class Session:
             if not self._link_check:
                 idle = min(idle, cfg.seconds("enquire_link_interval"))
             deadline = min(deadline, self._last_rx + idle)
-        return None if deadline == float("inf") else deadline
+        return None if deadline == math.inf else deadline
 
     def handle_timer(self, now: float) -> list[TimerEvent]:
         """What expired by `now`. The session queues the enquire_link or unbind it
@@ -412,22 +411,13 @@ class Session:
 
     def _expire_requests(self, now: float) -> list[TimerEvent]:
         events: list[TimerEvent] = []
-        deadlines = self._deadlines
-        while deadlines and deadlines[0][0] <= now:
-            _, sequence, request = deadlines.popleft()
-            if self.pending_out.get(sequence) is not request:
-                continue  # answered meanwhile
-            del self.pending_out[sequence]
+        for request in self._deadlines.expired(now, self.pending_out):
             if request.command_id in LINK_REQUESTS:
                 self._close(f"{request.name} unanswered")
-                return [LinkDead(request)]
+                events.append(LinkDead(request))
+                return events  # the rest is lost with the link: see close()
             events.append(RequestTimedOut(request))
         return events
-
-    def _skip_answered_deadlines(self) -> None:
-        deadlines, pending = self._deadlines, self.pending_out
-        while deadlines and pending.get(deadlines[0][1]) is not deadlines[0][2]:
-            deadlines.popleft()
 
     # -- state -------------------------------------------------------------------------
 

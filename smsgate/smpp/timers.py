@@ -11,6 +11,8 @@ A timer set to 0 (or less) is off.
 """
 
 import math
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -88,3 +90,38 @@ class RequestTimedOut(TimerEvent):
 
     def __str__(self) -> str:
         return f"{self.request.name} {self.request.sequence} unanswered"
+
+
+class ResponseDeadlines:
+    """When each of our outstanding requests expires. One response_timeout for all
+    means sending order is expiry order: a deque, O(1) per request, no timer each.
+    Answered requests leave `pending` (the session's pending_out) and are skipped here
+    when they reach the front."""
+
+    __slots__ = ("_queue",)
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[float, int, Pdu]] = deque()
+
+    def add(self, deadline: float, request: Pdu) -> None:
+        self._queue.append((deadline, request.sequence, request))
+
+    def first(self, pending: dict[int, Pdu]) -> float:
+        """The earliest deadline of a request still pending (inf: none)."""
+        queue = self._queue
+        while queue and pending.get(queue[0][1]) is not queue[0][2]:
+            queue.popleft()
+        return queue[0][0] if queue else math.inf
+
+    def expired(self, now: float, pending: dict[int, Pdu]) -> Iterator[Pdu]:
+        """Pending requests whose deadline is past, oldest first, taken out of
+        `pending` as they are yielded."""
+        queue = self._queue
+        while queue and queue[0][0] <= now:
+            _, sequence, request = queue.popleft()
+            if pending.get(sequence) is request:
+                del pending[sequence]
+                yield request
+
+    def clear(self) -> None:
+        self._queue.clear()
