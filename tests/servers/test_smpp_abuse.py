@@ -232,3 +232,33 @@ async def test_peer_gone_during_the_backoff_delay_leaks_nothing(gateway):
     assert gateway.app.smpp.limiter.total == 0
     with contextlib.suppress(Exception):
         await client.wait_closed(0.1)
+
+
+def test_every_limit_is_a_setting_in_the_toml_file(tmp_path):
+    from smsgate.app import Settings
+    from smsgate.cli import _apply_config
+
+    config = tmp_path / "smsgate.toml"
+    config.write_text("""
+[smpp]
+max_pdus_before_bind = 3
+max_protocol_errors = 7
+log_errors_per_minute = 2
+write_high_water = 1000
+max_write_buffer = 9000
+receipt_backlog = 50
+login_backoff_delay = 0.25
+
+[smpp.caps]
+max_per_ip = 4
+max_total = 40
+""")
+    settings = Settings()
+    _apply_config(settings, str(config))
+    smpp = settings.smpp
+    assert (smpp.max_pdus_before_bind, smpp.max_protocol_errors, smpp.log_errors_per_minute,
+            smpp.write_high_water, smpp.max_write_buffer, smpp.receipt_backlog,
+            smpp.login_backoff_delay) == (3, 7, 2, 1000, 9000, 50, 0.25)
+    assert (smpp.caps.max_per_ip, smpp.caps.max_total) == (4, 40)
+    session = smpp.session_config()
+    assert (session.max_pdus_before_bind, session.max_protocol_errors) == (3, 7)
