@@ -30,6 +30,7 @@ from .servers.http_callbacks import DlrCallbacks
 from .servers.metrics import GatewayCollector, metrics_registry
 from .servers.smpp_server import SmppServer, SmppServerConfig
 from .servers.tls import TlsConfigError, server_context
+from .smpp.constants import ESM_UDHI
 from .store import open_store
 from .store.writer import BatchWriter
 from .text import segments
@@ -89,7 +90,7 @@ async def create_demo_account(store: Store) -> tuple[str, str] | None:
 def message_text(message: Message) -> str:
     """The message's text, for the receipt's text: field."""
     payload = message.payload
-    if message.esm_class & 0x40:
+    if message.esm_class & ESM_UDHI:
         try:
             payload = segments.strip_udh(payload)[1]
         except ValueError:

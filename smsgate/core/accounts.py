@@ -9,6 +9,7 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from .errors import Err, GatewayError
@@ -137,10 +138,26 @@ def is_expired(account: Account, now: float | None = None) -> bool:
     return account.expires_at is not None and (now or time.time()) >= account.expires_at
 
 
+def refusal_after_login(account: Account | None, peer_ip: str | None, channel: str) -> str:
+    """Why a session that logged in earlier may no longer go on ('' when it may): the
+    checks of `Authenticator.authenticate` that do not need the password."""
+    if account is None:
+        return "account removed"
+    if not ip_allowed(account, peer_ip):
+        return f"{peer_ip} no longer in the account's IP allow-list"
+    if is_expired(account):
+        return "account expired"
+    if not may_use(account, channel):
+        return f"account disabled or {channel} access withdrawn"
+    return ""
+
+
 class AccountDirectory:
     """Accounts by system_id, cached; reloaded every `refresh_seconds` in the background.
 
     Balances here are informative only: the store decides charges in its transaction.
+    Listeners (`on_reload`) are called after every reload, e.g. so that the servers
+    can end sessions an account change no longer allows.
     """
 
     def __init__(self, store: Store, refresh_seconds: float = 2.0) -> None:
@@ -149,6 +166,10 @@ class AccountDirectory:
         self._by_system_id: dict[str, Account] = {}
         self._by_id: dict[int, Account] = {}
         self._task: asyncio.Task | None = None
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_reload(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
 
     async def start(self) -> None:
         await self.reload()
@@ -162,6 +183,11 @@ class AccountDirectory:
         accounts = await self._store.list_accounts()
         self._by_system_id = {a.system_id: a for a in accounts}
         self._by_id = {a.id: a for a in accounts}
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:  # one failing listener must not stop the others
+                log.exception("account reload listener failed")
 
     async def _refresh_loop(self) -> None:
         while True:

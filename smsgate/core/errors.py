@@ -7,6 +7,7 @@ its wire form here; docs/api.md reproduces this table.
 from enum import Enum
 
 from ..smpp.constants import Status
+from ..text.errors import BadHex, BadType, BadUdh, NotEncodable, TextError, TooManyParts
 
 # The seed document's descriptions, verbatim (SPEC §3, seed/http-smpp-api-spec.txt).
 HTTP_DESCRIPTIONS = {
@@ -63,6 +64,7 @@ class Err(Enum):
     NO_CREDIT = ("HTTP18", Status.SMSGATE_NO_CREDIT)
     BAD_DATA_CODING = ("HTTP19", Status.ESME_RINVDCS)
     BAD_ESM = ("HTTP20", Status.ESME_RINVESMCLASS)
+    BAD_PRIORITY = ("HTTP16", Status.ESME_RINVPRTFLG)  # priority_flag over 3 (SMPP only)
     BAD_UDH = ("HTTP21", Status.ESME_RINVESMCLASS)
     BAD_SCHEDULE = ("HTTP22", Status.ESME_RINVSCHED)
     BAD_VALIDITY = ("HTTP22", Status.ESME_RINVEXPIRY)
@@ -88,6 +90,18 @@ class Err(Enum):
         code = self.http_code
         return f"ERROR - {code} --> {HTTP_DESCRIPTIONS[code]}"
 
+
+# What text/ raises, as the core error a customer is answered with: the most specific
+# class wins (see `text_error`). A plain TextError is a payload the alphabet does not
+# allow (e.g. UCS-2 of an odd number of octets).
+TEXT_ERRORS: dict[type[TextError], "Err"] = {
+    TooManyParts: Err.BAD_LENGTH,
+    BadUdh: Err.BAD_UDH,
+    NotEncodable: Err.BAD_DATA_CODING,
+    BadHex: Err.BAD_DATA_CODING,
+    BadType: Err.BAD_TYPE,
+    TextError: Err.BAD_DATA_CODING,
+}
 
 # Failed logins that count towards the back-off of SPEC §11.
 LOGIN_FAILURES = frozenset({Err.UNKNOWN_ACCOUNT, Err.BAD_PASSWORD, Err.NOT_AUTHORIZED})
@@ -115,3 +129,9 @@ class GatewayError(Exception):
     @property
     def http_line(self) -> str:
         return self.error.http_line
+
+
+def text_error(exc: TextError) -> GatewayError:
+    """The GatewayError for an unusable text or payload raised by text/."""
+    error = next(TEXT_ERRORS[cls] for cls in type(exc).__mro__ if cls in TEXT_ERRORS)
+    return GatewayError(error, str(exc))

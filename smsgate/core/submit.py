@@ -61,6 +61,7 @@ class SubmitRequest:
     # Spread a many-number request out at the account's tps instead of refusing what
     # exceeds one second of it (HTTP; core/throttle.py). SMPP submits are refused.
     paced: bool = False
+    allow_transaction_mode: bool = False  # esm_class mode 2: for data_sm only
 
 
 @dataclass(slots=True)
@@ -116,7 +117,7 @@ class SubmitPipeline:
         if not destinations:
             raise GatewayError(Err.BAD_DESTINATION, "no destination")
         check_data_coding(req.data_coding)
-        check_esm_class(req.esm_class)
+        check_esm_class(req.esm_class, req.allow_transaction_mode)
         parts = req.parts or user_data_parts(req.payload, req.data_coding, req.esm_class,
                                              account.max_parts, req.single_part)
         if parts * len(destinations) > self.settings.max_parts_per_request:

@@ -6,7 +6,6 @@ Each check raises GatewayError with the core error of SPEC's error table.
 import re
 
 from ..smpp.constants import (
-    DC_UCS2,
     ESM_DELIVERY_RECEIPT,
     ESM_MODE_MASK,
     ESM_TYPE_MASK,
@@ -14,8 +13,8 @@ from ..smpp.constants import (
 )
 from ..text import segments
 from ..text.errors import TextError
-from ..text.message_types import SEPTET, unit_for
-from .errors import Err, GatewayError
+from ..text.message_types import DC_UCS2, SEPTET, unit_for
+from .errors import Err, GatewayError, text_error
 from .models import Account
 
 _DIGITS = re.compile(r"\d{1,15}")
@@ -86,7 +85,10 @@ def user_data_parts(payload: bytes, data_coding: int, esm_class: int, max_parts:
         if _octets_on_air(body, data_coding) + udh_octets > SINGLE_SMS_OCTETS:
             raise GatewayError(Err.BAD_LENGTH, "short_message over one SMS")
         return 1
-    parts = segments.count_parts(body, data_coding)
+    try:
+        parts = segments.count_parts(body, data_coding)
+    except TextError as exc:  # e.g. TooManyParts: more than a UDH can number
+        raise text_error(exc) from None
     if parts > max_parts:
         raise GatewayError(Err.BAD_LENGTH, f"{parts} parts, at most {max_parts}")
     return parts

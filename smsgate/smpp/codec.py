@@ -12,18 +12,23 @@ from typing import Any
 from .constants import HEADER_SIZE, RESPONSE_BIT, Status
 from .layouts import (
     CSTR,
+    DEST_FLAG_DL,
+    DEST_FLAG_SME,
     DEST_LIST,
+    DL_NAME,
     FLAG,
     HAS_TLVS,
     INT_SIZES,
     LAYOUTS,
     OCTETS,
     SHORT_MESSAGE,
+    SME_DEST_ADDRESS,
     TIME,
     TLV_TYPES,
     U8,
     U32,
     UNSUCCESS_LIST,
+    UNSUCCESS_SME,
     DistributionList,
     Field,
     SmeAddress,
@@ -255,6 +260,23 @@ def _cstring(data: bytes, pos: int, end: int, size: int, status: int, name: str)
     return data[pos:nul].decode("latin-1"), nul + 1
 
 
+def _decode_entry(layout: tuple[Field, ...], data: bytes, pos: int,
+                  end: int) -> tuple[list[Any], int]:
+    """One entry of a DEST_LIST or UNSUCCESS_LIST, as the values of its layout."""
+    values: list[Any] = []
+    for name, kind, size, status in layout:
+        if kind == CSTR:
+            value, pos = _cstring(data, pos, end, size, status, name)
+        else:
+            width = INT_SIZES[kind]
+            if pos + width > end:
+                raise _Truncated(name)
+            value = int.from_bytes(data[pos : pos + width], "big")
+            pos += width
+        values.append(value)
+    return values, pos
+
+
 def _decode_dest_list(
     data: bytes, pos: int, end: int, size: int, status: int
 ) -> tuple[tuple[SmeAddress | DistributionList, ...], int]:
@@ -267,17 +289,12 @@ def _decode_dest_list(
         if pos >= end:
             raise _Truncated("dest_address")
         flag = data[pos]
-        pos += 1
-        if flag == 1:
-            if pos + 2 > end:
-                raise _Truncated("dest_address")
-            ton, npi = data[pos], data[pos + 1]
-            addr, pos = _cstring(data, pos + 2, end, 21, Status.ESME_RINVDSTADR,
-                                 "destination_addr")
-            dests.append(SmeAddress(ton, npi, addr))
-        elif flag == 2:
-            name, pos = _cstring(data, pos, end, 21, Status.ESME_RINVDLNAME, "dl_name")
-            dests.append(DistributionList(name))
+        if flag == DEST_FLAG_SME:
+            values, pos = _decode_entry(SME_DEST_ADDRESS, data, pos + 1, end)
+            dests.append(SmeAddress(*values))
+        elif flag == DEST_FLAG_DL:
+            values, pos = _decode_entry(DL_NAME, data, pos + 1, end)
+            dests.append(DistributionList(*values))
         else:
             raise PduError(Status.ESME_RINVDESTFLAG, f"dest_flag {flag} is neither 1 nor 2")
     return tuple(dests), pos
@@ -288,15 +305,14 @@ def _decode_unsuccess_list(data: bytes, pos: int, end: int) -> tuple[tuple[Unsuc
     pos += 1
     smes = []
     for _ in range(count):
-        if pos + 2 > end:
-            raise _Truncated("unsuccess_sme")
-        ton, npi = data[pos], data[pos + 1]
-        addr, pos = _cstring(data, pos + 2, end, 21, Status.ESME_RINVDSTADR, "destination_addr")
-        if pos + 4 > end:
-            raise _Truncated("error_status_code")
-        smes.append(UnsuccessSme(ton, npi, addr, int.from_bytes(data[pos : pos + 4], "big")))
-        pos += 4
+        values, pos = _decode_entry(UNSUCCESS_SME, data, pos, end)
+        smes.append(UnsuccessSme(*values))
     return tuple(smes), pos
+
+
+def _encode_entry(body: bytearray, layout: tuple[Field, ...], values: tuple) -> None:
+    for (name, kind, size, _status), value in zip(layout, values, strict=True):
+        _encode_field(body, name, kind, size, value)
 
 
 def _encode_cstring(body: bytearray, name: str, value: str, size: int) -> None:
@@ -327,17 +343,15 @@ def _encode_field(body: bytearray, name: str, kind: int, size: int, value: Any) 
         body.append(len(value))
         for dest in value:
             if isinstance(dest, DistributionList):
-                body.append(2)
-                _encode_cstring(body, "dl_name", dest.name, 21)
+                body.append(DEST_FLAG_DL)
+                _encode_entry(body, DL_NAME, dest)
             else:
-                body += bytes((1, dest.ton, dest.npi))
-                _encode_cstring(body, "destination_addr", dest.addr, 21)
+                body.append(DEST_FLAG_SME)
+                _encode_entry(body, SME_DEST_ADDRESS, dest)
     elif kind == UNSUCCESS_LIST:
         body.append(len(value))
         for sme in value:
-            body += bytes((sme.ton, sme.npi))
-            _encode_cstring(body, "destination_addr", sme.addr, 21)
-            body += sme.error.to_bytes(4, "big")
+            _encode_entry(body, UNSUCCESS_SME, sme)
 
 
 def _encode_tlv(body: bytearray, tag: int, value: Any) -> None:

@@ -49,14 +49,6 @@ BIND_COMMANDS = frozenset(
 )
 
 
-def is_response(command_id: int) -> bool:
-    return bool(command_id & RESPONSE_BIT)
-
-
-def response_id(command_id: int) -> int:
-    return command_id | RESPONSE_BIT
-
-
 class Status(IntEnum):
     ESME_ROK = 0x00000000
     ESME_RINVMSGLEN = 0x00000001
@@ -186,9 +178,5 @@ ESM_REPLY_PATH = 0x80
 ESM_DELIVERY_RECEIPT = 0x04
 ESM_INTERMEDIATE_NOTIFICATION = 0x20
 
-# data_coding values we treat specially
-DC_DEFAULT = 0x00
-DC_IA5 = 0x01
-DC_BINARY = 0x04
-DC_LATIN1 = 0x03
-DC_UCS2 = 0x08
+# data_coding values (SMPP34.md §5.1) live in text/message_types.py: they name
+# alphabets, which are text/'s business, and text/ may not import smpp/.

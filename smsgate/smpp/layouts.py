@@ -141,6 +141,15 @@ ALERT_NOTIFICATION = (
 SUBMIT_MULTI_RESP = (MESSAGE_ID, Field("unsuccess_smes", UNSUCCESS_LIST, 254))
 HEADER_ONLY: tuple[Field, ...] = ()
 
+# The repeated entries inside DEST_LIST and UNSUCCESS_LIST fields: after a dest_flag
+# octet, an SME address (flag 1, SmeAddress) or a distribution list name (flag 2,
+# DistributionList); an UnsuccessSme per refused destination. The codec walks these
+# like the bodies above; their order is the NamedTuples' order.
+DEST_FLAG_SME, DEST_FLAG_DL = 1, 2
+SME_DEST_ADDRESS = _dest()
+DL_NAME = (Field("dl_name", CSTR, 21, S.ESME_RINVDLNAME),)
+UNSUCCESS_SME = (*_dest(), Field("error_status_code", U32))
+
 # command_id -> body layout. A command_id missing here is unknown (ESME_RINVCMDID).
 LAYOUTS: dict[int, tuple[Field, ...]] = {
     C.generic_nack: HEADER_ONLY,

@@ -1,24 +1,39 @@
 """The SMPP session state machine, for both ends of a connection, with no I/O.
 
 Rules (SMPP 3.4 §2.2–2.3, SMPP34.md §7):
-- States: OPEN -> BOUND_TX | BOUND_RX | BOUND_TRX -> UNBOUND -> CLOSED.
+- States: OPEN -> BINDING -> BOUND_TX | BOUND_RX | BOUND_TRX -> UNBINDING -> UNBOUND ->
+  CLOSED. A bind request (sent or received) moves OPEN to BINDING; its response moves
+  BINDING to the bound state, or back to OPEN when the bind failed. Sending unbind
+  moves a bound session to UNBINDING; the unbind exchange (either side's) ends in
+  UNBOUND.
 - `ALLOWED` below is the one table of which request may be sent by whom in which state.
   A response is allowed exactly when it answers an outstanding request.
+- UNBOUND and CLOSED appear in no entry: once unbound the session reads nothing more,
+  answers nothing and sends only what answers requests it had already taken; the
+  adapter flushes and closes.
 - A request the peer may not send in the current state is answered automatically:
-  its response with ESME_RINVBNDSTS (ESME_RALYBND for a second bind), or generic_nack
-  for requests that have no response PDU. Unknown command ids get generic_nack
-  ESME_RINVCMDID. A broken frame gets generic_nack ESME_RINVCMDLEN and `closing`.
-  Responses are never answered; unexpected ones are dropped and recorded.
-- enquire_link is answered in every state until the socket closes (SMPP34.md §9.7).
+  its response with ESME_RINVBNDSTS (ESME_RALYBND for a bind while one is pending or
+  done), or generic_nack for requests that have no response PDU. Unknown command ids
+  get generic_nack ESME_RINVCMDID. A broken frame gets generic_nack ESME_RINVCMDLEN and
+  `closing`. Responses are never answered; unexpected ones are dropped and recorded.
+- enquire_link is answered in every live state (OPEN to UNBINDING, SMPP34.md §9.7).
 - Sequence numbers we allocate run 1..0x7FFFFFFF and wrap to 1; any 32-bit value from the
   peer is echoed unchanged.
-- `window` caps our outstanding requests; `max_pending_in` caps the peer's unanswered
-  requests, beyond which they are answered ESME_RMSGQFUL without reaching the app.
+- `window` caps our outstanding requests, except the session's own enquire_link and
+  unbind; `max_pending_in` caps the peer's unanswered requests, beyond which they are
+  answered ESME_RMSGQFUL without reaching the app.
+- Abuse limits (`SessionConfig`): more than `max_pdus_before_bind` PDUs before bound, or
+  more than `max_protocol_errors` protocol errors, set `closing` (`close_reason` says
+  why). A malformed field is not a protocol error: it is answered like a validation
+  failure.
+- Time (timers.py): the session is told `now` with every `receive_data` and with every
+  request it sends; `next_deadline()` says when it next needs `handle_timer(now)`.
 
-The adapter feeds bytes to `receive_data`, handles the PDUs it returns, sends with
-`send`, and writes `data_to_send()` to the socket after each call.
+The adapter feeds bytes to `receive_data`, handles the PDUs it returns, answers and
+sends with `send`, and writes `data_to_send()` to the socket.
 """
 
+import math
 from collections import Counter
 from enum import Enum
 
@@ -32,6 +47,15 @@ from .constants import (
     Status,
 )
 from .pdu import Pdu, generic_nack
+from .timers import (
+    BindTimeout,
+    Inactive,
+    LinkDead,
+    RequestTimedOut,
+    ResponseDeadlines,
+    SessionConfig,
+    TimerEvent,
+)
 
 
 class Role(Enum):
@@ -41,9 +65,11 @@ class Role(Enum):
 
 class State(Enum):
     OPEN = "open"
+    BINDING = "binding"
     BOUND_TX = "bound_tx"
     BOUND_RX = "bound_rx"
     BOUND_TRX = "bound_trx"
+    UNBINDING = "unbinding"
     UNBOUND = "unbound"
     CLOSED = "closed"
 
@@ -52,8 +78,11 @@ ESME, SMSC = Role.ESME, Role.SMSC
 BOUND = frozenset({State.BOUND_TX, State.BOUND_RX, State.BOUND_TRX})
 TX_SIDE = frozenset({State.BOUND_TX, State.BOUND_TRX})
 RX_SIDE = frozenset({State.BOUND_RX, State.BOUND_TRX})
-LIVE = frozenset({State.OPEN, *BOUND, State.UNBOUND})
+PRE_BIND = frozenset({State.OPEN, State.BINDING})
+LIVE = frozenset({*PRE_BIND, *BOUND, State.UNBINDING})
 OPEN_ONLY = frozenset({State.OPEN})
+# A peer's unbind crossing ours is answered, and ends the session as well.
+UNBIND_STATES = frozenset({*BOUND, State.UNBINDING})
 
 # request command_id -> {role that sends it: states in which it may be sent}
 ALLOWED: dict[int, dict[Role, frozenset[State]]] = {
@@ -61,7 +90,7 @@ ALLOWED: dict[int, dict[Role, frozenset[State]]] = {
     CommandId.bind_receiver: {ESME: OPEN_ONLY},
     CommandId.bind_transceiver: {ESME: OPEN_ONLY},
     CommandId.outbind: {SMSC: OPEN_ONLY},
-    CommandId.unbind: {ESME: BOUND, SMSC: BOUND},
+    CommandId.unbind: {ESME: UNBIND_STATES, SMSC: UNBIND_STATES},
     CommandId.enquire_link: {ESME: LIVE, SMSC: LIVE},
     CommandId.submit_sm: {ESME: TX_SIDE},
     CommandId.submit_multi: {ESME: TX_SIDE},
@@ -79,6 +108,14 @@ BOUND_STATE_OF_BIND = {
     CommandId.bind_receiver: State.BOUND_RX,
     CommandId.bind_transceiver: State.BOUND_TRX,
 }
+# The session's own housekeeping: outside the window, and a link that leaves one of
+# them unanswered is dead (binds too: an SMSC that never answers a bind is no SMSC).
+SESSION_REQUESTS = frozenset({CommandId.enquire_link, CommandId.unbind})
+LINK_REQUESTS = SESSION_REQUESTS | BIND_COMMANDS
+# Decode failures that mean the peer does not speak the protocol, unlike a malformed
+# field (answered with the field's status, as validation would be).
+STRUCTURAL_ERRORS = frozenset({Status.ESME_RINVCMDLEN, Status.ESME_RINVCMDID,
+                               Status.ESME_RINVOPTPARSTREAM})
 
 
 class LocalProtocolError(Exception):
@@ -90,49 +127,69 @@ class WindowFull(LocalProtocolError):
 
 
 class Session:
-    def __init__(
-        self,
-        role: Role,
-        codec: Codec | None = None,
-        window: int = 10,
-        max_pending_in: int = 100,
-    ) -> None:
+    def __init__(self, role: Role, codec: Codec | None = None,
+                 config: SessionConfig | None = None, now: float = 0.0) -> None:
         self.role = role
         self.peer = ESME if role is SMSC else SMSC
         self.codec = codec or Codec()
+        self.config = config = config or SessionConfig()
         self.framer = Framer(self.codec.max_length)
         self.state = State.OPEN
-        self.window = window
-        self.max_pending_in = max_pending_in
+        self.window = config.window
+        self.max_pending_in = config.max_pending_in
         self.pending_out: dict[int, Pdu] = {}  # our requests awaiting a response
         # peer requests we have not answered yet: (command_id, sequence) -> count
         self._unanswered: Counter[tuple[int, int]] = Counter()
         self._unanswered_count = 0  # == _unanswered.total(), kept to avoid an O(n) sum
-        self.closing = False  # framing lost or unbound: flush and close
+        self.closing = False  # framing lost, unbound or over a limit: flush and close
+        self.close_reason = ""  # why the session set `closing` itself (not for unbind)
         self.rejected: list[PduError] = []  # protocol errors answered automatically
-        self._bind_command = 0
+        self.protocol_errors = 0
+        self._pdus_before_bind = 0
         self._last_sequence = 0
         self._outbox = bytearray()
+        self._opened_at = self._last_rx = now
+        self._deadlines = ResponseDeadlines()
+        self._link_check = 0  # sequence of our enquire_link awaiting its response
 
     # -- receiving ---------------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Pdu]:
-        if self.closing or self.state is State.CLOSED:
+    def receive_data(self, data: bytes, now: float) -> list[Pdu]:
+        """The PDUs of `data` the app must handle; automatic answers go to the outbox."""
+        if self.closing or self.state is State.UNBOUND or self.state is State.CLOSED:
             return []
+        self._last_rx = now
+        frames = self.framer.feed(data)
+        over_budget = self.state in PRE_BIND and self._over_bind_budget(frames)
         accepted = []
-        for frame in self.framer.feed(data):
+        for frame in frames:
+            if self.closing:
+                return accepted
             pdu = self._receive_frame(frame)
             if pdu is not None:
                 accepted.append(pdu)
-        if self.framer.error is not None:
+        if over_budget:
+            self._close(f"over {self.config.max_pdus_before_bind} PDUs before bind")
+        elif self.framer.error is not None and not self.closing:
             self._reject_frame_error(self.framer.error)
         return accepted
 
+    def _over_bind_budget(self, frames: list[bytes]) -> bool:
+        """Count PDUs sent before bound; cut `frames` to what the budget still allows."""
+        budget = self.config.max_pdus_before_bind
+        if budget <= 0:
+            return False
+        left = budget - self._pdus_before_bind
+        self._pdus_before_bind += len(frames)
+        if len(frames) <= left:
+            return False
+        del frames[max(left, 0):]
+        return True
+
     def _reject_frame_error(self, exc: PduError) -> None:
-        if exc not in self.rejected:
-            self.rejected.append(exc)
+        self._reject(exc)
         self._queue(generic_nack(exc.sequence, exc.status))
-        self.closing = True
+        self._close(f"framing lost: {exc.reason}")
 
     def _receive_frame(self, frame: bytes) -> Pdu | None:
         try:
@@ -146,12 +203,14 @@ class Session:
     def _answer_decode_error(self, exc: PduError) -> Pdu | None:
         """Answer an undecodable PDU. A garbled response to one of our requests still
         ends that request: the app gets a generic_nack carrying the decode status."""
-        self.rejected.append(exc)
         if exc.fatal:
             self._reject_frame_error(exc)
-        elif exc.command_id & RESPONSE_BIT:
-            if self.pending_out.pop(exc.sequence, None) is not None:
-                return generic_nack(exc.sequence, exc.status)
+            return None
+        self._reject(exc, counts=exc.status in STRUCTURAL_ERRORS)
+        if exc.command_id & RESPONSE_BIT:
+            request = self.pending_out.get(exc.sequence)
+            if request is not None:
+                return self._end_request(generic_nack(exc.sequence, exc.status), request)
         elif exc.status == Status.ESME_RINVCMDID or exc.command_id in NO_RESPONSE:
             self._queue(generic_nack(exc.sequence, exc.status))
         else:
@@ -160,15 +219,16 @@ class Session:
 
     def _receive_request(self, pdu: Pdu) -> Pdu | None:
         status = self._refusal(pdu.command_id, self.peer)
-        if status is None and self.pending_in >= self.max_pending_in:
-            status = Status.ESME_RMSGQFUL
+        counts = status is not None
+        if status is None and self._unanswered_count >= self.max_pending_in:
+            status = Status.ESME_RMSGQFUL  # flow control, not a protocol error
         if status is not None:
-            self.rejected.append(PduError(status, f"{pdu.name} refused in {self.state.value}",
-                                          pdu.command_id, pdu.sequence))
+            self._reject(PduError(status, f"{pdu.name} refused in {self.state.value}",
+                                  pdu.command_id, pdu.sequence), counts)
             self._queue(pdu.response(status))
             return None
         if pdu.command_id in BIND_COMMANDS:
-            self._bind_command = pdu.command_id
+            self.state = State.BINDING
         if pdu.command_id not in NO_RESPONSE:
             self._unanswered[pdu.command_id, pdu.sequence] += 1
             self._unanswered_count += 1
@@ -178,16 +238,23 @@ class Session:
         request = self.pending_out.get(pdu.sequence)
         if request is None or pdu.command_id not in (request.command_id | RESPONSE_BIT,
                                                      CommandId.generic_nack):
-            self.rejected.append(PduError(pdu.status, f"unexpected {pdu.name}", pdu.command_id,
-                                          pdu.sequence))
+            self._reject(PduError(pdu.status, f"unexpected {pdu.name}", pdu.command_id,
+                                  pdu.sequence))
             return None
-        del self.pending_out[pdu.sequence]
-        ok = pdu.status == Status.ESME_ROK and pdu.command_id != CommandId.generic_nack
-        if request.command_id in BIND_COMMANDS and ok:
-            self.state = BOUND_STATE_OF_BIND[request.command_id]
-        elif request.command_id == CommandId.unbind:
+        return self._end_request(pdu, request)
+
+    def _end_request(self, response: Pdu, request: Pdu) -> Pdu:
+        """`response` answers our `request`: free its slot, follow its state change."""
+        del self.pending_out[request.sequence]
+        command_id = request.command_id
+        ok = response.status == Status.ESME_ROK and response.command_id != CommandId.generic_nack
+        if command_id in BIND_COMMANDS and self.state is State.BINDING:
+            self.state = BOUND_STATE_OF_BIND[command_id] if ok else State.OPEN
+        elif command_id == CommandId.unbind:
             self._unbound()
-        return pdu
+        elif request.sequence == self._link_check:
+            self._link_check = 0
+        return response
 
     def _refusal(self, command_id: int, sender: Role) -> int | None:
         """The status to refuse a request with, or None when it is allowed."""
@@ -196,49 +263,58 @@ class Session:
             return Status.ESME_RINVCMDID  # e.g. an ESME sending deliver_sm or outbind
         if self.state in allowed:
             return None
-        if command_id in BIND_COMMANDS and self.state in BOUND:
-            return Status.ESME_RALYBND
+        if command_id in BIND_COMMANDS and self.state is not State.OPEN:
+            return Status.ESME_RALYBND  # a bind pending or done
         return Status.ESME_RINVBNDSTS
 
     # -- sending -----------------------------------------------------------------------
 
-    def send(self, pdu: Pdu) -> bytes:
-        """Encode `pdu` for the wire after checking it is allowed now.
+    def send(self, pdu: Pdu, now: float | None = None) -> int:
+        """Queue `pdu` for the wire after checking it is allowed now; returns its
+        sequence number. `pdu` itself is never changed.
 
-        Requests with sequence 0 get the next sequence number. Returns the bytes; the
-        caller writes them to the socket.
+        A request with sequence 0 goes out with the next sequence number. A request
+        that expects a response needs `now`: its response_timeout runs from it.
         """
         if self.state is State.CLOSED:
             raise LocalProtocolError("session is closed")
         # Check, encode, then change state: a PDU that fails to encode changes nothing.
         if pdu.command_id & RESPONSE_BIT:
             key = self._answered_request(pdu)
-            data = self.codec.encode(pdu)
+            self._outbox += self.codec.encode(pdu)
             self._send_response(pdu, key)
-        else:
-            self._check_request(pdu)
-            data = self.codec.encode(pdu)
-            self._send_request(pdu)
-        return data
+            return pdu.sequence
+        return self._send_request(pdu, now)
 
-    def _check_request(self, pdu: Pdu) -> None:
-        status = self._refusal(pdu.command_id, self.role)
-        if status is not None:
+    def _send_request(self, pdu: Pdu, now: float | None) -> int:
+        if self._refusal(pdu.command_id, self.role) is not None:
             raise LocalProtocolError(f"{self.role.value} may not send {pdu.name} "
                                      f"in {self.state.value}")
         expects_response = pdu.command_id not in NO_RESPONSE
-        if expects_response and len(self.pending_out) >= self.window:
-            raise WindowFull(f"{len(self.pending_out)} requests outstanding")
-        if pdu.sequence == 0:
-            pdu.sequence = self.next_sequence()
-        elif expects_response and pdu.sequence in self.pending_out:
-            raise LocalProtocolError(f"sequence {pdu.sequence} is already outstanding")
-
-    def _send_request(self, pdu: Pdu) -> None:
-        if pdu.command_id not in NO_RESPONSE:
+        deadline = 0.0
+        if expects_response:
+            if now is None:
+                raise LocalProtocolError(f"{pdu.name}: a request needs `now`")
+            if len(self.pending_out) >= self.window and \
+                    pdu.command_id not in SESSION_REQUESTS:
+                raise WindowFull(f"{len(self.pending_out)} requests outstanding")
+            if pdu.sequence in self.pending_out:
+                raise LocalProtocolError(f"sequence {pdu.sequence} is already outstanding")
+            deadline = now + self.config.seconds("response_timeout")
+        numbered = pdu.sequence == 0
+        if numbered:
+            pdu = Pdu(pdu.command_id, self._peek_sequence(), pdu.status, pdu.fields, pdu.tlvs)
+        self._outbox += self.codec.encode(pdu)
+        if numbered:
+            self._last_sequence = pdu.sequence  # taken only once the PDU could be encoded
+        if expects_response:
             self.pending_out[pdu.sequence] = pdu
+            self._deadlines.add(deadline, pdu)
         if pdu.command_id in BIND_COMMANDS:
-            self._bind_command = pdu.command_id
+            self.state = State.BINDING
+        elif pdu.command_id == CommandId.unbind and self.state in BOUND:
+            self.state = State.UNBINDING
+        return pdu.sequence
 
     def _answered_request(self, pdu: Pdu) -> tuple[int, int]:
         """The unanswered peer request `pdu` answers (generic_nack answers any kind)."""
@@ -256,26 +332,92 @@ class Session:
         if not self._unanswered[key]:
             del self._unanswered[key]
         request_id = key[0]
-        ok = pdu.status == Status.ESME_ROK and pdu.command_id != CommandId.generic_nack
-        if request_id in BIND_COMMANDS and ok and self.state is State.OPEN:
-            self.state = BOUND_STATE_OF_BIND[request_id]
+        if request_id in BIND_COMMANDS and self.state is State.BINDING:
+            ok = pdu.status == Status.ESME_ROK and pdu.command_id != CommandId.generic_nack
+            self.state = BOUND_STATE_OF_BIND[request_id] if ok else State.OPEN
         elif request_id == CommandId.unbind:
             self._unbound()
 
-    def next_sequence(self) -> int:
+    def _peek_sequence(self) -> int:
+        """The sequence number the next request will take (not taken yet)."""
         seq = self._last_sequence + 1
         if seq > MAX_SEQUENCE:
             seq = 1
         while seq in self.pending_out:  # only after a full wrap with stuck requests
             seq = seq + 1 if seq < MAX_SEQUENCE else 1
-        self._last_sequence = seq
         return seq
 
+    def next_sequence(self) -> int:
+        """Take a sequence number, for a request the caller numbers itself."""
+        self._last_sequence = self._peek_sequence()
+        return self._last_sequence
+
+    def unbind(self, now: float) -> bool:
+        """Start a graceful unbind. False when not bound: then there is nothing to say
+        and the adapter just closes."""
+        if self.state is State.UNBINDING:
+            return True
+        if self.state not in BOUND:
+            return False
+        self.send(Pdu(CommandId.unbind), now)
+        return True
+
+    @property
+    def has_data_to_send(self) -> bool:
+        return bool(self._outbox)
+
     def data_to_send(self) -> bytes:
-        """Automatic answers to protocol errors, queued by `receive_data`."""
+        """Everything queued for the wire since the last call."""
         data = bytes(self._outbox)
         self._outbox.clear()
         return data
+
+    # -- time --------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When `handle_timer` must next be called (None: no timer needed)."""
+        if self.closing or self.state is State.UNBOUND or self.state is State.CLOSED:
+            return None
+        cfg = self.config
+        deadline = self._deadlines.first(self.pending_out)
+        if self.state in PRE_BIND:
+            deadline = min(deadline, self._opened_at + cfg.seconds("bind_timeout"))
+        elif self.state in BOUND:
+            idle = cfg.seconds("inactivity_timeout")
+            if not self._link_check:
+                idle = min(idle, cfg.seconds("enquire_link_interval"))
+            deadline = min(deadline, self._last_rx + idle)
+        return None if deadline == math.inf else deadline
+
+    def handle_timer(self, now: float) -> list[TimerEvent]:
+        """What expired by `now`. The session queues the enquire_link or unbind it
+        decided on (see `data_to_send`); the events say what the adapter must do."""
+        if self.closing or self.state is State.UNBOUND or self.state is State.CLOSED:
+            return []
+        cfg = self.config
+        if self.state in PRE_BIND and now >= self._opened_at + cfg.seconds("bind_timeout"):
+            self._close("bind timeout")
+            return [BindTimeout(cfg.bind_timeout)]
+        events = self._expire_requests(now)
+        if self.closing or self.state not in BOUND:
+            return events
+        idle = now - self._last_rx
+        if idle >= cfg.seconds("inactivity_timeout"):
+            self.unbind(now)
+            events.append(Inactive(idle))
+        elif idle >= cfg.seconds("enquire_link_interval") and not self._link_check:
+            self._link_check = self.send(Pdu(CommandId.enquire_link), now)
+        return events
+
+    def _expire_requests(self, now: float) -> list[TimerEvent]:
+        events: list[TimerEvent] = []
+        for request in self._deadlines.expired(now, self.pending_out):
+            if request.command_id in LINK_REQUESTS:
+                self._close(f"{request.name} unanswered")
+                events.append(LinkDead(request))
+                return events  # the rest is lost with the link: see close()
+            events.append(RequestTimedOut(request))
+        return events
 
     # -- state -------------------------------------------------------------------------
 
@@ -297,20 +439,30 @@ class Session:
         """Whether deliver_sm may go to the peer now (SMSC side: RX or TRX bound)."""
         return self.state in RX_SIDE
 
-    @property
-    def bind_command(self) -> int:
-        return self._bind_command
-
     def close(self) -> list[Pdu]:
         """Mark the connection closed; returns our requests that will never be answered."""
         self.state = State.CLOSED
         lost = list(self.pending_out.values())
         self.pending_out.clear()
+        self._deadlines.clear()
         return lost
 
     def _unbound(self) -> None:
         self.state = State.UNBOUND
         self.closing = True
+
+    def _close(self, reason: str) -> None:
+        self.closing = True
+        self.close_reason = self.close_reason or reason
+
+    def _reject(self, exc: PduError, counts: bool = True) -> None:
+        self.rejected.append(exc)
+        if not counts:
+            return
+        self.protocol_errors += 1
+        limit = self.config.max_protocol_errors
+        if limit > 0 and self.protocol_errors >= limit:
+            self._close(f"{self.protocol_errors} protocol errors")
 
     def _queue(self, pdu: Pdu) -> None:
         self._outbox += self.codec.encode(pdu)

@@ -71,8 +71,11 @@ class RawClient:
         self._task = asyncio.create_task(self._read())
 
     @classmethod
-    async def connect(cls, host: str, port: int) -> "RawClient":
-        reader, writer = await asyncio.open_connection(host, port)
+    async def connect(cls, host: str, port: int, source: str | None = None) -> "RawClient":
+        """Connect, from the loopback address `source` if given (all of 127/8 is
+        loopback, so tests can play several client IPs)."""
+        local = (source, 0) if source else None
+        reader, writer = await asyncio.open_connection(host, port, local_addr=local)
         return cls(reader, writer)
 
     def next_sequence(self) -> int:
@@ -123,6 +126,18 @@ class RawClient:
         else:
             self.writer.write(data)
         return future
+
+    def pipeline(self, pdus: list[Pdu]) -> list[asyncio.Future[Pdu]]:
+        """Write several requests in one write (numbered here if not yet); the futures
+        get their responses."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for pdu in pdus:
+            if pdu.sequence == 0:
+                pdu.sequence = self.next_sequence()
+            futures.append(self._waiting.setdefault(pdu.sequence, loop.create_future()))
+        self.send_raw(b"".join(self.codec.encode(p) for p in pdus))
+        return futures
 
     async def request(self, pdu: Pdu, timeout: float = 5.0) -> Pdu:
         return await asyncio.wait_for(self.send(pdu), timeout)
@@ -185,14 +200,14 @@ class Harness:
                                             "opening balance")
         return account
 
-    async def client(self) -> RawClient:
-        client = await RawClient.connect(self.host, self.port)
+    async def client(self, source: str | None = None) -> RawClient:
+        client = await RawClient.connect(self.host, self.port, source)
         self.clients.append(client)
         return client
 
     async def bound(self, kind: str = "trx", system_id: str = "acme",
-                    password: str = PASSWORD) -> RawClient:
-        client = await self.client()
+                    password: str = PASSWORD, source: str | None = None) -> RawClient:
+        client = await self.client(source)
         response = await client.bind(kind, system_id, password)
         assert response.status == Status.ESME_ROK, f"bind {kind}: 0x{response.status:x}"
         return client
@@ -210,6 +225,12 @@ class Harness:
     async def receipts(self, account_id: int) -> list:
         """Receipts still stored for the account (whatever their retry time)."""
         return await self.store.pending_receipts(account_id, time.time() + 3600, 1000)
+
+    def connection(self, client: RawClient):
+        """The server's side of `client`'s connection."""
+        ip, port = client.writer.get_extra_info("sockname")[:2]
+        [connection] = [c for c in self.app.smpp.connections if c.peer == f"{ip}:{port}"]
+        return connection
 
     async def close_clients(self) -> None:
         for client in self.clients:

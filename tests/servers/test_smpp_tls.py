@@ -121,6 +121,18 @@ async def test_plain_client_on_the_tls_port_is_dropped(tls_gateway, client_conte
     assert (await clear.submit()).status == Status.ESME_ROK
 
 
+async def test_the_tls_port_shares_the_connection_caps(tls_gateway, client_context):
+    await tls_gateway.account()
+    tls_gateway.app.smpp.config.caps.max_per_ip = 2
+    plain = await tls_gateway.bound("tx")
+    secure = await tls_client(tls_gateway, client_context)
+    assert (await secure.bind("tx", "acme")).status == Status.ESME_ROK
+    for refused in (await tls_client(tls_gateway, client_context), await tls_gateway.client()):
+        await refused.wait_closed(timeout=2)  # the third from 127.0.0.1, on either port
+    assert tls_gateway.app.smpp.limiter.total == 2
+    assert (await plain.submit()).status == (await secure.submit()).status == Status.ESME_ROK
+
+
 async def test_client_that_does_not_trust_the_certificate_is_refused(tls_gateway):
     await tls_gateway.account()
     with pytest.raises(ssl.SSLCertVerificationError):

@@ -16,6 +16,7 @@ from smsgate.smpp.constants import CommandId as C
 from smsgate.smpp.layouts import DistributionList, SmeAddress, UnsuccessSme
 from smsgate.smpp.pdu import Pdu
 from smsgate.smpp.session import Role, Session, State
+from smsgate.smpp.timers import SessionConfig
 
 STRICT, LENIENT = Codec(), Codec(lenient=True)
 SMALL_MAX = 4096  # a smaller cap so random lengths hit both sides of it
@@ -108,11 +109,11 @@ def check(data: bytes, cuts: list[int]) -> None:
         check_decode(LENIENT, frame)
     for role, state in ((Role.SMSC, State.OPEN), (Role.SMSC, State.BOUND_TRX),
                         (Role.ESME, State.BOUND_TRX)):
-        session = Session(role, Codec(SMALL_MAX), window=3, max_pending_in=3)
+        session = Session(role, Codec(SMALL_MAX), SessionConfig(window=3, max_pending_in=3))
         session.state = state
         session.pending_out[1] = Pdu(C.submit_sm, 1)  # something for responses to match
         for chunk in chunks:
-            session.receive_data(chunk)
+            session.receive_data(chunk, 0.0)
         check_answers(session.data_to_send())
 
 

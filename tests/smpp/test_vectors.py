@@ -323,9 +323,10 @@ def test_v19_big_sequence_accepted_and_echoed() -> None:
 def test_v19_big_sequence_through_session() -> None:
     esme = Session(Role.ESME)
     esme.state = State.BOUND_RX
-    [pdu] = esme.receive_data(raw(V19))
+    [pdu] = esme.receive_data(raw(V19), 0.0)
     assert pdu.sequence == 0x806A179B
-    assert esme.send(pdu.response()) == raw(V19_RESP)
+    esme.send(pdu.response())
+    assert esme.data_to_send() == raw(V19_RESP)
 
 
 # -- V14-V18: data_sm, query, cancel, replace, alert, submit_multi ---------------------------
@@ -439,7 +440,7 @@ def test_v20_unknown_request() -> None:
     assert (info.value.status, info.value.sequence, info.value.fatal) == (
         S.ESME_RINVCMDID, 0x0A342EE7, False)
     smsc = Session(Role.SMSC)
-    assert smsc.receive_data(data) == []
+    assert smsc.receive_data(data, 0.0) == []
     assert CODEC.decode(smsc.data_to_send()) == Pdu(C.generic_nack, 0x0A342EE7,
                                                     S.ESME_RINVCMDID)
     assert not smsc.closing
@@ -451,7 +452,7 @@ def test_v20_unknown_response_is_not_answered() -> None:
         CODEC.decode(data)
     assert info.value.status == S.ESME_RINVCMDID
     smsc = Session(Role.SMSC)
-    assert smsc.receive_data(data) == []
+    assert smsc.receive_data(data, 0.0) == []
     assert smsc.data_to_send() == b""
     assert [e.sequence for e in smsc.rejected] == [0x0A342EE7]
 
@@ -472,7 +473,7 @@ def test_v20_bad_length_is_fatal(hexstr: str, sequence: int) -> None:
         CODEC.decode(raw(hexstr))
     assert (info.value.status, info.value.fatal) == (S.ESME_RINVCMDLEN, True)
     smsc = Session(Role.SMSC)
-    assert smsc.receive_data(raw(hexstr)) == []
+    assert smsc.receive_data(raw(hexstr), 0.0) == []
     assert smsc.closing
     assert CODEC.decode(smsc.data_to_send()) == Pdu(C.generic_nack, sequence, S.ESME_RINVCMDLEN)
 
@@ -509,5 +510,5 @@ def test_v20_sm_length_255() -> None:
         registered_delivery=1, short_message=TEXT_255))
     smsc = Session(Role.SMSC)
     smsc.state = State.BOUND_TX
-    assert smsc.receive_data(raw(SM_255)) == []
+    assert smsc.receive_data(raw(SM_255), 0.0) == []
     assert CODEC.decode(smsc.data_to_send()) == Pdu(C.submit_sm_resp, 0x4FE8, S.ESME_RINVMSGLEN)

@@ -1,0 +1,268 @@
+"""What a bound SMPP session does with messages: submit_sm, data_sm, submit_multi,
+query_sm, cancel_sm, replace_sm, and delivery receipts (deliver_sm) to Rx/TRx.
+
+`MessageHandlers` is a part of `SmppConnection` (smpp_server.py), kept apart so that the
+connection's life (transport, timers, binds, limits) and the message operations each
+read in one place. It uses the connection's `gw`, `cfg`, `session`, `account`,
+`_respond`, `_spawn`, `_who`, `_now` and `_after_request`.
+"""
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+
+from ..core.errors import UNKNOWN_ID_STATUS_BY_OPERATION, Err, GatewayError
+from ..core.models import Message, PendingReceipt
+from ..core.submit import SubmitRequest
+from ..core.validation import user_data_parts
+from ..smpp.codec import encode_tlvs
+from ..smpp.constants import (
+    ESM_DELIVERY_RECEIPT,
+    CommandId,
+    MessageState,
+    Status,
+    Tag,
+)
+from ..smpp.layouts import DistributionList, UnsuccessSme
+from ..smpp.pdu import Pdu
+from ..smpp.receipt import STAT_TO_STATE, Receipt, format_receipt
+from ..smpp.smpptime import SmppTimeError, format_smpp_time, parse_smpp_time
+
+log = logging.getLogger("smsgate.servers.smpp_server")
+
+MAX_PRIORITY = 3  # SMPP 3.4 §5.2.14: priority_flag 0-3
+Done = Callable[[bool], None]
+
+
+class MessageHandlers:
+    # deliver_sm we sent, by sequence -> told True/False on its response or timeout
+    _receipts: dict[int, Done]
+    # receipts waiting for a window slot (at most cfg.receipt_backlog)
+    _receipt_backlog: deque[tuple[PendingReceipt, Done]]
+    _writing_paused: bool
+
+    # -- submissions -------------------------------------------------------------------
+
+    def _on_submit_sm(self, pdu: Pdu) -> None:
+        try:
+            request = self._submit_request(pdu, pdu.get("destination_addr", ""),
+                                           pdu.get("dest_addr_ton", 1),
+                                           pdu.get("dest_addr_npi", 1))
+            [message] = self.gw.pipeline.prepare(request)
+        except GatewayError as exc:
+            self.gw.refused["smpp", exc.error] += 1
+            return self._respond(pdu, exc.smpp_status)
+        self.gw.pipeline.store(message, partial(self._stored, pdu, message))
+
+    _on_data_sm = _on_submit_sm
+
+    def _stored(self, pdu: Pdu, message: Message, result: bool | Exception) -> None:
+        if result is True:
+            self._respond(pdu, Status.ESME_ROK, message_id=str(message.id))
+        elif result is False:
+            self.gw.refused["smpp", Err.NO_CREDIT] += 1
+            self._respond(pdu, Err.NO_CREDIT.smpp_status)
+        else:
+            log.error("storing message from %s failed: %s", self._who(), result)
+            self._respond(pdu, Status.ESME_RSYSERR)
+
+    def _submit_request(self, pdu: Pdu, destination: str, dest_ton: int,
+                        dest_npi: int) -> SubmitRequest:
+        account = self.gw.current(self.account)
+        payload = pdu.get("short_message", b"")
+        single = True
+        options = []
+        for tag, value in pdu.tlvs:
+            if tag == Tag.message_payload:
+                if payload:
+                    raise GatewayError(Err.BAD_LENGTH, "short_message and message_payload")
+                payload, single = value, False
+            else:
+                options.append((tag, value))
+        if pdu.get("priority_flag", 0) > MAX_PRIORITY:
+            raise GatewayError(Err.BAD_PRIORITY, f"priority_flag {pdu['priority_flag']}")
+        return SubmitRequest(
+            account=account, source_addr=pdu.get("source_addr", ""),
+            destinations=[destination], payload=payload,
+            data_coding=pdu.get("data_coding", 0), esm_class=pdu.get("esm_class", 0),
+            single_part=single, source_ton=pdu.get("source_addr_ton", 0),
+            source_npi=pdu.get("source_addr_npi", 0), dest_ton=dest_ton, dest_npi=dest_npi,
+            protocol_id=pdu.get("protocol_id", 0), priority=pdu.get("priority_flag", 0),
+            registered_delivery=pdu.get("registered_delivery", 0),
+            schedule_at=_smpp_time(pdu.get("schedule_delivery_time", ""), Err.BAD_SCHEDULE),
+            expires_at=_smpp_time(pdu.get("validity_period", ""), Err.BAD_VALIDITY),
+            service_type=pdu.get("service_type", ""),
+            options=encode_tlvs(options) if options else b"",
+            max_destinations=254,
+            allow_transaction_mode=pdu.command_id == CommandId.data_sm,
+        )
+
+    def _on_submit_multi(self, pdu: Pdu) -> None:
+        self._spawn(self._guarded(pdu, self._submit_multi))
+
+    async def _submit_multi(self, pdu: Pdu) -> None:
+        unsuccess: list[UnsuccessSme] = []
+        stored: list[tuple[Message, object]] = []
+        for dest in pdu.get("dest_addresses", ()):
+            if isinstance(dest, DistributionList):
+                unsuccess.append(UnsuccessSme(0, 0, dest.name[:20], Status.ESME_RINVDLNAME))
+                continue
+            try:
+                [message] = self.gw.pipeline.prepare(
+                    self._submit_request(pdu, dest.addr, dest.ton, dest.npi))
+            except GatewayError as exc:
+                self.gw.refused["smpp", exc.error] += 1
+                unsuccess.append(UnsuccessSme(dest.ton, dest.npi, dest.addr, exc.smpp_status))
+                continue
+            future = self._loop.create_future()
+            self.gw.pipeline.store(message, future.set_result)
+            stored.append((message, future))
+        first_id = ""
+        for message, future in stored:
+            result = await future  # type: ignore[misc]
+            if result is True:
+                first_id = first_id or str(message.id)
+                continue
+            status = Err.NO_CREDIT.smpp_status if result is False else Status.ESME_RSYSERR
+            if result is False:
+                self.gw.refused["smpp", Err.NO_CREDIT] += 1
+            unsuccess.append(UnsuccessSme(message.dest_ton, message.dest_npi,
+                                          message.dest_addr, status))
+        self._respond(pdu, Status.ESME_ROK if first_id else Status.ESME_RSUBMITFAIL,
+                      message_id=first_id, unsuccess_smes=tuple(unsuccess))
+
+    # -- query, cancel, replace --------------------------------------------------------
+
+    def _on_query_sm(self, pdu: Pdu) -> None:
+        self._spawn(self._guarded(pdu, self._query_sm))
+
+    async def _query_sm(self, pdu: Pdu) -> None:
+        message = await self.gw.find_message(self.account, pdu.get("message_id", ""))
+        final = message.done_at is not None
+        self._respond(pdu, Status.ESME_ROK, message_id=str(message.id),
+                      final_date=format_smpp_time(datetime.fromtimestamp(message.done_at, UTC))
+                      if final else "",
+                      message_state=STAT_TO_STATE.get(message.status, MessageState.ENROUTE),
+                      error_code=min(message.error_code, 255))
+
+    def _on_cancel_sm(self, pdu: Pdu) -> None:
+        self._spawn(self._guarded(pdu, self._cancel_sm))
+
+    async def _cancel_sm(self, pdu: Pdu) -> None:
+        await self.gw.cancel(self.account, pdu.get("message_id", ""),
+                             pdu.get("source_addr", ""), pdu.get("destination_addr", ""),
+                             pdu.get("service_type", ""))
+        self._respond(pdu, Status.ESME_ROK)
+
+    def _on_replace_sm(self, pdu: Pdu) -> None:
+        self._spawn(self._guarded(pdu, self._replace_sm))
+
+    async def _replace_sm(self, pdu: Pdu) -> None:
+        message = await self.gw.find_message(self.account, pdu.get("message_id", ""))
+        payload = pdu.get("short_message", b"")
+        user_data_parts(payload, message.data_coding, message.esm_class, 1, True)
+        await self.gw.replace(
+            self.account, str(message.id), payload,
+            _smpp_time(pdu.get("schedule_delivery_time", ""), Err.BAD_SCHEDULE),
+            _smpp_time(pdu.get("validity_period", ""), Err.BAD_VALIDITY),
+            pdu.get("registered_delivery", 0))
+        self._respond(pdu, Status.ESME_ROK)
+
+    async def _guarded(self, pdu: Pdu, operation) -> None:
+        """Run an operation that answers later, answering its core errors with the
+        operation's status and anything else with ESME_RSYSERR."""
+        try:
+            self.gw.current(self.account)
+            await operation(pdu)
+        except GatewayError as exc:
+            status = exc.smpp_status
+            if exc.error is Err.UNKNOWN_MESSAGE_ID:
+                status = UNKNOWN_ID_STATUS_BY_OPERATION.get(pdu.name, status)
+            self._respond(pdu, status)
+        except Exception:
+            self._handler_failed(pdu)
+
+    # -- receipts (core.receipts.ReceiverSession) --------------------------------------
+
+    def send_receipt(self, receipt: PendingReceipt, done: Done) -> None:
+        """deliver_sm now if the window has room; else wait in a bounded backlog; else
+        (or when the peer is gone) done(False) at once, and the receipt service retries
+        later. So a receiver that does not read costs at most window + backlog."""
+        if not self.session.can_receive or self.transport is None or \
+                self.transport.is_closing():
+            return done(False)
+        if self.session.can_send_request and not self._writing_paused \
+                and not self._receipt_backlog:
+            return self._send_receipt(receipt, done)
+        if len(self._receipt_backlog) >= self.cfg.receipt_backlog:
+            return done(False)
+        self._receipt_backlog.append((receipt, done))
+
+    def _send_receipt(self, receipt: PendingReceipt, done: Done) -> None:
+        sequence = self.session.send(_receipt_pdu(receipt), self._now())
+        self._receipts[sequence] = done
+        self._after_request()
+
+    def _send_receipt_backlog(self) -> None:
+        backlog = self._receipt_backlog
+        while backlog and self.session.can_send_request and not self._writing_paused:
+            if not self.session.can_receive:
+                break
+            self._send_receipt(*backlog.popleft())
+
+    def _on_deliver_sm_resp(self, pdu: Pdu) -> None:
+        done = self._receipts.pop(pdu.sequence, None)
+        if done is not None:
+            done(pdu.status == Status.ESME_ROK)
+        self._send_receipt_backlog()
+
+    _on_generic_nack = _on_deliver_sm_resp
+
+    def _receipt_timed_out(self, request: Pdu) -> None:
+        """No deliver_sm_resp within response_timeout: free the slot, retry later."""
+        done = self._receipts.pop(request.sequence, None)
+        if done is not None:
+            done(False)
+
+    def _fail_receipts(self) -> None:
+        """The connection is gone: every receipt it held goes back to be retried."""
+        for done in self._receipts.values():
+            done(False)
+        for _receipt, done in self._receipt_backlog:
+            done(False)
+        self._receipts.clear()
+        self._receipt_backlog.clear()
+
+
+def _smpp_time(value: str, error: Err) -> float | None:
+    if not value:
+        return None
+    try:
+        moment = parse_smpp_time(value, datetime.now(UTC))
+    except SmppTimeError:
+        raise GatewayError(error, f"bad time {value!r}") from None
+    return moment.timestamp() if moment is not None else None
+
+
+def _receipt_pdu(receipt: PendingReceipt) -> Pdu:
+    text = format_receipt(Receipt(
+        id=str(receipt.message_id),
+        submit_date=datetime.fromtimestamp(receipt.submitted_at, UTC),
+        done_date=datetime.fromtimestamp(receipt.done_at, UTC),
+        stat=receipt.status, sub=1, dlvrd=int(receipt.status == "DELIVRD"),
+        err=f"{receipt.error_code:03d}", text=_printable(receipt.text)))
+    return Pdu(CommandId.deliver_sm, fields={
+        "source_addr_ton": receipt.source_ton, "source_addr_npi": receipt.source_npi,
+        "source_addr": receipt.source_addr, "dest_addr_ton": receipt.dest_ton,
+        "dest_addr_npi": receipt.dest_npi, "destination_addr": receipt.dest_addr,
+        "esm_class": ESM_DELIVERY_RECEIPT,
+        "short_message": text.encode("latin-1", "replace")[:254],
+    }, tlvs=[(Tag.receipted_message_id, str(receipt.message_id)),
+             (Tag.message_state, STAT_TO_STATE.get(receipt.status, MessageState.UNKNOWN))])
+
+
+def _printable(text: str) -> str:
+    # The receipt's text: field goes out as plain Latin-1; keep it to one line.
+    return "".join(ch if ch.isprintable() else " " for ch in text)
