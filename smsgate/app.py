@@ -11,6 +11,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+from .connectors.settings import SimulatorSettings, settings_for
 from .connectors.simulator import SimulatorConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
 from .core.binds import BindRegistry
@@ -110,9 +111,12 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def make_connector(connector: Connector):
-    if connector.type == "simulator":
-        return SimulatorConnector(connector.name, connector.config)
-    raise ValueError(f"connector type {connector.type!r} is not supported yet")
+    """The running connector of a stored one; ValueError (one line) when its settings
+    are bad or its type cannot run yet."""
+    settings = settings_for(connector.type, connector.config)
+    if isinstance(settings, SimulatorSettings):
+        return SimulatorConnector(connector.name, settings)
+    raise ValueError(f"connector type {connector.type!r} cannot run in this version yet")
 
 
 class App:
@@ -170,7 +174,7 @@ class App:
         self.writer.start()
         for connector in await self.store.list_connectors():
             if connector.enabled:
-                await self.dispatcher.add_connector(make_connector(connector))
+                await self._start_connector(connector)
         self.dispatcher.add_listener(self.receipts.on_status)
         await self.accounts.start()
         await self.receipts.start()
@@ -184,6 +188,16 @@ class App:
         self.settings.http.host = self.settings.host
         self.settings.http.port = self.settings.http_port
         await self.http.start()
+
+    async def _start_connector(self, connector: Connector) -> None:
+        """One connector that cannot start must not keep the gateway down: it is logged
+        and left out, and its routes answer HTTP23 (no route) until it is fixed."""
+        try:
+            upstream = make_connector(connector)
+        except ValueError as exc:
+            log.error("connector %s not started: %s", connector.name, exc)
+            return
+        await self.dispatcher.add_connector(upstream)
 
     async def reload_routes(self) -> None:
         self.routing = RoutingTable(await self.store.list_routes())
