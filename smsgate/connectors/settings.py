@@ -94,7 +94,7 @@ def _number(low: float, high: float) -> Check:
     def check(key: str, value: Any) -> float:
         number = None
         if isinstance(value, int | float | str) and not isinstance(value, bool):
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, OverflowError):
                 number = float(value)
         if number is None or not math.isfinite(number) or not low <= number <= high:
             raise SettingsError(key, f"must be a number from {low:g} to {high:g}, "
@@ -421,29 +421,36 @@ class HttpSettings(ConnectorSettings):
         return f"{self.method} {mask_secrets(self.url)}" + (f" {self.tps}/s" if self.tps else "")
 
 
+_LATENCY = _optional(_number(0, 3_600_000))
+
+
 @dataclass(frozen=True)
 class SimulatorSettings(ConnectorSettings):
-    """The built-in SMSC simulator. Latencies in ms; `max_latency_ms` None = 500, or
-    the minimum when that is higher; `outcomes` weighs the final statuses; `accepted`
-    sends an intermediate ACCEPTD first."""
+    """The built-in SMSC simulator. Latencies in ms, each None = its default (50 and
+    500) moved as far as the other one given needs: `max_latency_ms=5` alone means
+    5-5 ms, as it always has; `outcomes` weighs the final statuses; `accepted` sends an
+    intermediate ACCEPTD first."""
 
     TYPE: ClassVar[str] = "simulator"
-    min_latency_ms: float = field(default=50.0, metadata=_checked(_number(0, 3_600_000)))
-    max_latency_ms: float | None = field(default=None,
-                                         metadata=_checked(_optional(_number(0, 3_600_000))))
+    min_latency_ms: float | None = field(default=None, metadata=_checked(_LATENCY))
+    max_latency_ms: float | None = field(default=None, metadata=_checked(_LATENCY))
     outcomes: dict = field(default_factory=lambda: {DELIVRD: 1.0}, metadata=_checked(_outcomes))
     accepted: bool = field(default=False, metadata=_checked(_flag))
 
     def _check_together(self) -> None:
-        if self.max_latency_ms is not None and self.max_latency_ms < self.min_latency_ms:
+        low, high = self.min_latency_ms, self.max_latency_ms
+        if low is not None and high is not None and high < low:
             raise SettingsError("max_latency_ms", "must not be below ", Ref("min_latency_ms"))
 
     @property
     def latency_bounds(self) -> tuple[float, float]:
         """(min, max) in seconds."""
-        high = self.max_latency_ms if self.max_latency_ms is not None \
-            else max(500.0, self.min_latency_ms)
-        return self.min_latency_ms / 1000, high / 1000
+        high = self.max_latency_ms
+        low = self.min_latency_ms if self.min_latency_ms is not None else \
+            min(50.0, high if high is not None else 50.0)
+        if high is None:
+            high = max(500.0, low)
+        return low / 1000, high / 1000
 
     def summary(self) -> str:
         low, high = self.latency_bounds

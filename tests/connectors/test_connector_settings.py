@@ -58,6 +58,8 @@ def test_http_defaults_and_dlr_map():
 def test_simulator_latency_bounds():
     assert SimulatorSettings().latency_bounds == (0.05, 0.5)
     assert SimulatorSettings(min_latency_ms=1000).latency_bounds == (1.0, 1.0)
+    assert SimulatorSettings(max_latency_ms=5).latency_bounds == (0.005, 0.005)
+    assert SimulatorSettings(max_latency_ms=0).latency_bounds == (0.0, 0.0)
     assert SimulatorSettings(min_latency_ms=5, max_latency_ms=40).latency_bounds == (0.005, 0.04)
     connector = SimulatorConnector("sim", {"min_latency_ms": "5", "max_latency_ms": "40",
                                            "outcomes": {"delivrd": 9, "UNDELIV": "1"}})
@@ -110,6 +112,8 @@ def test_round_trip_through_stored_json(type_, config):
     ("smpp", {**SMPP, "enquire_link": 0}, "enquire_link", "1 to 3600"),
     ("smpp", {**SMPP, "enquire_link": "nan"}, "enquire_link", "number"),
     ("smpp", {**SMPP, "enquire_link": "inf"}, "enquire_link", "number"),
+    ("smpp", {**SMPP, "enquire_link": 10**400}, "enquire_link", "number"),
+    ("smpp", {**SMPP, "window": "9" * 5000}, "window", "integer"),
     ("smpp", {**SMPP, "reconnect_min": 10, "reconnect_max": 5}, "reconnect_max", "below"),
     ("smpp", {**SMPP, "src_ton": 7, "src_npi": 1}, "src_ton", "TON"),
     ("smpp", {**SMPP, "src_ton": 1, "src_npi": 2}, "src_npi", "NPI"),
