@@ -60,15 +60,24 @@ class Settings:
     refund_upstream_rejections: bool = True
 
 
+SEEDED_CONNECTORS = "seeded_connectors"  # settings key: the simulator was seeded once
+
+
 async def seed(store: Store) -> list[str]:
-    """A database without connectors gets the simulator and a catch-all route to it at
-    1 credit per part, and an empty coverage table the default one (SPEC §7). Returns
-    what was created."""
+    """A new database without connectors gets the simulator and a catch-all route to it
+    at 1 credit per part, and an empty coverage table the default one (SPEC §7).
+    Returns what was created.
+
+    Connectors are seeded once in a database's life: an operator who removed every
+    connector (`connector remove`) must not find the simulator and a catch-all route
+    to it back after the next command, silently "delivering" real traffic."""
     created = []
-    if not await store.list_connectors():
-        await store.add_connector(Connector("simulator", "simulator", {}))
-        await store.add_route(Route(prefix="", connector="simulator", price=CREDIT_SCALE))
-        created.append("connector 'simulator' and a catch-all route at 1 credit per part")
+    if await store.get_setting(SEEDED_CONNECTORS) is None:
+        if not await store.list_connectors():
+            await store.add_connector(Connector("simulator", "simulator", {}))
+            await store.add_route(Route(prefix="", connector="simulator", price=CREDIT_SCALE))
+            created.append("connector 'simulator' and a catch-all route at 1 credit per part")
+        await store.set_setting_if_absent(SEEDED_CONNECTORS, "1")
     if not await store.list_coverage():
         entries = default_coverage()
         await store.replace_coverage(entries)

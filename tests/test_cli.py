@@ -184,6 +184,13 @@ async def test_connectors_routes_and_numbers(store_url):
     ok("number", "remove", "12345", database=db)
     assert "12345" not in ok("number", "list", database=db)
 
+    # the last connector removed stays removed: the simulator is seeded once, not again
+    ok("route", "remove", "1", database=db)  # the seeded catch-all
+    ok("connector", "remove", "prov", database=db)
+    ok("connector", "remove", "simulator", database=db)
+    assert ok("connector", "list", database=db).splitlines()[1:] == []
+    assert ok("route", "list", database=db).splitlines()[1:] == []
+
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> str:
