@@ -140,15 +140,15 @@ def _route_commands(sub, db: argparse.ArgumentParser) -> None:
     add = route.add_parser("add", parents=[db], help="add a route")
     add.add_argument("prefix", help="destination prefix digits; '' for catch-all")
     add.add_argument("connector")
-    add.add_argument("--price", default="1",
+    add.add_argument("--price", default="1", metavar="P",
                      help="credits per SMS part the customer pays (default 1)")
-    add.add_argument("--cost", default="0",
+    add.add_argument("--cost", default="0", metavar="C",
                      help="credits per SMS part the upstream charges (default 0); among routes"
                           " of equal priority the lower cost is tried first")
     add.add_argument("--account", metavar="SYSTEM_ID", help="only for this account")
-    add.add_argument("--priority", type=int, default=0,
+    add.add_argument("--priority", type=int, default=0, metavar="N",
                      help="LOWER first among routes of the longest matching prefix (default 0)")
-    add.add_argument("--weight", type=int, default=1,
+    add.add_argument("--weight", type=int, default=1, metavar="W",
                      help="share of the load among routes equal in priority and cost"
                           " (default 1)")
     add.add_argument("--sender", nargs="+", default=[], metavar="SID",
