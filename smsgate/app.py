@@ -11,6 +11,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+from .connectors.settings import SimulatorSettings, settings_for
 from .connectors.simulator import SimulatorConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
 from .core.binds import BindRegistry
@@ -60,15 +61,24 @@ class Settings:
     refund_upstream_rejections: bool = True
 
 
+SEEDED_CONNECTORS = "seeded_connectors"  # settings key: the simulator was seeded once
+
+
 async def seed(store: Store) -> list[str]:
-    """A database without connectors gets the simulator and a catch-all route to it at
-    1 credit per part, and an empty coverage table the default one (SPEC §7). Returns
-    what was created."""
+    """A new database without connectors gets the simulator and a catch-all route to it
+    at 1 credit per part, and an empty coverage table the default one (SPEC §7).
+    Returns what was created.
+
+    Connectors are seeded once in a database's life: an operator who removed every
+    connector (`connector remove`) must not find the simulator and a catch-all route
+    to it back after the next command, silently "delivering" real traffic."""
     created = []
-    if not await store.list_connectors():
-        await store.add_connector(Connector("simulator", "simulator", {}))
-        await store.add_route(Route(prefix="", connector="simulator", price=CREDIT_SCALE))
-        created.append("connector 'simulator' and a catch-all route at 1 credit per part")
+    if await store.get_setting(SEEDED_CONNECTORS) is None:
+        if not await store.list_connectors():
+            await store.add_connector(Connector("simulator", "simulator", {}))
+            await store.add_route(Route(prefix="", connector="simulator", price=CREDIT_SCALE))
+            created.append("connector 'simulator' and a catch-all route at 1 credit per part")
+        await store.set_setting_if_absent(SEEDED_CONNECTORS, "1")
     if not await store.list_coverage():
         entries = default_coverage()
         await store.replace_coverage(entries)
@@ -111,9 +121,12 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
 
 
 def make_connector(connector: Connector):
-    if connector.type == "simulator":
-        return SimulatorConnector(connector.name, connector.config)
-    raise ValueError(f"connector type {connector.type!r} is not supported yet")
+    """The running connector of a stored one; ValueError (one line) when its settings
+    are bad or its type cannot run yet."""
+    settings = settings_for(connector.type, connector.config)
+    if isinstance(settings, SimulatorSettings):
+        return SimulatorConnector(connector.name, settings)
+    raise ValueError(f"connector type {connector.type!r} cannot run in this version yet")
 
 
 class App:
@@ -171,7 +184,7 @@ class App:
         self.writer.start()
         for connector in await self.store.list_connectors():
             if connector.enabled:
-                await self.dispatcher.add_connector(make_connector(connector))
+                await self._start_connector(connector)
         self.dispatcher.add_listener(self.receipts.on_status)
         await self.accounts.start()
         await self.receipts.start()
@@ -185,6 +198,16 @@ class App:
         self.settings.http.host = self.settings.host
         self.settings.http.port = self.settings.http_port
         await self.http.start()
+
+    async def _start_connector(self, connector: Connector) -> None:
+        """One connector that cannot start must not keep the gateway down: it is logged
+        and left out, and its routes answer HTTP23 (no route) until it is fixed."""
+        try:
+            upstream = make_connector(connector)
+        except ValueError as exc:
+            log.error("connector %s not started: %s", connector.name, exc)
+            return
+        await self.dispatcher.add_connector(upstream)
 
     async def reload_routes(self) -> None:
         self.routing = RoutingTable(await self.store.list_routes())

@@ -86,30 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
     credit.add_argument("amount", help="credits, e.g. 100 or -2.5")
     credit.set_defaults(handler=cmd_credit)
 
-    route = sub.add_parser("route", help="routes by destination prefix").add_subparsers(
-        metavar="ACTION")
-    add = route.add_parser("add", parents=[db], help="add a route")
-    add.add_argument("prefix", help="destination prefix digits; '' for catch-all")
-    add.add_argument("connector")
-    add.add_argument("--price", default="1", help="credits per SMS part (default 1)")
-    add.add_argument("--account", metavar="SYSTEM_ID", help="only for this account")
-    add.add_argument("--priority", type=int, default=0)
-    add.set_defaults(handler=cmd_route_add)
-    lst = route.add_parser("list", parents=[db], help="list routes")
-    lst.set_defaults(handler=cmd_route_list)
-
-    connector = sub.add_parser("connector", help="upstream connectors").add_subparsers(
-        metavar="ACTION")
-    cadd = connector.add_parser("add", parents=[db], help="add a connector")
-    cadd.add_argument("name")
-    cadd.add_argument("--type", required=True, choices=["smpp", "http", "simulator"])
-    cadd.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                      help="connector setting, e.g. min_latency_ms=10 (repeatable)")
-    cadd.add_argument("--outcome", action="append", default=[], metavar="STATUS=WEIGHT",
-                      help="simulator outcome mix, e.g. DELIVRD=9 --outcome UNDELIV=1")
-    cadd.set_defaults(handler=cmd_connector_add)
-    clist = connector.add_parser("list", parents=[db], help="list connectors")
-    clist.set_defaults(handler=cmd_connector_list)
+    _route_commands(sub, db)
+    _connector_commands(sub, db)
+    _number_commands(sub, db)
 
     coverage = sub.add_parser("coverage", help="coverage table").add_subparsers(metavar="ACTION")
     imp = coverage.add_parser("import", parents=[db],
@@ -153,6 +132,133 @@ def _account_commands(sub, db: argparse.ArgumentParser) -> None:
     auth.add_argument("system_id")
     auth.add_argument("mode", choices=["on", "off"])
     auth.set_defaults(handler=cmd_account_status_auth)
+
+
+def _route_commands(sub, db: argparse.ArgumentParser) -> None:
+    route = sub.add_parser("route", help="routes by destination prefix").add_subparsers(
+        metavar="ACTION")
+    add = route.add_parser("add", parents=[db], help="add a route")
+    add.add_argument("prefix", help="destination prefix digits; '' for catch-all")
+    add.add_argument("connector")
+    add.add_argument("--price", default="1", metavar="P",
+                     help="credits per SMS part the customer pays (default 1)")
+    add.add_argument("--cost", default="0", metavar="C",
+                     help="credits per SMS part the upstream charges (default 0); among routes"
+                          " of equal priority the lower cost is tried first")
+    add.add_argument("--account", metavar="SYSTEM_ID", help="only for this account")
+    add.add_argument("--priority", type=int, default=0, metavar="N",
+                     help="LOWER first among routes of the longest matching prefix (default 0)")
+    add.add_argument("--weight", type=int, default=1, metavar="W",
+                     help="share of the load among routes equal in priority and cost"
+                          " (default 1)")
+    add.add_argument("--sender", nargs="+", default=[], metavar="SID",
+                     help="only for messages from these sender ids")
+    add.set_defaults(handler=cmd_route_add)
+    lst = route.add_parser("list", parents=[db], help="list routes")
+    lst.set_defaults(handler=cmd_route_list)
+    remove = route.add_parser("remove", parents=[db], help="remove a route")
+    remove.add_argument("id", type=int, metavar="ID", help="as `route list` shows it")
+    remove.set_defaults(handler=cmd_route_remove)
+
+
+SMPP, HTTP = ("smpp",), ("http",)
+# connector add's options: (option, settings key, the types it is for, metavar, help).
+# The settings (connectors/settings.py) check the values: one rule, one home.
+CONNECTOR_OPTIONS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
+    ("--host", "host", SMPP, "H", "the SMSC's host name or address"),
+    ("--port", "port", SMPP, "P", "its port"),
+    ("--system-id", "system_id", SMPP, "ID", "bind system_id"),
+    ("--password", "password", SMPP, "PW", "bind password (never shown again)"),
+    ("--system-type", "system_type", SMPP, "T", "bind system_type (default empty)"),
+    ("--mode", "mode", SMPP, "trx|tx+rx", "TRx sessions, or Tx sessions + Rx (default trx)"),
+    ("--binds", "binds", SMPP, "N", "sending sessions, cluster-wide (default 1)"),
+    ("--rx-binds", "rx_binds", SMPP, "N", "receiver sessions in tx+rx mode (default 1)"),
+    ("--window", "window", SMPP, "N", "unanswered submit_sm per session (default 10)"),
+    ("--tps", "tps", SMPP + HTTP, "N", "messages a second in all (default 0 = no limit)"),
+    ("--tls-ca", "tls_ca", SMPP, "FILE", "PEM CAs to trust with --tls (default: system's)"),
+    ("--id-format", "id_format", SMPP, "auto|dec|hex",
+     "upstream message ids in receipts (default auto)"),
+    ("--enquire-link", "enquire_link", SMPP, "S", "seconds between enquire_links (default 30)"),
+    ("--response-timeout", "response_timeout", SMPP, "S",
+     "seconds to wait for a response (default 30)"),
+    ("--reconnect-min", "reconnect_min", SMPP, "S", "first reconnect delay (default 1)"),
+    ("--reconnect-max", "reconnect_max", SMPP, "S",
+     "reconnect delay doubles up to this (default 60)"),
+    ("--src-ton", "src_ton", SMPP, "N", "source TON (with --src-npi; default: as given)"),
+    ("--src-npi", "src_npi", SMPP, "N", "source NPI"),
+    ("--dst-ton", "dst_ton", SMPP, "N", "destination TON (with --dst-npi; default: as given)"),
+    ("--dst-npi", "dst_npi", SMPP, "N", "destination NPI"),
+    ("--coding-default", "coding_default", SMPP, "gsm|latin1",
+     "data_coding of GSM text upstream: 0 or 3 (default gsm)"),
+    ("--url", "url", HTTP, "TEMPLATE", "request URL: {to} {from} {text} {text_hex_ucs2}"
+     " {coding} {id} {parts}"),
+    ("--method", "method", HTTP, "GET|POST", "default GET"),
+    ("--body", "body", HTTP, "TEMPLATE", "POST body, placeholders as in --url"),
+    ("--content-type", "content_type", HTTP, "TYPE",
+     "of the body (default application/x-www-form-urlencoded)"),
+    ("--ok", "ok", HTTP, "REGEX", "success = 2xx and this matches the body (default any)"),
+    ("--id", "id", HTTP, "REGEX", "the upstream id is its first group"),
+    ("--timeout", "timeout", HTTP, "S", "seconds per request (default 10)"),
+)
+# (option, settings key, types, value stored when given, help)
+CONNECTOR_FLAGS = (
+    ("--tls", "tls", SMPP, True, "connect with TLS"),
+    ("--tls-insecure", "tls_verify", SMPP, False,
+     "with --tls: do not check the SMSC's certificate (a test SMSC)"),
+)
+# Settings given by repeatable options: settings key -> (option, types).
+CONNECTOR_LISTS = {"headers": ("--header", HTTP), "dlr_status": ("--dlr-status", HTTP),
+                   "outcomes": ("--outcome", ("simulator",))}
+
+
+def _connector_commands(sub, db: argparse.ArgumentParser) -> None:
+    connector = sub.add_parser("connector", help="upstream connectors").add_subparsers(
+        metavar="ACTION")
+    cadd = connector.add_parser("add", parents=[db], help="add a connector")
+    cadd.add_argument("name")
+    cadd.add_argument("--type", required=True, choices=["smpp", "http", "simulator"])
+    for option, key, kinds, metavar, text in CONNECTOR_OPTIONS:
+        cadd.add_argument(option, dest=f"set_{key}", metavar=metavar,
+                          help=f"[{', '.join(kinds)}] {text}")
+    for option, key, kinds, _value, text in CONNECTOR_FLAGS:
+        cadd.add_argument(option, dest=f"set_{key}", action="store_true",
+                          help=f"[{', '.join(kinds)}] {text}")
+    cadd.add_argument("--header", action="append", default=[], metavar="NAME:VALUE",
+                      help="[http] a request header (repeatable)")
+    cadd.add_argument("--dlr-status", action="append", default=[], metavar="WORD=STATUS",
+                      help="[http] the provider's report word or code as our status, e.g."
+                           " 3=EXPIRED (repeatable; added to the usual words and codes)")
+    cadd.add_argument("--outcome", action="append", default=[], metavar="STATUS=WEIGHT",
+                      help="[simulator] outcome mix, e.g. DELIVRD=9 --outcome UNDELIV=1")
+    cadd.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                      help="any setting by its name, e.g. min_latency_ms=10 (repeatable)")
+    cadd.set_defaults(handler=cmd_connector_add)
+    for name, handler, text in (
+            ("list", cmd_connector_list, "list connectors with their live state"),
+            ("show", cmd_connector_show, "show a connector's settings and state"),
+            ("remove", cmd_connector_remove, "remove a connector no route uses"),
+            ("enable", cmd_connector_enable, "enable a connector"),
+            ("disable", cmd_connector_disable, "disable a connector")):
+        p = connector.add_parser(name, parents=[db], help=text)
+        if name != "list":
+            p.add_argument("name")
+        p.set_defaults(handler=handler)
+
+
+def _number_commands(sub, db: argparse.ArgumentParser) -> None:
+    number = sub.add_parser("number", help="inbound numbers and short codes (MO)"
+                            ).add_subparsers(metavar="ACTION")
+    add = number.add_parser("add", parents=[db], help="give an account a number or short code")
+    add.add_argument("number", help="digits; MO to any number starting with them")
+    add.add_argument("system_id")
+    add.add_argument("--mo-url", metavar="URL", default="",
+                     help="also send its MO to this http(s) URL")
+    add.set_defaults(handler=cmd_number_add)
+    lst = number.add_parser("list", parents=[db], help="list numbers")
+    lst.set_defaults(handler=cmd_number_list)
+    remove = number.add_parser("remove", parents=[db], help="remove a number")
+    remove.add_argument("number")
+    remove.set_defaults(handler=cmd_number_remove)
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -430,12 +536,20 @@ def cmd_credit(args) -> int:
 
 def cmd_route_add(args) -> int:
     from .core.models import Route
+    from .core.validation import well_formed_sender
     prefix = args.prefix.lstrip("+")
-    if prefix and not prefix.isdigit():
+    if prefix and not (prefix.isascii() and prefix.isdigit()):
         raise CliError(f"PREFIX {args.prefix!r} must be digits")
-    price = _units(args.price, "--price")
-    if price < 0:
-        raise CliError("--price must not be negative")
+    price, cost = _units(args.price, "--price"), _units(args.cost, "--cost")
+    for amount, option in ((price, "--price"), (cost, "--cost")):
+        if amount < 0:
+            raise CliError(f"{option} must not be negative")
+    if not 1 <= args.weight <= 1_000_000:
+        raise CliError(f"--weight must be 1 to 1000000, not {args.weight}")
+    for sender in args.sender:
+        if not well_formed_sender(sender):
+            raise CliError(f"--sender {sender!r} is not a sender id (up to 15 digits or 11"
+                           " letters and digits)")
 
     async def work(store) -> None:
         connectors = {c.name for c in await store.list_connectors()}
@@ -443,9 +557,10 @@ def cmd_route_add(args) -> int:
             have = ", ".join(sorted(connectors))
             raise CliError(f"no connector {args.connector!r} (have: {have})")
         account_id = (await _account(store, args.account)).id if args.account else None
-        route = await store.add_route(Route(prefix=prefix, connector=args.connector,
-                                            price=price, account_id=account_id,
-                                            priority=args.priority))
+        route = await store.add_route(Route(
+            prefix=prefix, connector=args.connector, price=price, account_id=account_id,
+            priority=args.priority, cost=cost, weight=args.weight,
+            senders=tuple(dict.fromkeys(args.sender))))
         print(f"route {route.id}: {prefix or '*'} -> {args.connector}")
     return _with_store(args, work)
 
@@ -455,51 +570,265 @@ def cmd_route_list(args) -> int:
 
     async def work(store) -> None:
         names = {a.id: a.system_id for a in await store.list_accounts()}
-        print(f"{'ID':>4} {'PREFIX':16} {'CONNECTOR':16} {'PRICE':>10} {'PRIO':>4} ACCOUNT")
+        print(f"{'ID':>4} {'PREFIX':16} {'CONNECTOR':16} {'PRICE':>10} {'COST':>10} "
+              f"{'PRIO':>4} {'WEIGHT':>6} {'ACCOUNT':16} SENDERS")
         for r in await store.list_routes():
+            account = names.get(r.account_id, '-') if r.account_id else '(all)'
             print(f"{r.id:>4} {r.prefix or '*':16} {r.connector:16} "
-                  f"{format_credits(r.price):>10} {r.priority:>4} "
-                  f"{names.get(r.account_id, '-') if r.account_id else '(all)'}")
+                  f"{format_credits(r.price):>10} {format_credits(r.cost):>10} "
+                  f"{r.priority:>4} {r.weight:>6} {account:16} {' '.join(r.senders) or 'any'}")
     return _with_store(args, work)
 
 
-def cmd_connector_add(args) -> int:
-    from .core.models import Connector
-    config: dict = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise CliError(f"--option {item!r} is not KEY=VALUE")
+def cmd_route_remove(args) -> int:
+    async def work(store) -> None:
+        if not await store.remove_route(args.id):
+            raise CliError(f"no route {args.id}")
+        print(f"route {args.id} removed")
+    return _with_store(args, work)
+
+
+def _option_name(key: str) -> str:
+    """A setting as the operator spells it on this command line."""
+    for option, name, *_rest in (*CONNECTOR_OPTIONS, *CONNECTOR_FLAGS):
+        if name == key:
+            return option
+    return CONNECTOR_LISTS[key][0] if key in CONNECTOR_LISTS else f"--option {key}"
+
+
+def _pairs(items: list[str], option: str, sep: str, form: str) -> dict[str, str]:
+    """KEY<sep>VALUE items of a repeatable option; the last of a key wins."""
+    pairs = {}
+    for item in items:
+        key, found, value = item.partition(sep)
+        if not found or not key.strip():
+            raise CliError(f"{option} {item!r} is not {form}")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
+
+def _given_settings(args) -> list[tuple[str, str, tuple[str, ...], object]]:
+    """(option, settings key, types it is for, value) of each setting option given."""
+    given = []
+    for option, key, kinds, *_rest in CONNECTOR_OPTIONS:
+        value = getattr(args, f"set_{key}")
+        if value is not None:
+            given.append((option, key, kinds, value))
+    for option, key, kinds, value, _help in CONNECTOR_FLAGS:
+        if getattr(args, f"set_{key}"):
+            given.append((option, key, kinds, value))
+    lists = {"headers": _pairs(args.header, "--header", ":", "NAME:VALUE"),
+             "dlr_status": _pairs(args.dlr_status, "--dlr-status", "=", "WORD=STATUS"),
+             "outcomes": _outcomes(args.outcome)}
+    for key, value in lists.items():
+        if value:
+            option, kinds = CONNECTOR_LISTS[key]
+            given.append((option, key, kinds, value))
+    return given
+
+
+def _connector_config(args) -> dict:
+    """The settings given on the command line, by the JSON config's keys. An option of
+    another connector type is refused: it would be ignored in silence."""
+    config: dict = dict(_pairs(args.option, "--option", "=", "KEY=VALUE"))
+    for option, key, kinds, value in _given_settings(args):
+        if args.type not in kinds:
+            raise CliError(f"{option} is for --type {' or '.join(kinds)}, not {args.type}")
+        if key in config:
+            raise CliError(f"{option} and --option {key}=... both set {key}")
         config[key] = value
-    if args.outcome:
-        outcomes = {}
-        for item in args.outcome:
-            status, sep, weight = item.partition("=")
-            try:
-                outcomes[status.upper()] = float(weight)
-            except ValueError:
-                raise CliError(f"--outcome {item!r} is not STATUS=WEIGHT") from None
-        config["outcomes"] = outcomes
-    if args.type != "simulator":
-        raise CliError(f"connector type {args.type!r} is not available yet in this version")
-    from .connectors.simulator import SimulatorConnector
-    SimulatorConnector(args.name, config)  # validates the settings
+    if isinstance(config.get("dlr_status"), dict):  # added to the usual words and codes
+        from .connectors.settings import DEFAULT_DLR_STATUS
+        config["dlr_status"] = {**DEFAULT_DLR_STATUS, **config["dlr_status"]}
+    return config
+
+
+def _outcomes(items: list[str]) -> dict[str, float]:
+    outcomes = {}
+    for item in items:
+        status, _, weight = item.partition("=")
+        try:
+            outcomes[status.upper()] = float(weight)
+        except ValueError:
+            raise CliError(f"--outcome {item!r} is not STATUS=WEIGHT") from None
+    return outcomes
+
+
+def cmd_connector_add(args) -> int:
+    from .connectors.settings import SettingsError, check_connector_name, settings_for
+    from .core.models import Connector
+    check_connector_name(args.name)
+    try:
+        settings = settings_for(args.type, _connector_config(args))
+    except SettingsError as exc:
+        raise CliError(exc.render(_option_name)) from None
 
     async def work(store) -> None:
         from .core.ports import Conflict
         try:
-            await store.add_connector(Connector(args.name, args.type, config))
+            await store.add_connector(Connector(args.name, args.type, settings.to_config()))
         except Conflict:
             raise CliError(f"connector {args.name!r} exists already") from None
-        print(f"connector {args.name} ({args.type}) added")
+        print(f"connector {args.name} ({args.type}) added: {settings.summary()}")
     return _with_store(args, work)
+
+
+STALE_AFTER = 15.0  # seconds: a state older than this is shown with its age
+
+
+def _state_text(states: list, now: float) -> str:
+    """A connector's live state as the nodes last reported it; "-" before any."""
+    parts = []
+    for state in states:
+        text = " ".join(f"{k}={v}" for k, v in state.state.items()) or "reported"
+        age = now - state.reported_at
+        if age > STALE_AFTER:
+            text += f" ({age:.0f}s ago)"
+        parts.append(f"{state.node}: {text}" if len(states) > 1 else text)
+    return "; ".join(parts) or "-"
+
+
+def _described(connector) -> tuple[str, dict]:
+    """(one-line summary, settings with secrets masked) of a stored connector; a config
+    that no longer passes the checks is shown, masked by name, with the reason."""
+    from .connectors.settings import MASK, SettingsError, settings_for
+    try:
+        settings = settings_for(connector.type, connector.config)
+    except SettingsError as exc:
+        return f"(bad settings: {exc})", {k: MASK if "pass" in k.lower() else v
+                                          for k, v in connector.config.items()}
+    return settings.summary(), settings.masked()
+
+
+async def _states_by_connector(store) -> dict[str, list]:
+    states: dict[str, list] = {}
+    for state in await store.connector_states():
+        states.setdefault(state.connector, []).append(state)
+    return states
 
 
 def cmd_connector_list(args) -> int:
     async def work(store) -> None:
+        states, now = await _states_by_connector(store), time.time()
+        print(f"{'NAME':16} {'TYPE':9} {'ENABLED':7} {'STATE':32} SETTINGS")
         for c in await store.list_connectors():
-            print(f"{c.name:16} {c.type:10} {'enabled' if c.enabled else 'disabled':9} "
-                  f"{c.config}")
+            print(f"{c.name:16} {c.type:9} {'yes' if c.enabled else 'no':7} "
+                  f"{_state_text(states.get(c.name, []), now):32} {_described(c)[0]}")
+    return _with_store(args, work)
+
+
+def _setting_text(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items()) or "-"
+    return "-" if value is None or value == "" else str(value)
+
+
+def cmd_connector_show(args) -> int:
+    async def work(store) -> None:
+        connector = await _connector(store, args.name)
+        _summary, settings = _described(connector)
+        routes = [str(r.id) for r in await store.list_routes() if r.connector == args.name]
+        now = time.time()
+        lines = {"name": connector.name, "type": connector.type,
+                 "enabled": connector.enabled, **settings,
+                 "routes": " ".join(routes) or "none"}
+        width = max(map(len, lines)) + 2
+        for key, value in lines.items():
+            print(f"{key + ':':{width}}{_setting_text(value)}")
+        states = (await _states_by_connector(store)).get(connector.name, [])
+        if not states:
+            print(f"{'state:':{width}}- (no gateway has reported it)")
+        for state in states:
+            print(f"{'state:':{width}}{state.node}: "
+                  f"{_setting_text(state.state)} ({now - state.reported_at:.0f}s ago)")
+    return _with_store(args, work)
+
+
+async def _connector(store, name: str):
+    connector = await store.get_connector(name)
+    if connector is None:
+        raise CliError(f"no connector {name!r}")
+    return connector
+
+
+def cmd_connector_remove(args) -> int:
+    async def work(store) -> None:
+        from .core.ports import InUse
+        try:
+            removed = await store.remove_connector(args.name)
+        except InUse as exc:
+            raise CliError(f"{exc}: remove those routes first (route remove ID)") from None
+        if not removed:
+            raise CliError(f"no connector {args.name!r}")
+        print(f"connector {args.name} removed")
+    return _with_store(args, work)
+
+
+def _set_connector_enabled(args, enabled: bool) -> int:
+    async def work(store) -> None:
+        if not await store.set_connector_enabled(args.name, enabled):
+            raise CliError(f"no connector {args.name!r}")
+        print(f"connector {args.name} {'enabled' if enabled else 'disabled'}")
+    return _with_store(args, work)
+
+
+def cmd_connector_enable(args) -> int:
+    return _set_connector_enabled(args, True)
+
+
+def cmd_connector_disable(args) -> int:
+    return _set_connector_enabled(args, False)
+
+
+def _mo_url(url: str) -> str:
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- parsing the port raises ValueError when it is bad
+    except ValueError as exc:
+        raise CliError(f"--mo-url {url!r} is not a URL: {exc}") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname \
+            or any(c.isspace() for c in url):
+        raise CliError(f"--mo-url {url!r} must be an http:// or https:// URL")
+    return url
+
+
+def cmd_number_add(args) -> int:
+    from .core.models import InboundNumber
+    from .core.numbers import number_digits
+    digits = number_digits(args.number)
+    mo_url = _mo_url(args.mo_url) if args.mo_url else ""
+
+    async def work(store) -> None:
+        from .core.ports import Conflict
+        account = await _account(store, args.system_id)
+        try:
+            await store.add_number(InboundNumber(digits, account.id, mo_url))
+        except Conflict:
+            raise CliError(f"number {digits} exists already") from None
+        print(f"number {digits} -> {args.system_id}")
+    return _with_store(args, work)
+
+
+def cmd_number_list(args) -> int:
+    async def work(store) -> None:
+        names = {a.id: a.system_id for a in await store.list_accounts()}
+        print(f"{'NUMBER':16} {'ACCOUNT':16} MO_URL")
+        for n in await store.list_numbers():
+            print(f"{n.number:16} {names.get(n.account_id, '-'):16} {n.mo_url or '-'}")
+    return _with_store(args, work)
+
+
+def cmd_number_remove(args) -> int:
+    from .core.numbers import number_digits
+    digits = number_digits(args.number)
+
+    async def work(store) -> None:
+        if not await store.remove_number(digits):
+            raise CliError(f"no number {digits}")
+        print(f"number {digits} removed")
     return _with_store(args, work)
 
 

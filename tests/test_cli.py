@@ -4,12 +4,13 @@ backend; every bad input exits non-zero with exactly one line on stderr."""
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from smsgate.core.accounts import check_password
-from smsgate.core.models import CREDIT_SCALE
+from smsgate.core.models import CREDIT_SCALE, ConnectorState
 from smsgate.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +111,87 @@ async def test_account_status_auth(store_url):
         await store.close()
 
 
+SMPP_ARGS = ("--host", "smsc.example.com", "--port", "2775", "--system-id", "acme",
+             "--password", "up-s3cret")
+
+
+async def test_connectors_routes_and_numbers(store_url):
+    """SPEC §8's commands on each backend: connectors of every type (secrets never
+    printed), their live state, route options, numbers."""
+    db = store_url
+    added = ok("connector", "add", "up", "--type", "smpp", *SMPP_ARGS, "--system-type", "VMA",
+               "--mode", "tx+rx", "--binds", "2", "--window", "20", "--tps", "100", "--tls",
+               "--id-format", "hex", "--enquire-link", "15", "--src-ton", "5", "--src-npi", "0",
+               "--dst-ton", "1", "--dst-npi", "1", "--coding-default", "latin1", database=db)
+    assert "up-s3cret" not in added
+    ok("connector", "add", "prov", "--type", "http", "--url",
+       "https://api.example/send?key=k3y&to={to}&text={text}", "--method", "POST",
+       "--body", "from={from}&id={id}", "--ok", "^OK", "--id", "id=(\\w+)", "--tps", "5",
+       "--header", "Authorization: Bearer t0ken", "--dlr-status", "delivered=DELIVRD",
+       database=db)
+    listing = ok("connector", "list", database=db)
+    for secret in ("up-s3cret", "k3y", "t0ken"):
+        assert secret not in listing
+    line = next(x for x in listing.splitlines() if x.startswith("up "))
+    assert "smpp" in line and " - " in line and "acme@smsc.example.com:2775" in line
+    shown = ok("connector", "show", "up", database=db)
+    for expected in ("password:         ********", "mode:             tx+rx",
+                     "binds:            2", "tls:              yes", "src_ton:          5",
+                     "coding_default:   latin1", "state:            - (no gateway"):
+        assert expected in shown, shown
+    assert "up-s3cret" not in shown
+    shown = ok("connector", "show", "prov", database=db)
+    assert "k3y" not in shown and "t0ken" not in shown and "DELIVERED=DELIVRD" in shown
+
+    store = open_store(db)
+    await store.open()
+    try:
+        up = await store.get_connector("up")
+        assert up.config["password"] == "up-s3cret"  # the bind needs it
+        assert (up.config["binds"], up.config["mode"], up.config["enquire_link"]) == \
+            (2, "tx+rx", 15.0)
+        await store.report_connector_state(ConnectorState(
+            "up", "node-a", {"binds": "2/2", "window": 3}, time.time()))
+    finally:
+        await store.close()
+    line = next(x for x in ok("connector", "list", database=db).splitlines()
+                if x.startswith("up "))
+    assert "binds=2/2 window=3" in line
+    assert "node-a: binds=2/2" in ok("connector", "show", "up", database=db)
+
+    added = ok("route", "add", "+44", "up", "--price", "0.05", "--cost", "0.02", "--priority",
+               "-1", "--weight", "3", "--sender", "Acme", "12345", database=db)
+    route_id = added.split()[1].rstrip(":")
+    line = next(x for x in ok("route", "list", database=db).splitlines()
+                if x.split()[0] == route_id)
+    assert line.split() == [route_id, "44", "up", "0.05", "0.02", "-1", "3", "(all)", "Acme",
+                            "12345"]
+    assert f"route {route_id}" in fails("connector", "remove", "up", database=db)
+    assert "disabled" in ok("connector", "disable", "up", database=db)
+    assert "enabled:          no" in ok("connector", "show", "up", database=db)
+    assert "enabled" in ok("connector", "enable", "up", database=db)
+    ok("route", "remove", route_id, database=db)
+    assert "removed" in ok("connector", "remove", "up", database=db)
+    assert "up " not in ok("connector", "list", database=db)
+
+    ok("account", "add", "acme", "--password", "pw", database=db)
+    ok("number", "add", "+447700900", "acme", "--mo-url", "https://acme.example/mo", database=db)
+    ok("number", "add", "12345", "acme", database=db)
+    fails("number", "add", "12345", "acme", database=db, match="exists")
+    numbers = ok("number", "list", database=db).splitlines()
+    assert numbers[1].split() == ["12345", "acme", "-"]
+    assert numbers[2].split() == ["447700900", "acme", "https://acme.example/mo"]
+    ok("number", "remove", "12345", database=db)
+    assert "12345" not in ok("number", "list", database=db)
+
+    # the last connector removed stays removed: the simulator is seeded once, not again
+    ok("route", "remove", "1", database=db)  # the seeded catch-all
+    ok("connector", "remove", "prov", database=db)
+    ok("connector", "remove", "simulator", database=db)
+    assert ok("connector", "list", database=db).splitlines()[1:] == []
+    assert ok("route", "list", database=db).splitlines()[1:] == []
+
+
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> str:
     """One SQLite database with an account `acme`, for the bad-input cases."""
@@ -144,12 +226,72 @@ def db(tmp_path_factory) -> str:
     (("route", "add", "44", "simulator", "--price", "-1"), "negative"),
     (("route", "add", "44", "simulator", "--price", "cheap"), "--price"),
     (("route", "add", "44", "simulator", "--account", "ghost"), "ghost"),
-    (("connector", "add", "up", "--type", "smpp"), "not available"),
+    (("connector", "add", "up", "--type", "smpp"), "--host is required"),
     (("connector", "add", "up", "--type", "carrier-pigeon"), "invalid choice"),
     (("connector", "add", "simulator", "--type", "simulator"), "exists"),
     (("connector", "add", "up", "--type", "simulator", "--option", "novalue"), "KEY=VALUE"),
     (("connector", "add", "up", "--type", "simulator", "--outcome", "DELIVRD=x"), "--outcome"),
     (("connector", "add", "up", "--type", "simulator", "--outcome", "LOST=1"), "LOST"),
+    *[(("connector", "add", "up", *args), match) for args, match in (
+        (("--type", "smpp", *SMPP_ARGS[:-2]), "--password is required"),
+        (("--type", "smpp", *SMPP_ARGS, "--port", "99999"), "--port"),
+        (("--type", "smpp", "--host", "smsc:2775", *SMPP_ARGS[2:]), "--port"),
+        (("--type", "smpp", *SMPP_ARGS, "--system-id", "x" * 16), "--system-id"),
+        (("--type", "smpp", *SMPP_ARGS, "--mode", "rx"), "--mode"),
+        (("--type", "smpp", *SMPP_ARGS, "--binds", "0"), "--binds"),
+        (("--type", "smpp", *SMPP_ARGS, "--window", "lots"), "--window"),
+        (("--type", "smpp", *SMPP_ARGS, "--tps", "-1"), "--tps"),
+        (("--type", "smpp", *SMPP_ARGS, "--id-format", "oct"), "--id-format"),
+        (("--type", "smpp", *SMPP_ARGS, "--enquire-link", "0"), "--enquire-link"),
+        (("--type", "smpp", *SMPP_ARGS, "--src-ton", "5"), "--src-npi"),
+        (("--type", "smpp", *SMPP_ARGS, "--dst-ton", "9", "--dst-npi", "1"), "--dst-ton"),
+        (("--type", "smpp", *SMPP_ARGS, "--coding-default", "ucs2"), "--coding-default"),
+        (("--type", "smpp", *SMPP_ARGS, "--tls-insecure"), "--tls"),
+        (("--type", "smpp", *SMPP_ARGS, "--reconnect-min", "9", "--reconnect-max", "2"),
+         "--reconnect-max"),
+        (("--type", "smpp", *SMPP_ARGS, "--url", "http://x/"), "--url is for --type http"),
+        (("--type", "smpp", *SMPP_ARGS, "--option", "port=1"), "both"),
+        (("--type", "smpp", *SMPP_ARGS, "--option", "bogus=1"), "--option bogus"),
+        (("--type", "http"), "--url is required"),
+        (("--type", "http", "--url", "https://h/?to={dest}"), "{dest}"),
+        (("--type", "http", "--url", "https://h/?to={to"), "brace"),
+        (("--type", "http", "--url", "mailto:x@h"), "--url"),
+        (("--type", "http", "--url", "https://h/", "--body", "x={text}"), "--method POST"),
+        (("--type", "http", "--url", "https://h/", "--method", "POST", "--body", "{txt}"),
+         "--body"),
+        (("--type", "http", "--url", "https://h/", "--method", "PUT"), "--method"),
+        (("--type", "http", "--url", "https://h/", "--ok", "("), "--ok"),
+        (("--type", "http", "--url", "https://h/", "--id", "id=\\d+"), "--id"),
+        (("--type", "http", "--url", "https://h/", "--header", "nocolon"), "NAME:VALUE"),
+        (("--type", "http", "--url", "https://h/", "--dlr-status", "1=GREAT"), "--dlr-status"),
+        (("--type", "http", "--url", "https://h/", "--host", "h"), "--host is for --type smpp"),
+        (("--type", "simulator", "--tps", "5"), "--tps is for --type smpp or http"),
+        (("--type", "http", "--url", "https://h/", "--outcome", "DELIVRD=1"), "--outcome"),
+    )],
+    (("connector", "add", "bad name", "--type", "simulator"), "connector name"),
+    (("connector", "show", "ghost"), "ghost"),
+    (("connector", "enable", "ghost"), "ghost"),
+    (("connector", "disable", "ghost"), "ghost"),
+    (("connector", "remove", "ghost"), "ghost"),
+    (("connector", "remove", "simulator"), "route 1"),  # the seeded catch-all uses it
+    (("connector", "show"), "required"),
+    (("route", "add", "44", "simulator", "--cost", "-1"), "--cost"),
+    (("route", "add", "44", "simulator", "--cost", "free"), "--cost"),
+    (("route", "add", "44", "simulator", "--weight", "0"), "--weight"),
+    (("route", "add", "44", "simulator", "--weight", "heavy"), "--weight"),
+    (("route", "add", "44", "simulator", "--priority", "high"), "--priority"),
+    (("route", "add", "44", "simulator", "--sender", "Way too long sender"), "--sender"),
+    (("route", "add", "44", "simulator", "--sender"), "--sender"),
+    (("route", "remove", "999"), "no route 999"),
+    (("route", "remove", "one"), "ID"),
+    (("number", "add", "44x", "acme"), "digits"),
+    (("number", "add", "1" * 16, "acme"), "15"),
+    (("number", "add", "447700", "ghost"), "ghost"),
+    (("number", "add", "447700", "acme", "--mo-url", "ftp://h/"), "--mo-url"),
+    (("number", "add", "447700", "acme", "--mo-url", "https://h:99999/"), "--mo-url"),
+    (("number", "add", "447700"), "required"),
+    (("number", "remove", "12345"), "no number"),
+    (("number", "remove", "+"), "digits"),
     (("coverage", "import", "/nonexistent/coverage.csv"), "nonexistent"),
     (("frobnicate",), "invalid choice"),
 ])

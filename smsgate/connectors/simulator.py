@@ -1,8 +1,9 @@
 """The built-in SMSC simulator: accepts every message and reports an outcome later.
 
-Config (all optional): `min_latency_ms` / `max_latency_ms` (default 50 / 500: every
-message is final within a second), `outcomes` — a weight per final status, default
-`{"DELIVRD": 1}` — and `accepted` (send an intermediate ACCEPTD first).
+Its settings (`settings.SimulatorSettings`, all optional): `min_latency_ms` /
+`max_latency_ms` (default 50 / 500: every message is final within a second), `outcomes`
+— a weight per final status, default `{"DELIVRD": 1}` — and `accepted` (send an
+intermediate ACCEPTD first).
 Outcomes due in the same 10 ms slot share one timer, so the simulator keeps up with
 tens of thousands of messages per second.
 """
@@ -12,8 +13,9 @@ import random
 import time
 from collections.abc import Sequence
 
-from ..core.models import ACCEPTD, DELIVRD, FINAL_STATUSES, Message, StatusUpdate
+from ..core.models import ACCEPTD, DELIVRD, Message, StatusUpdate
 from ..core.ports import ConnectorEvents
+from .settings import SimulatorSettings
 
 SLOT_SECONDS = 0.01
 ERROR_CODES = {DELIVRD: 0, "UNDELIV": 1, "REJECTD": 2, "EXPIRED": 3, "DELETED": 4,
@@ -21,18 +23,17 @@ ERROR_CODES = {DELIVRD: 0, "UNDELIV": 1, "REJECTD": 2, "EXPIRED": 3, "DELETED": 
 
 
 class SimulatorConnector:
-    def __init__(self, name: str, config: dict | None = None, seed: int | None = None) -> None:
-        config = config or {}
+    def __init__(self, name: str, config: dict | SimulatorSettings | None = None,
+                 seed: int | None = None) -> None:
+        """`config` is the connector row's JSON (checked here: SettingsError, a
+        ValueError, when bad) or settings already checked."""
+        settings = config if isinstance(config, SimulatorSettings) else \
+            SimulatorSettings.from_config(config or {})
         self.name = name
-        self.min_latency = float(config.get("min_latency_ms", 50)) / 1000
-        self.max_latency = max(self.min_latency, float(config.get("max_latency_ms", 500)) / 1000)
-        outcomes = config.get("outcomes") or {DELIVRD: 1}
-        unknown = set(outcomes) - FINAL_STATUSES
-        if unknown:
-            raise ValueError(f"simulator outcomes must be final statuses, not {sorted(unknown)}")
-        self._statuses = list(outcomes)
-        self._weights = [float(w) for w in outcomes.values()]
-        self.send_accepted = bool(config.get("accepted", False))
+        self.min_latency, self.max_latency = settings.latency_bounds
+        self._statuses = list(settings.outcomes)
+        self._weights = list(settings.outcomes.values())
+        self.send_accepted = settings.accepted
         self._random = random.Random(seed)
         self._events: ConnectorEvents | None = None
         self._slots: dict[int, list[Message]] = {}

@@ -85,12 +85,39 @@ class Connector:
 
 @dataclass(slots=True)
 class Route:
+    """A way out for destinations starting with `prefix` (SPEC §8; core/routing.py
+    orders them). Fields after `id` came later: positional construction stays valid."""
+
     prefix: str  # destination digits; "" = catch-all
     connector: str
-    price: int  # units per SMS part
+    price: int  # units per SMS part: what the customer pays
     account_id: int | None = None  # None = global route
-    priority: int = 0  # higher wins among routes of equal prefix length
+    priority: int = 0  # LOWER first among routes of the longest matching prefix
     id: int = 0
+    cost: int = 0  # units per SMS part the upstream charges us: lower first (least cost)
+    weight: int = 1  # share of the load among routes equal in priority and cost
+    senders: tuple[str, ...] = ()  # sender ids the route is limited to; empty = any
+
+
+@dataclass(slots=True)
+class InboundNumber:
+    """A number or short code of ours that MO (inbound SMS) is addressed to: matched as
+    the longest prefix of the MO's destination (core/numbers.py)."""
+
+    number: str  # digits
+    account_id: int
+    mo_url: str = ""  # also POSTed here as an HTTP request; "" = SMPP receiver only
+
+
+@dataclass(slots=True)
+class ConnectorState:
+    """A connector's live state as one node last reported it (`connector list`): free
+    JSON (binds up, window in use, sent/s, errors), one row per connector and node."""
+
+    connector: str
+    node: str
+    state: dict
+    reported_at: float
 
 
 @dataclass(slots=True)

@@ -7,8 +7,10 @@ from .models import (
     Account,
     BatchResult,
     Connector,
+    ConnectorState,
     CoverageEntry,
     InboundMessage,
+    InboundNumber,
     LedgerEntry,
     Message,
     PendingCallback,
@@ -27,6 +29,15 @@ class StoreError(Exception):
 
 class Conflict(StoreError):
     """A unique key already exists (account system_id, connector name)."""
+
+
+class InUse(Exception):
+    """A row that others still refer to was not removed (a connector that routes use):
+    `users` names them, so that the operator knows what to remove first."""
+
+    def __init__(self, what: str, users: Sequence[int | str]) -> None:
+        self.users = list(users)
+        super().__init__(f"{what} is in use by {', '.join(map(str, self.users))}")
 
 
 class Store(Protocol):
@@ -70,6 +81,43 @@ class Store(Protocol):
     async def add_connector(self, connector: Connector) -> None: ...
     async def list_routes(self) -> list[Route]: ...
     async def add_route(self, route: Route) -> Route: ...
+    async def get_connector(self, name: str) -> Connector | None: ...
+    async def set_connector_enabled(self, name: str, enabled: bool) -> bool:
+        """Enable or disable; False when there is no such connector. A running gateway
+        picks the change up from the store (it does not learn of it otherwise)."""
+        ...
+    async def remove_connector(self, name: str) -> bool:
+        """Delete the connector and its reported states in one transaction; raises
+        InUse (with the route ids) while routes point to it, so that no route is left
+        pointing nowhere by this call. False when there is no such connector."""
+        ...
+    async def remove_route(self, route_id: int) -> bool:
+        """False when there is no such route."""
+        ...
+    async def messages_by_upstream_id(self, connector: str,
+                                      upstream_ids: Sequence[str]) -> list[Message]:
+        """Messages sent through `connector` whose upstream id is one of `upstream_ids`
+        (receipt correlation: the caller gives every spelling it accepts, e.g. decimal
+        and hex); uses the (connector, upstream_id) index."""
+        ...
+
+    # numbers and short codes that MO is addressed to
+    async def add_number(self, number: InboundNumber) -> None:
+        """Insert; raises Conflict if the number exists."""
+        ...
+    async def list_numbers(self) -> list[InboundNumber]: ...
+    async def remove_number(self, number: str) -> bool:
+        """False when there is no such number."""
+        ...
+
+    # live connector state, reported by running gateways, read by `connector list`
+    async def report_connector_state(self, state: ConnectorState) -> None:
+        """Insert or replace the (connector, node) row: one per node, the latest wins."""
+        ...
+    async def connector_states(self) -> list[ConnectorState]:
+        """Every reported state, by connector then node."""
+        ...
+
     async def list_coverage(self) -> list[CoverageEntry]: ...
     async def replace_coverage(self, entries: Sequence[CoverageEntry]) -> None: ...
 

@@ -127,7 +127,7 @@ class SubmitPipeline:
         connectors = self._connector_names()
         priced = []
         for dest in destinations:
-            route = routes.lookup(account.id, dest)
+            route = routes.lookup(account.id, dest, req.source_addr)
             if route.connector not in connectors:
                 raise GatewayError(Err.NO_ROUTE, f"connector {route.connector} missing")
             priced.append((dest, route))

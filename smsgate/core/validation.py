@@ -26,10 +26,14 @@ _RESERVED_DCS = frozenset({0x0B, 0x0C, *range(0x20, 0xC0)})
 SINGLE_SMS_OCTETS = 140
 
 
-def check_sender(account: Account, sender: str) -> str:
+def well_formed_sender(sender: str) -> bool:
     """Numeric up to 15 digits (a leading + allowed) or alphanumeric up to 11."""
     plain = sender[1:] if sender.startswith("+") else sender
-    if not (_DIGITS.fullmatch(plain) or _ALPHANUMERIC.fullmatch(sender)):
+    return bool(_DIGITS.fullmatch(plain) or _ALPHANUMERIC.fullmatch(sender))
+
+
+def check_sender(account: Account, sender: str) -> str:
+    if not well_formed_sender(sender):
         raise GatewayError(Err.BAD_SENDER, f"sender {sender!r}")
     if account.allowed_senders and sender not in account.allowed_senders:
         raise GatewayError(Err.BAD_SENDER, f"sender {sender!r} not allowed")

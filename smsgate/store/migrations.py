@@ -277,12 +277,55 @@ CREATE TABLE dlr_callbacks (
 """ + _CALLBACKS_INDEX
 
 
+# Upstream connectors (SPEC §8). Route priority changes meaning (it was "higher wins",
+# SPEC says lower first): stored priorities are negated so that existing routes choose
+# exactly as before. Receipt correlation looks messages up by (connector, upstream_id);
+# the index is partial so that the insert of a message (upstream_id still '') does not
+# touch it; queries must repeat `upstream_id <> ''` for the planners to use it.
+_UPSTREAMS_SHARED = """
+UPDATE routes SET priority = -priority;
+CREATE INDEX messages_upstream ON messages (connector, upstream_id) WHERE upstream_id <> ''"""
+
+_UPSTREAMS_SQLITE = """
+ALTER TABLE routes ADD COLUMN cost INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE routes ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE routes ADD COLUMN senders TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE numbers (
+    number TEXT PRIMARY KEY,
+    account_id INTEGER NOT NULL,
+    mo_url TEXT NOT NULL DEFAULT '');
+CREATE TABLE connector_states (
+    connector TEXT NOT NULL,
+    node TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reported_at REAL NOT NULL,
+    PRIMARY KEY (connector, node));
+""" + _UPSTREAMS_SHARED
+
+_UPSTREAMS_POSTGRES = """
+ALTER TABLE routes ADD COLUMN cost BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE routes ADD COLUMN weight INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE routes ADD COLUMN senders TEXT NOT NULL DEFAULT '[]';
+CREATE TABLE numbers (
+    number TEXT PRIMARY KEY,
+    account_id BIGINT NOT NULL,
+    mo_url TEXT NOT NULL DEFAULT '');
+CREATE TABLE connector_states (
+    connector TEXT NOT NULL,
+    node TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reported_at DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (connector, node));
+""" + _UPSTREAMS_SHARED
+
+
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _INITIAL_SQLITE, _INITIAL_POSTGRES),
     Migration("0002_dlr_callbacks", _CALLBACKS_SQLITE, _CALLBACKS_POSTGRES),
     Migration("0003_account_status_auth",
               "ALTER TABLE accounts ADD COLUMN status_auth INTEGER NOT NULL DEFAULT 0",
               "ALTER TABLE accounts ADD COLUMN status_auth BOOLEAN NOT NULL DEFAULT FALSE"),
+    Migration("0004_upstreams", _UPSTREAMS_SQLITE, _UPSTREAMS_POSTGRES),
 ]
 
 

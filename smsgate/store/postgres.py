@@ -22,7 +22,9 @@ from ..core.models import (
     Account,
     BatchResult,
     Connector,
+    ConnectorState,
     CoverageEntry,
+    InboundNumber,
     LedgerEntry,
     Message,
     PendingCallback,
@@ -30,7 +32,7 @@ from ..core.models import (
     Route,
     WriteBatch,
 )
-from ..core.ports import Conflict, StoreError
+from ..core.ports import Conflict, InUse, StoreError
 from . import rows
 from .charging import ChargePlan, refund_ledger_rows, refund_totals
 from .migrations import ADVISORY_LOCK_KEY, SCHEMA_MIGRATIONS_POSTGRES, missing
@@ -255,11 +257,67 @@ class PostgresStore:
 
     async def add_route(self, route: Route) -> Route:
         with _errors():
-            route_id = await self.pool.fetchval(
-                f"INSERT INTO routes ({columns(rows.ROUTE_COLUMNS)}) "
-                "VALUES ($1, $2, $3, $4, $5) RETURNING id", route.prefix, route.connector,
-                route.price, route.account_id, route.priority)
+            route_id = await self.pool.fetchval(INSERT_ROUTE, *rows.route_values(route))
         return dataclasses.replace(route, id=route_id)
+
+    async def remove_route(self, route_id: int) -> bool:
+        with _errors():
+            status = await self.pool.execute("DELETE FROM routes WHERE id = $1", route_id)
+        return status == "DELETE 1"
+
+    async def get_connector(self, name: str) -> Connector | None:
+        with _errors():
+            row = await self.pool.fetchrow(
+                "SELECT name, type, config, enabled FROM connectors WHERE name = $1", name)
+        return rows.connector_from_row(row) if row else None
+
+    async def set_connector_enabled(self, name: str, enabled: bool) -> bool:
+        with _errors():
+            status = await self.pool.execute(
+                "UPDATE connectors SET enabled = $1 WHERE name = $2", enabled, name)
+        return status == "UPDATE 1"
+
+    async def remove_connector(self, name: str) -> bool:
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                return await _remove_connector(c, name)
+
+    async def messages_by_upstream_id(self, connector: str,
+                                      upstream_ids: Sequence[str]) -> list[Message]:
+        if not upstream_ids:
+            return []
+        with _errors():
+            found = await self.pool.fetch(BY_UPSTREAM_ID, connector, list(upstream_ids))
+        return [Message(*r) for r in found]
+
+    # -- numbers, connector states -----------------------------------------------------
+
+    async def add_number(self, number: InboundNumber) -> None:
+        with _errors():
+            await self.pool.execute(INSERT_NUMBER, *rows.number_row(number))
+
+    async def list_numbers(self) -> list[InboundNumber]:
+        with _errors():
+            found = await self.pool.fetch(
+                f"SELECT {columns(rows.NUMBER_COLUMNS)} FROM numbers ORDER BY number")
+        return [InboundNumber(*r) for r in found]
+
+    async def remove_number(self, number: str) -> bool:
+        with _errors():
+            status = await self.pool.execute("DELETE FROM numbers WHERE number = $1", number)
+        return status == "DELETE 1"
+
+    async def report_connector_state(self, state: ConnectorState) -> None:
+        with _errors():
+            await self.pool.execute(UPSERT_CONNECTOR_STATE,
+                                    *rows.connector_state_values(state))
+
+    async def connector_states(self) -> list[ConnectorState]:
+        with _errors():
+            found = await self.pool.fetch(
+                f"SELECT {columns(rows.CONNECTOR_STATE_COLUMNS)} FROM connector_states "
+                "ORDER BY connector, node")
+        return [rows.connector_state_from_row(r) for r in found]
 
     async def list_coverage(self) -> list[CoverageEntry]:
         with _errors():
@@ -470,6 +528,36 @@ async def _cancel(c: asyncpg.Connection, account_id: int, ids: list[int],
                         sum(r[1] for r in refunds), account_id)
         await c.executemany(INSERT_LEDGER, refunds)
     return found
+
+
+# -- connectors, routes, numbers ----------------------------------------------------------
+
+INSERT_ROUTE = (f"INSERT INTO routes ({columns(rows.ROUTE_COLUMNS)}) "
+                f"VALUES ({_marks(len(rows.ROUTE_COLUMNS))}) RETURNING id")
+INSERT_NUMBER = (f"INSERT INTO numbers ({columns(rows.NUMBER_COLUMNS)}) "
+                 f"VALUES ({_marks(len(rows.NUMBER_COLUMNS))})")
+UPSERT_CONNECTOR_STATE = (
+    f"INSERT INTO connector_states ({columns(rows.CONNECTOR_STATE_COLUMNS)}) "
+    "VALUES ($1, $2, $3, $4) ON CONFLICT (connector, node) DO UPDATE SET "
+    "state = excluded.state, reported_at = excluded.reported_at")
+BY_UPSTREAM_ID = (f"{SELECT_MESSAGES} WHERE connector = $1 AND upstream_id <> '' "
+                  "AND upstream_id = ANY($2::text[]) ORDER BY id")
+
+
+async def _remove_connector(c: asyncpg.Connection, name: str) -> bool:
+    # The connector row locked first, so that two removes do not interleave. A route
+    # added at this very moment can still slip past the check (add_route does not lock
+    # the connector: tests and old data hold routes to absent connectors); such a route
+    # answers HTTP23 like any route whose connector is missing.
+    if await c.fetchval("SELECT 1 FROM connectors WHERE name = $1 FOR UPDATE", name) is None:
+        return False
+    users = [r[0] for r in await c.fetch(
+        "SELECT id FROM routes WHERE connector = $1 ORDER BY id", name)]
+    if users:
+        raise InUse(f"connector {name!r}", [f"route {i}" for i in users])
+    await c.execute("DELETE FROM connector_states WHERE connector = $1", name)
+    await c.execute("DELETE FROM connectors WHERE name = $1", name)
+    return True
 
 
 # -- dlrurl callbacks ---------------------------------------------------------------------

@@ -14,7 +14,9 @@ from ..core.models import (
     FINAL_STATUSES,
     Account,
     Connector,
+    ConnectorState,
     CoverageEntry,
+    InboundNumber,
     LedgerEntry,
     Message,
     PendingCallback,
@@ -44,7 +46,10 @@ ACCOUNT_WRITE_COLUMNS: tuple[str, ...] = tuple(
 
 LEDGER_COLUMNS = ("account_id", "amount", "reason", "message_id", "created_at")
 LEDGER_SELECT = "id, account_id, amount, reason, message_id, created_at"
-ROUTE_COLUMNS = ("prefix", "connector", "price", "account_id", "priority")
+ROUTE_COLUMNS = ("prefix", "connector", "price", "account_id", "priority", "cost", "weight",
+                 "senders")
+NUMBER_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(InboundNumber))
+CONNECTOR_STATE_COLUMNS = ("connector", "node", "state", "reported_at")
 COVERAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(CoverageEntry))
 coverage_row = attrgetter(*COVERAGE_COLUMNS)
 
@@ -93,8 +98,28 @@ def connector_values(connector: Connector) -> tuple:
 
 
 def route_from_row(row) -> Route:
-    id_, prefix, connector, price, account_id, priority = row
-    return Route(prefix, connector, price, account_id, priority, id_)
+    """From `id, ROUTE_COLUMNS`."""
+    id_, prefix, connector, price, account_id, priority, cost, weight, senders = row
+    return Route(prefix, connector, price, account_id, priority, id_, cost, weight,
+                 tuple(json.loads(senders)))
+
+
+def route_values(route: Route) -> tuple:
+    """ROUTE_COLUMNS values: senders as JSON text, like an account's."""
+    return (route.prefix, route.connector, route.price, route.account_id, route.priority,
+            route.cost, route.weight, json.dumps(list(route.senders)))
+
+
+number_row = attrgetter(*NUMBER_COLUMNS)
+
+
+def connector_state_values(state: ConnectorState) -> tuple:
+    return (state.connector, state.node, json.dumps(state.state), state.reported_at)
+
+
+def connector_state_from_row(row) -> ConnectorState:
+    connector, node, state, reported_at = row
+    return ConnectorState(connector, node, json.loads(state), reported_at)
 
 
 def sent_rows(sent: list[SentUpdate]) -> list[tuple]:

@@ -25,7 +25,9 @@ from ..core.models import (
     Account,
     BatchResult,
     Connector,
+    ConnectorState,
     CoverageEntry,
+    InboundNumber,
     LedgerEntry,
     Message,
     PendingCallback,
@@ -33,7 +35,7 @@ from ..core.models import (
     Route,
     WriteBatch,
 )
-from ..core.ports import Conflict, StoreError
+from ..core.ports import Conflict, InUse, StoreError
 from . import rows
 from .charging import ChargePlan, refund_ledger_rows, refund_totals
 from .migrations import SCHEMA_MIGRATIONS_SQLITE, missing, statements
@@ -343,11 +345,55 @@ class SqliteStore:
         return [rows.route_from_row(r) for r in found]
 
     async def add_route(self, route: Route) -> Route:
-        sql = f"INSERT INTO routes ({columns(rows.ROUTE_COLUMNS)}) VALUES (?, ?, ?, ?, ?)"
-        values = (route.prefix, route.connector, route.price, route.account_id,
-                  route.priority)
-        route_id = await self._tx(lambda c: c.execute(sql, values).lastrowid)
+        values = rows.route_values(route)
+        route_id = await self._tx(lambda c: c.execute(INSERT_ROUTE, values).lastrowid)
         return dataclasses.replace(route, id=route_id)
+
+    async def remove_route(self, route_id: int) -> bool:
+        return bool(await self._tx(_rowcount, "DELETE FROM routes WHERE id = ?", (route_id,)))
+
+    async def get_connector(self, name: str) -> Connector | None:
+        row = await self._run(_one, "SELECT name, type, config, enabled FROM connectors "
+                              "WHERE name = ?", (name,))
+        return rows.connector_from_row(row) if row else None
+
+    async def set_connector_enabled(self, name: str, enabled: bool) -> bool:
+        return bool(await self._tx(_rowcount, "UPDATE connectors SET enabled = ? "
+                                   "WHERE name = ?", (enabled, name)))
+
+    async def remove_connector(self, name: str) -> bool:
+        return await self._tx(_remove_connector, name)
+
+    async def messages_by_upstream_id(self, connector: str,
+                                      upstream_ids: Sequence[str]) -> list[Message]:
+        if not upstream_ids:
+            return []
+        sql = (f"{SELECT_MESSAGES} WHERE connector = ? AND upstream_id <> '' "
+               f"AND upstream_id IN ({_marks(len(upstream_ids))}) ORDER BY id")
+        found = await self._run(_all, sql, (connector, *upstream_ids))
+        return [Message(*r) for r in found]
+
+    # -- numbers, connector states -----------------------------------------------------
+
+    async def add_number(self, number: InboundNumber) -> None:
+        await self._tx(_rowcount, INSERT_NUMBER, rows.number_row(number))
+
+    async def list_numbers(self) -> list[InboundNumber]:
+        found = await self._run(_all, f"SELECT {columns(rows.NUMBER_COLUMNS)} FROM numbers "
+                                "ORDER BY number", ())
+        return [InboundNumber(*r) for r in found]
+
+    async def remove_number(self, number: str) -> bool:
+        return bool(await self._tx(_rowcount, "DELETE FROM numbers WHERE number = ?",
+                                   (number,)))
+
+    async def report_connector_state(self, state: ConnectorState) -> None:
+        await self._tx(_rowcount, UPSERT_CONNECTOR_STATE, rows.connector_state_values(state))
+
+    async def connector_states(self) -> list[ConnectorState]:
+        found = await self._run(_all, f"SELECT {columns(rows.CONNECTOR_STATE_COLUMNS)} "
+                                "FROM connector_states ORDER BY connector, node", ())
+        return [rows.connector_state_from_row(r) for r in found]
 
     async def list_coverage(self) -> list[CoverageEntry]:
         found = await self._run(_all, f"SELECT {columns(rows.COVERAGE_COLUMNS)} "
@@ -577,6 +623,30 @@ def _cancel(c: sqlite3.Connection, account_id: int, ids_json: str, at: float) ->
         if r[price_at]:
             _credit(c, account_id, r[price_at], "refund: cancelled", r[0], at)
     return found
+
+
+# -- connectors, routes, numbers ----------------------------------------------------------
+
+INSERT_ROUTE = (f"INSERT INTO routes ({columns(rows.ROUTE_COLUMNS)}) "
+                f"VALUES ({_marks(len(rows.ROUTE_COLUMNS))})")
+INSERT_NUMBER = (f"INSERT INTO numbers ({columns(rows.NUMBER_COLUMNS)}) "
+                 f"VALUES ({_marks(len(rows.NUMBER_COLUMNS))})")
+UPSERT_CONNECTOR_STATE = (
+    f"INSERT INTO connector_states ({columns(rows.CONNECTOR_STATE_COLUMNS)}) "
+    "VALUES (?, ?, ?, ?) ON CONFLICT (connector, node) DO UPDATE SET "
+    "state = excluded.state, reported_at = excluded.reported_at")
+
+
+def _remove_connector(c: sqlite3.Connection, name: str) -> bool:
+    # Under BEGIN IMMEDIATE: no route can be added between the check and the delete. (A
+    # route to an absent connector is still possible through add_route, which does not
+    # check; it answers HTTP23 like any route whose connector is missing.)
+    users = [r[0] for r in c.execute("SELECT id FROM routes WHERE connector = ? ORDER BY id",
+                                     (name,))]
+    if users:
+        raise InUse(f"connector {name!r}", [f"route {i}" for i in users])
+    c.execute("DELETE FROM connector_states WHERE connector = ?", (name,))
+    return c.execute("DELETE FROM connectors WHERE name = ?", (name,)).rowcount > 0
 
 
 # -- dlrurl callbacks ---------------------------------------------------------------------

@@ -1,0 +1,81 @@
+"""`serve` with the connectors and routes of SPEC §8 in its database: a connector that
+cannot run (yet) or whose stored settings are bad is logged and left out instead of
+stopping the gateway; routes priced and chosen by the new rules, sender limits
+included. A real App on ephemeral ports, on each backend."""
+
+import logging
+
+import pytest
+
+from smsgate.app import App, Settings
+from smsgate.core.errors import GatewayError
+from smsgate.core.models import CREDIT_SCALE, Account, Connector, Route
+from smsgate.core.submit import SubmitRequest
+from smsgate.store import open_store
+
+SMPP = {"host": "127.0.0.1", "port": 9, "system_id": "acme", "password": "pw"}
+
+
+async def _prepare(url: str) -> None:
+    store = open_store(url)
+    await store.open()
+    try:
+        await store.migrate()
+        await store.add_connector(Connector("simulator", "simulator", {"min_latency_ms": 1}))
+        await store.add_connector(Connector("cheap", "simulator", {"max_latency_ms": 5}))
+        await store.add_connector(Connector("upstream", "smpp", SMPP))
+        await store.add_connector(Connector("broken", "simulator", {"outcomes": {"LOST": 1}}))
+        await store.add_connector(Connector("off", "simulator", {}, enabled=False))
+        await store.add_route(Route("", "simulator", CREDIT_SCALE))
+        await store.add_route(Route("44", "simulator", 3 * CREDIT_SCALE, cost=900))
+        await store.add_route(Route("44", "cheap", 2 * CREDIT_SCALE, cost=100))
+        await store.add_route(Route("44", "simulator", 5 * CREDIT_SCALE, priority=-1,
+                                    senders=("Bank",)))
+        await store.add_route(Route("33", "upstream", CREDIT_SCALE))
+        await store.add_account(Account("acme", "x", id=0))
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def app(store_url: str):
+    await _prepare(store_url)
+    app = App(Settings(database_url=store_url, smpp_port=0, http_port=0, node_id="test"))
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
+
+
+def _request(account, sender: str, destination: str) -> SubmitRequest:
+    return SubmitRequest(account=account, source_addr=sender, destinations=[destination],
+                         payload=b"hello")
+
+
+async def test_connectors_that_cannot_run_are_left_out(app):
+    assert set(app.dispatcher.connectors) == {"simulator", "cheap"}
+
+
+async def test_unstartable_connectors_are_logged(store_url, caplog):
+    await _prepare(store_url)
+    app = App(Settings(database_url=store_url, smpp_port=0, http_port=0, node_id="test"))
+    with caplog.at_level(logging.ERROR, logger="smsgate"):
+        await app.start()
+        await app.stop()
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "connector upstream not started" in logged and "cannot run" in logged
+    assert "connector broken not started" in logged and "LOST" in logged
+
+
+async def test_submit_follows_the_routing_rules(app):
+    account = await app.store.get_account("acme")
+    [cheapest] = app.pipeline.prepare(_request(account, "Shop", "447700900001"))
+    assert (cheapest.connector, cheapest.price) == ("cheap", 2 * CREDIT_SCALE)
+    [bank] = app.pipeline.prepare(_request(account, "Bank", "447700900001"))
+    assert (bank.connector, bank.price) == ("simulator", 5 * CREDIT_SCALE)
+    [other] = app.pipeline.prepare(_request(account, "Shop", "4917000000"))
+    assert other.connector == "simulator"
+    with pytest.raises(GatewayError) as info:  # its connector does not run: HTTP23
+        app.pipeline.prepare(_request(account, "Shop", "33612345678"))
+    assert info.value.error.http_code == "HTTP23"
