@@ -200,6 +200,10 @@ async def test_http19_text_or_coding(api):
     assert await api.submit(type="3", text="price ¥ 5 — ok") == LINES["HTTP19"]
     assert await api.submit(type="2", text="00G1") == LINES["HTTP19"]
     assert await api.submit(type="2", text="007") == LINES["HTTP19"]
+    # a lone surrogate is no character (issue 8, item 13); a whole pair is an emoji
+    for lone in ("D83D", "DE00", "0061D83D0061", "DE00D83D"):
+        assert await api.submit(type="2", text=lone) == LINES["HTTP19"], lone
+    assert (await api.submit(type="2", text="D83DDE00")).startswith("Response: ")
     assert await api.submit(dcs="300") == LINES["HTTP19"]
     assert await api.submit(dcs="x") == LINES["HTTP19"]
     assert await api.submit(dcs="8") == LINES["HTTP19"]  # UCS-2 coding for type-1 text
