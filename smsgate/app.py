@@ -135,7 +135,7 @@ class App:
         self.scheduler = Scheduler(self.store, self.dispatcher.dispatch, self.dispatcher.on_status)
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), BindRegistry(),
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
-                               LoginGuard(settings.login))
+                               LoginGuard(settings.login), genuine_id=self.ids.is_genuine)
         self.smpp = SmppServer(self.gateway, settings.smpp)
         self.tls = tls_context(settings)
         callbacks = DlrCallbacks(settings.http.callbacks, self.writer.flush)

@@ -64,6 +64,9 @@ class CallbackConfig:
     timeout: float = 10.0  # seconds per attempt
     backoff: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0)  # then every 900 s
     max_age: float = 24 * 3600.0  # give up on a callback this long after its status
+    # SPEC §11: loopback, private, link-local, multicast... targets are refused unless
+    # allowed (`serve --callbacks-allow-private`); checked where we connect
+    allow_private: bool = False
 
 
 def callback_url(message: Message, update: StatusUpdate) -> str:
