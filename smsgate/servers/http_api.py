@@ -181,7 +181,9 @@ class HttpApi:
             account = await self._authenticate(request, params)
             limit = (self.config.max_post_destinations if request.method == "POST"
                      else self.config.max_get_destinations)
-            ids = await self.gw.pipeline.submit_all(submit_request(fields, account, limit))
+            request = submit_request(fields, account, limit,
+                                     private_callbacks=self.config.callbacks.allow_private)
+            ids = await self.gw.pipeline.submit_all(request)
         except GatewayError as exc:
             self.gw.refused["http", exc.error] += 1
             return error_response(exc)
