@@ -58,6 +58,11 @@ async def answer_of(reader: asyncio.StreamReader, limit: float = 10.0) -> bytes:
     return data
 
 
+async def metrics_of(api) -> str:
+    async with api.session.get(api.base + "/metrics") as response:
+        return await response.text()
+
+
 async def slowloris(writer: asyncio.StreamWriter) -> None:
     """A request head, one header line every 0.3 s, never finished."""
     writer.write(b"GET /websmpp/websms HTTP/1.1\r\nHost: x\r\n")
@@ -225,11 +230,20 @@ async def test_connection_caps_per_source_ip_and_in_all(store_url):
         mine[0][1].close()  # one of 127.0.0.1's goes: its place is free again
 
         async def released():
-            return api.app.http.guard.limiter.total == 4
+            return api.app.http.guard.limiter.total == 4  # 2 + 2
 
         await eventually(released, what="the closed connection's release")
-        assert await served(*await connect(port))
+        last = await connect(port)
+        assert await served(*last)
         assert api.app.http.guard.limiter.refused == 2
+        for _, writer in [*mine[1:], *other, last]:
+            writer.close()
+
+        async def all_closed():
+            return api.app.http.guard.limiter.total == 0
+
+        await eventually(all_closed, what="every connection released")
+        assert "smsgate_http_connections_refused_total 2.0" in await metrics_of(api)
 
 
 async def test_a_client_that_never_reads_a_download_is_dropped(store_url):
@@ -253,3 +267,4 @@ async def test_a_client_that_never_reads_a_download_is_dropped(store_url):
 
         await eventually(dropped, timeout=30, what="the non-reading client dropped")
         writer.close()
+        assert "smsgate_http_connections_timed_out_total 1.0" in await metrics_of(api)
