@@ -22,6 +22,13 @@ waits for the write buffer to drain, which a client that does not read never let
 happen. The timers cost nothing per request on a keep-alive connection: the head timer
 is armed only when a head arrives in pieces, the write timer only when the transport
 says its buffer is full.
+
+Why a subclass rather than another server: aiohttp already has the parser limits, the
+keep-alive timer and flow control; what it lacks fits in a few hooks of its Protocol.
+They touch aiohttp internals (`_request_count`, `_messages`, `_request_in_progress`,
+`AppRunner._make_server`), which is why aiohttp is pinned exactly and every behaviour
+here has a test over real sockets (tests/servers/test_http_connections.py): an upgrade
+that changes them fails there, loudly.
 """
 
 import asyncio

@@ -268,3 +268,38 @@ async def test_a_client_that_never_reads_a_download_is_dropped(store_url):
         await eventually(dropped, timeout=30, what="the non-reading client dropped")
         writer.close()
         assert "smsgate_http_connections_timed_out_total 1.0" in await metrics_of(api)
+
+
+def test_every_limit_is_a_toml_setting(tmp_path):
+    """docs/operations.md's keys reach the settings (cli.py maps nested tables)."""
+    from smsgate.app import Settings
+    from smsgate.cli import _apply_config
+    config = tmp_path / "smsgate.toml"
+    config.write_text("""
+[http]
+header_timeout = 5
+keepalive_timeout = 20
+body_timeout = 15
+write_timeout = 25.5
+max_line_size = 8192
+max_field_size = 4096
+max_headers = 50
+max_body = 1048576
+anonymous_status_rate = 10
+[http.connections]
+max_per_ip = 20
+max_total = 1000
+[http.callbacks]
+allow_private = true
+max_answer = 1024
+""")
+    settings = Settings()
+    _apply_config(settings, str(config))
+    http = settings.http
+    assert (http.header_timeout, http.keepalive_timeout, http.body_timeout,
+            http.write_timeout) == (5.0, 20.0, 15.0, 25.5)
+    assert (http.max_line_size, http.max_field_size, http.max_headers, http.max_body) == \
+        (8192, 4096, 50, 1048576)
+    assert http.anonymous_status_rate == 10.0
+    assert (http.connections.max_per_ip, http.connections.max_total) == (20, 1000)
+    assert http.callbacks.allow_private and http.callbacks.max_answer == 1024
