@@ -232,3 +232,30 @@ async def test_a_huge_answer_is_read_only_to_the_cap(store_url, tmp_path):
         assert growth < 40, f"RSS grew by {growth:.0f} MiB"
     finally:
         await runner.cleanup()
+
+
+async def test_the_session_refuses_inner_targets_where_it_connects():
+    """servers/outbound_http.py on its own, as MO URLs will use it: every form of an
+    inner target fails as refused, and nothing reaches the listening socket; with
+    allow_private the same URL is fetched."""
+    from smsgate.servers import outbound_http
+    async with ConnectionCounter() as inside:
+        urls = [f"http://{host}:{inside.port}/dlr" for host in (
+            "127.0.0.1", "localhost", "[::ffff:127.0.0.1]", "2130706433", "127.1")]
+        session = outbound_http.client_session(allow_private=False, timeout=5,
+                                               connections=4, user_agent="test")
+        async with session:
+            for url in urls:
+                with pytest.raises(aiohttp.ClientError) as refused:
+                    await outbound_http.get(session, url, 4096)
+                assert outbound_http.is_refused(refused.value), (url, refused.value)
+        assert inside.connections == 0
+    receiver = await Receiver().start()
+    try:
+        session = outbound_http.client_session(allow_private=True, timeout=5,
+                                               connections=4, user_agent="test")
+        async with session:
+            answer = await outbound_http.get(session, receiver.url("/dlr"), 4096)
+        assert (answer.status, answer.body) == (200, b"OK")
+    finally:
+        await receiver.stop()
