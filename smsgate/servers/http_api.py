@@ -181,9 +181,9 @@ class HttpApi:
             account = await self._authenticate(request, params)
             limit = (self.config.max_post_destinations if request.method == "POST"
                      else self.config.max_get_destinations)
-            request = submit_request(fields, account, limit,
-                                     private_callbacks=self.config.callbacks.allow_private)
-            ids = await self.gw.pipeline.submit_all(request)
+            submit = submit_request(fields, account, limit,
+                                    private_callbacks=self.config.callbacks.allow_private)
+            ids = await self.gw.pipeline.submit_all(submit)
         except GatewayError as exc:
             self.gw.refused["http", exc.error] += 1
             return error_response(exc)
