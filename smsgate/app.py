@@ -149,16 +149,18 @@ class App:
         self.scheduler = Scheduler(self.store, self.dispatcher.dispatch, self.dispatcher.on_status)
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), BindRegistry(),
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
-                               LoginGuard(settings.login))
+                               LoginGuard(settings.login), genuine_id=self.ids.is_genuine)
         self.smpp = SmppServer(self.gateway, settings.smpp)
         self.tls = tls_context(settings)
         callbacks = DlrCallbacks(settings.http.callbacks, self.writer.flush)
-        metrics = None
+        metrics = collector = None
         if settings.http.metrics:
-            metrics = metrics_registry(
-                GatewayCollector(self.gateway, self.writer, self.smpp, callbacks))
+            collector = GatewayCollector(self.gateway, self.writer, self.smpp, callbacks)
+            metrics = metrics_registry(collector)
         self.http = HttpApi(self.gateway, settings.http, lambda: self.routing, callbacks,
                             metrics)
+        if collector is not None:
+            collector.http_guard = self.http.guard
         self._tasks: list[asyncio.Task] = []
 
     def _next_id(self) -> int:

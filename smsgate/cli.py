@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", metavar="ADDR", help="listen address (default 127.0.0.1)")
     serve.add_argument("--node-id", metavar="NAME", help="this node's name (default hostname)")
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    serve.add_argument("--callbacks-allow-private", action="store_true", default=None,
+                       help="let dlrurl callbacks reach loopback/private/link-local addresses")
     serve.set_defaults(handler=cmd_serve)
 
     migrate = sub.add_parser("migrate", parents=[db], help="create / upgrade the schema")
@@ -336,8 +338,12 @@ def cmd_serve(args) -> int:
                  "node_id"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
+    if args.callbacks_allow_private:
+        settings.http.callbacks.allow_private = True
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .servers import log_redaction
+    log_redaction.install()  # no password or token in any line (the App adds its loggers)
     runner: Callable[[Awaitable], object]
     try:
         import uvloop

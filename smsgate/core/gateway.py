@@ -2,6 +2,7 @@
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .accounts import AccountDirectory, Authenticator, is_expired
@@ -13,6 +14,12 @@ from .models import DELETED, Account, Message, StatusUpdate
 from .ports import Store
 from .receipts import ReceiptService
 from .submit import SubmitPipeline
+
+MAX_MESSAGE_ID = 2**63 - 1  # ids are signed 64-bit integers in both stores
+
+
+def _any_id(message_id: int) -> bool:
+    return True
 
 
 @dataclass
@@ -29,6 +36,9 @@ class Gateway:
     # (channel, Err) -> submissions refused, counted by the adapters where they answer
     # (they also see refusals raised before the pipeline); read by metrics
     refused: Counter[tuple[str, Err]] = field(default_factory=Counter)
+    # Whether an id could be one of ours (core/ids.py's keyed tag): a guessed id is
+    # answered "unknown" without a store read. The App wires MessageIdGenerator's.
+    genuine_id: Callable[[int], bool] = _any_id
 
     async def authenticate(self, system_id: str, password: str, *, channel: str,
                            peer_ip: str | None = None) -> Account:
@@ -56,9 +66,13 @@ class Gateway:
         return fresh
 
     async def find_message(self, account: Account | None, message_id: str) -> Message:
-        """A message by its id string; `account` (when given) must own it."""
-        if not (message_id.isdigit() and len(message_id) <= 19):
+        """A message by its id string; `account` (when given) must own it. Malformed:
+        not 1-19 ASCII digits ('²' is a digit to str.isdigit) or past 64 bits."""
+        if not (message_id.isascii() and message_id.isdigit() and len(message_id) <= 19) \
+                or int(message_id) > MAX_MESSAGE_ID:
             raise GatewayError(Err.BAD_MESSAGE_ID)
+        if not self.genuine_id(int(message_id)):
+            raise GatewayError(Err.UNKNOWN_MESSAGE_ID, "not an id of ours")
         message = await self.store.get_message(int(message_id))
         if message is None or (account is not None and message.account_id != account.id):
             raise GatewayError(Err.UNKNOWN_MESSAGE_ID)

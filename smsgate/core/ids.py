@@ -74,6 +74,11 @@ class MessageIdGenerator:
     def low(self) -> bool:
         return len(self._blocks) < 2
 
+    def is_genuine(self, message_id: int) -> bool:
+        """Whether this database's key made `message_id`: a forged or guessed id is
+        refused without a store read (the gateway's `genuine_id`)."""
+        return self._tagger is not None and self._tagger.counter_of(message_id) is not None
+
     def next_id(self) -> int:
         if not self._blocks or self._tagger is None:
             raise RuntimeError("message id blocks exhausted; refill() was not awaited")

@@ -1,4 +1,5 @@
-"""Per-account throughput limits, counted in SMS parts: a GCRA per account.
+"""Throughput limits: per account (counted in SMS parts) and, on the HTTP port, for
+credential-less status queries per source IP. A GCRA per key.
 
 Each account has a "theoretical arrival time" (`tat`): the moment by which everything
 it was allowed so far has drained at `tps` parts a second. A part costs 1/tps seconds of
@@ -18,27 +19,36 @@ Two ways to spend it:
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 BURST = 1.0  # seconds of traffic an account may send at once
 _EPSILON = 1e-9  # float sums of 1/tps must not refuse the last part of a full burst
 
 
 class Throttle:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 0) -> None:
         self._clock = clock
-        self._tat: dict[int, float] = {}  # account id -> theoretical arrival time
+        self._tat: dict[Hashable, float] = {}  # key -> theoretical arrival time
+        # 0: unbounded (accounts are few). Keyed by source IP it must be bounded: past
+        # max_keys the oldest key is dropped (it starts with a full burst if it comes back).
+        self._max_keys = max_keys
 
-    def allow(self, account_id: int, tps: int, count: int = 1) -> bool:
-        """Take `count` parts if they fit in the account's burst. tps <= 0: unlimited."""
+    def allow(self, key: Hashable, tps: float, count: int = 1) -> bool:
+        """Take `count` parts if they fit in the key's burst. tps <= 0: unlimited."""
         if tps <= 0:
             return True
         now = self._clock()
-        tat = max(self._tat.get(account_id, now), now) + count / tps
+        previous = self._tat.get(key)
+        tat = (now if previous is None else max(previous, now)) + count / tps
         if tat - now > BURST + _EPSILON:
             return False
-        self._tat[account_id] = tat
+        if previous is None and self._max_keys and len(self._tat) >= self._max_keys:
+            del self._tat[next(iter(self._tat))]
+        self._tat[key] = tat
         return True
+
+    def __len__(self) -> int:
+        return len(self._tat)
 
     def pace(self, account_id: int, tps: int, parts: int, messages: int,
              max_backlog: float, later: bool = False) -> list[float] | None:

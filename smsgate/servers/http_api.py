@@ -9,8 +9,9 @@ and charged in one group commit, or none; the answer is written only after the c
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from urllib.parse import unquote_to_bytes
 
 from aiohttp import web
 from prometheus_client.registry import CollectorRegistry
@@ -21,8 +22,12 @@ from ..core.gateway import Gateway
 from ..core.models import ALL_STATUSES, UNKNOWN, Account, format_credits
 from ..core.ports import StoreError
 from ..core.routing import RoutingTable
+from ..core.throttle import Throttle
+from . import log_redaction
+from .connection_limits import ConnectionCaps, ConnectionLimiter
 from .coverage_files import FORMATS
 from .http_callbacks import CallbackConfig, DlrCallbacks
+from .http_connections import LINGER_SECONDS, ConnectionGuard, GuardedAppRunner
 from .http_params import Params, SubmitFields, submit_request
 from .metrics import exposition
 
@@ -30,6 +35,8 @@ log = logging.getLogger(__name__)
 
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 METHODS = frozenset({"GET", "POST"})
+REPLACEMENT = "\ufffd"  # what yarl and parse_qsl make of bytes that are not UTF-8
+MAX_RATE_KEYS = 100_000  # source IPs whose status-query bucket is remembered
 
 
 @dataclass
@@ -40,6 +47,18 @@ class HttpApiConfig:
     max_post_destinations: int = 10_000  # seed: POST up to 10,000
     max_body: int = 2 * 1024 * 1024  # a 10,000-number POST is ~160 KB
     status_requires_auth: bool = False  # SPEC §3.2: a global setting may demand user/pass
+    # credential-less status queries per second per source IP (bucket of one second);
+    # 0 = unlimited. Past it: HTTP11. Guessing ids is then slow as well as hopeless.
+    anonymous_status_rate: float = 50.0
+    # SPEC §11, a deadline at each step (servers/http_connections.py), in seconds
+    header_timeout: float = 10.0  # from a request head's first byte to its end
+    keepalive_timeout: float = 30.0  # from connect / the last response to the next head
+    body_timeout: float = 30.0  # to receive a POST body
+    write_timeout: float = 30.0  # the client reads nothing of an answer (or of a close)
+    max_line_size: int = 16 * 1024  # request line: a 100-number GET with long text fits
+    max_field_size: int = 8190  # one header line
+    max_headers: int = 100
+    connections: ConnectionCaps = field(default_factory=ConnectionCaps)
     callbacks: CallbackConfig = field(default_factory=CallbackConfig)
     metrics: bool = True  # GET /metrics for Prometheus (the App builds the registry)
 
@@ -67,6 +86,10 @@ class HttpApi:
         gateway.dispatcher.set_recorder(callbacks.record)
         self._runner: web.AppRunner | None = None
         self.address: tuple[str, int] = ("", 0)
+        self.guard = ConnectionGuard(ConnectionLimiter(config.connections),
+                                     config.header_timeout, config.write_timeout)
+        self._anonymous_status = Throttle(max_keys=MAX_RATE_KEYS)
+        log_redaction.install()
 
     def application(self) -> web.Application:
         app = web.Application(client_max_size=self.config.max_body)
@@ -82,8 +105,13 @@ class HttpApi:
 
     async def start(self) -> tuple[str, int]:
         await self.callbacks.start()
-        self._runner = web.AppRunner(self.application(), access_log=None,
-                                     handle_signals=False, shutdown_timeout=2.0)
+        config = self.config
+        options = {"access_log": None, "keepalive_timeout": config.keepalive_timeout,
+                   "max_line_size": config.max_line_size,
+                   "max_field_size": config.max_field_size,
+                   "max_headers": config.max_headers, "lingering_time": LINGER_SECONDS}
+        self._runner = GuardedAppRunner(self.application(), self.guard, options,
+                                        handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port,
                            reuse_address=True, backlog=1024)
@@ -100,16 +128,35 @@ class HttpApi:
     # -- common ------------------------------------------------------------------------
 
     async def _params(self, request: web.Request) -> Params:
+        """The query's and a form body's parameters. HTTP16 for a body over `max_body`
+        (by its Content-Length, before reading any of it; a chunked one is cut at the
+        limit), one not received within `body_timeout`, and text that is not UTF-8."""
         if request.method not in METHODS:
             raise GatewayError(Err.UNKNOWN_PATH, f"method {request.method}")
+        length = request.content_length
+        if length is not None and length > self.config.max_body:
+            raise GatewayError(Err.BAD_REQUEST, f"body of {length} bytes")
+        query = request.query
+        if _replaced(query.items()):
+            _check_utf8(request.rel_url.raw_query_string)
         if request.method == "POST" and request.content_type in FORM_TYPES:
-            try:
+            return Params(query.items(), await self._form(request))
+        return Params(query.items())
+
+    async def _form(self, request: web.Request) -> list[tuple[str, str]]:
+        try:
+            async with asyncio.timeout(self.config.body_timeout):
                 form = await request.post()
-            except web.HTTPRequestEntityTooLarge:
-                raise GatewayError(Err.BAD_REQUEST, "body too large") from None
-            fields = ((k, v) for k, v in form.items() if isinstance(v, str))
-            return Params(request.query.items(), fields)
-        return Params(request.query.items())
+        except web.HTTPRequestEntityTooLarge:
+            raise GatewayError(Err.BAD_REQUEST, "body too large") from None
+        except UnicodeDecodeError:
+            raise GatewayError(Err.BAD_REQUEST, "form body is not UTF-8") from None
+        except TimeoutError:
+            raise GatewayError(Err.BAD_REQUEST, "body not received in time") from None
+        fields = [(k, v) for k, v in form.items() if isinstance(v, str)]
+        if _replaced(fields) and request.content_type != "multipart/form-data":
+            _check_utf8(await request.read())  # the body, kept by post(): no new read
+        return fields
 
     async def _authenticate(self, request: web.Request, params: Params) -> Account:
         user, password = params.credentials()
@@ -134,7 +181,9 @@ class HttpApi:
             account = await self._authenticate(request, params)
             limit = (self.config.max_post_destinations if request.method == "POST"
                      else self.config.max_get_destinations)
-            ids = await self.gw.pipeline.submit_all(submit_request(fields, account, limit))
+            submit = submit_request(fields, account, limit,
+                                    private_callbacks=self.config.callbacks.allow_private)
+            ids = await self.gw.pipeline.submit_all(submit)
         except GatewayError as exc:
             self.gw.refused["http", exc.error] += 1
             return error_response(exc)
@@ -152,9 +201,7 @@ class HttpApi:
         try:
             params = await self._params(request)
             message_id = params.one("respId", "respid")
-            account = None
-            if params.has_credentials() or self.config.status_requires_auth:
-                account = await self._authenticate(request, params)
+            account = await self._status_account(request, params)
             message = await self.gw.find_message(None, message_id.strip())
             if account is None and await self._owner_requires_auth(message.account_id):
                 # SPEC §3.2: the owner's setting makes user/pass mandatory parameters
@@ -168,6 +215,15 @@ class HttpApi:
             return error_response(Err.QUERY_FAILED)
         status = message.status if message.status in ALL_STATUSES else UNKNOWN
         return text_response(f"Response: {status}")
+
+    async def _status_account(self, request: web.Request, params: Params) -> Account | None:
+        """The querying account, or None for a query without credentials: those are
+        limited per source IP (each may be a guess at someone's id)."""
+        if params.has_credentials() or self.config.status_requires_auth:
+            return await self._authenticate(request, params)
+        if not self._anonymous_status.allow(request.remote, self.config.anonymous_status_rate):
+            raise GatewayError(Err.THROTTLED, "credential-less status queries")
+        return None
 
     async def _owner_requires_auth(self, account_id: int) -> bool:
         owner = self.gw.accounts.by_id(account_id)
@@ -210,3 +266,18 @@ class HttpApi:
         return web.Response(
             body=document.body, content_type=document.content_type, charset=document.charset,
             headers={"Content-Disposition": f'attachment; filename="{document.filename}"'})
+
+
+def _replaced(items: Iterable[tuple[str, str]]) -> bool:
+    """Whether decoding replaced something: either bytes that were not UTF-8, or a
+    genuine U+FFFD (then the strict check below lets it pass)."""
+    return any(REPLACEMENT in key or REPLACEMENT in value for key, value in items)
+
+
+def _check_utf8(raw: str | bytes) -> None:
+    """HTTP16 for a query or form body whose %-escapes are not UTF-8: decoding would
+    turn them into U+FFFD, and a message would go out with text the client never sent."""
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        raise GatewayError(Err.BAD_REQUEST, "parameters are not UTF-8") from None

@@ -32,6 +32,12 @@ that node's name (`holder`); the others wait in the store, and are claimed in pa
 gives the row back to the store, which keeps memory bounded however long a customer's
 server is down; the other answers (2xx-4xx) end the callback. At start a node first
 takes back what its previous run held.
+
+Requests go out through servers/outbound_http.py (SPEC §11): a target that is not a
+public address is refused where we connect, after DNS resolution, unless
+`allow_private`; such a callback is a permanent failure (deleted, logged, counted in
+`refused`), not retried. Redirects are not followed (a 3xx answer ends the callback like
+any other) and at most `max_answer` bytes of an answer are read.
 """
 
 import asyncio
@@ -47,10 +53,12 @@ import aiohttp
 
 from ..core.models import Message, PendingCallback, StatusUpdate
 from ..core.ports import Store
+from . import outbound_http
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429})
+DELIVERED, RETRY, REFUSED = "delivered", "retry", "refused"  # an attempt's outcome
 COMMIT_RETRY_SECONDS = 1.0  # after a failed callback commit
 STOP_FLUSH_SECONDS = 5.0
 
@@ -64,6 +72,10 @@ class CallbackConfig:
     timeout: float = 10.0  # seconds per attempt
     backoff: tuple[float, ...] = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0)  # then every 900 s
     max_age: float = 24 * 3600.0  # give up on a callback this long after its status
+    # SPEC §11: loopback, private, link-local, multicast... targets are refused unless
+    # allowed (`serve --callbacks-allow-private`); checked where we connect
+    allow_private: bool = False
+    max_answer: int = 4096  # bytes of the customer's answer read; the rest is not
 
 
 def callback_url(message: Message, update: StatusUpdate) -> str:
@@ -166,6 +178,7 @@ class DlrCallbacks:
         self.delivered = 0
         self.retried = 0  # failed attempts, rescheduled
         self.failed = 0  # given up after max_age
+        self.refused = 0  # the target is not a public address: not sent, not retried
         self.unstored = 0  # their row could not be written: kept in memory only
 
     def attach(self, store: Store, node: str) -> None:
@@ -181,10 +194,9 @@ class DlrCallbacks:
 
     async def start(self) -> None:
         await self.journal.store.release_callbacks(self.node)  # what the previous run held
-        connector = aiohttp.TCPConnector(limit=self.config.workers)
-        self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=self.config.timeout),
-            headers={"User-Agent": "smsgate-dlr/1"})
+        self._session = outbound_http.client_session(
+            allow_private=self.config.allow_private, timeout=self.config.timeout,
+            connections=self.config.workers, user_agent="smsgate-dlr/1")
         self._sending = True
         self._tasks = [asyncio.create_task(self._work(), name=f"dlr-callback-{i}")
                        for i in range(self.config.workers)]
@@ -259,29 +271,36 @@ class DlrCallbacks:
             if callback.attempts == 0 and self._committed is not None:
                 with contextlib.suppress(Exception):  # a failed commit is logged there
                     await self._committed()
-            ok = await self._attempt(callback)
+            outcome = await self._attempt(callback)
             self.in_memory -= 1
             callback.attempts += 1
-            if ok:
+            if outcome == DELIVERED:
                 self.delivered += 1
-                if callback.id:
-                    self.journal.done(callback.id)
+            elif outcome == REFUSED:
+                self.refused += 1
             else:
                 self._reschedule(callback)
+                continue
+            if callback.id:
+                self.journal.done(callback.id)
 
-    async def _attempt(self, callback: PendingCallback) -> bool:
+    async def _attempt(self, callback: PendingCallback) -> str:
+        """DELIVERED, RETRY or REFUSED (the target may never be called)."""
         assert self._session is not None
         try:
-            async with self._session.get(callback.url) as response:
-                await response.read()
-                ok = response.status < 500 and response.status not in RETRY_STATUSES
-                if not ok:
-                    log.info("callback for message %s: HTTP %s", callback.message_id,
-                             response.status)
-                return ok
+            answer = await outbound_http.get(self._session, callback.url,
+                                             self.config.max_answer)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            if outbound_http.is_refused(exc):
+                log.warning("callback %s for message %s not sent: %s", callback.status,
+                            callback.message_id, exc)
+                return REFUSED
             log.info("callback for message %s failed: %r", callback.message_id, exc)
-            return False
+            return RETRY
+        if answer.status >= 500 or answer.status in RETRY_STATUSES:
+            log.info("callback for message %s: HTTP %s", callback.message_id, answer.status)
+            return RETRY
+        return DELIVERED
 
     def _reschedule(self, callback: PendingCallback) -> None:
         backoff = self.config.backoff

@@ -21,6 +21,7 @@ from ..core.validation import check_data_coding, check_esm_class, check_sender
 from ..core.validation import normalize_destination as normalize_number
 from ..smpp.constants import ESM_UDHI
 from ..text import TextError, encode_message, parse_udh, unit_for
+from .outbound_http import url_refusal
 
 MESSAGE_TYPES = {"1": 1, "2": 2, "3": 3, "4": 4}
 # A value the core's schedule/validity range checks always refuse: malformed `schtime`,
@@ -96,14 +97,16 @@ class SubmitFields:
 
 
 def submit_request(fields: SubmitFields, account: Account, max_destinations: int,
-                   now: float | None = None) -> SubmitRequest:
+                   now: float | None = None, private_callbacks: bool = False
+                   ) -> SubmitRequest:
     """The SubmitRequest for `fields`, raising the first failing check of SPEC §3.1 that
-    the core would not report in the right place itself."""
+    the core would not report in the right place itself. `private_callbacks`: whether
+    a dlrurl may name a loopback/private/... address (SPEC §11)."""
     now = now or time.time()
     message_type = MESSAGE_TYPES.get(fields.type.strip())
     if message_type is None:
         raise GatewayError(Err.BAD_TYPE, f"type {fields.type!r}")
-    dlr_url, ref = _dlr_url(fields.dlrurl), fields.ref or ""
+    dlr_url, ref = _dlr_url(fields.dlrurl, private_callbacks), fields.ref or ""
     if len(ref) > MAX_REF:
         raise GatewayError(Err.BAD_REQUEST, "ref too long")
     sid = fields.sid
@@ -220,9 +223,11 @@ def _expiry(validity: str | None, schedule_at: float | None, now: float) -> floa
     return start + int(validity) * 60.0
 
 
-def _dlr_url(value: str | None) -> str:
+def _dlr_url(value: str | None, allow_private: bool) -> str:
     """Only absolute http/https URLs (anything else could make us call file: or
-    internal schemes); bad ones are HTTP16."""
+    internal schemes), and no literal address we would refuse to call (inner ones,
+    unless allowed; legacy numeric forms such as http://2130706433/); bad ones are
+    HTTP16. Names are checked when called, after resolving them."""
     if not value:
         return ""
     try:
@@ -233,4 +238,7 @@ def _dlr_url(value: str | None) -> str:
     if url.scheme not in ("http", "https") or not url.hostname or len(value) > MAX_DLR_URL \
             or any(c.isspace() or not c.isprintable() for c in value):
         raise GatewayError(Err.BAD_REQUEST, "dlrurl must be an http or https URL")
+    refusal = url_refusal(value, allow_private)
+    if refusal is not None:
+        raise GatewayError(Err.BAD_REQUEST, f"dlrurl target refused: {refusal}")
     return value

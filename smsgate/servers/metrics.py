@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from ..core.binds import RX, TRX, TX
 from ..core.gateway import Gateway
 from .http_callbacks import DlrCallbacks
+from .http_connections import ConnectionGuard
 from .smpp_server import SmppServer
 
 BIND_KINDS = (TX, RX, TRX)
@@ -70,6 +71,7 @@ class GatewayCollector(Collector):
         self.writer = writer
         self.smpp = smpp
         self.callbacks = callbacks
+        self.http_guard: ConnectionGuard | None = None  # set once the HTTP API is built
 
     def collect(self) -> Iterable[Metric]:
         yield from self._submits()
@@ -78,6 +80,7 @@ class GatewayCollector(Collector):
         yield from self._receipts()
         yield from self._callbacks()
         yield from self._smpp()
+        yield from self._http()
 
     def _submits(self) -> Iterable[Metric]:
         pipeline = self.gw.pipeline
@@ -134,6 +137,9 @@ class GatewayCollector(Collector):
         yield counter("smsgate_callbacks_unstored_total",
                       "dlrurl callbacks whose row could not be stored (kept in memory only).",
                       callbacks.unstored)
+        yield counter("smsgate_callbacks_refused_total",
+                      "dlrurl callbacks not sent: the target is not a public address.",
+                      callbacks.refused)
         yield gauge("smsgate_callbacks_in_memory",
                     "dlrurl callbacks queued or in flight on this node.", callbacks.in_memory)
 
@@ -149,6 +155,21 @@ class GatewayCollector(Collector):
         yield labelled(GaugeMetricFamily, "smsgate_smpp_binds",
                        "Bound SMPP sessions, by bind kind.", ["kind"],
                        {(kind,): n for kind, n in binds.items()})
+
+    def _http(self) -> Iterable[Metric]:
+        guard = self.http_guard
+        if guard is None:
+            return
+        yield gauge("smsgate_http_connections", "Open HTTP API connections.",
+                    guard.limiter.total)
+        yield counter("smsgate_http_connections_refused_total",
+                      "HTTP connections refused by the caps per source IP and in all.",
+                      guard.limiter.refused)
+        yield counter("smsgate_http_connections_timed_out_total",
+                      "HTTP connections dropped for a missed deadline (head, write).",
+                      guard.timed_out)
+        yield counter("smsgate_http_malformed_requests_total",
+                      "HTTP requests refused by the parser (syntax, sizes).", guard.malformed)
 
 
 def metrics_registry(collector: GatewayCollector) -> CollectorRegistry:

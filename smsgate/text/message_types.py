@@ -39,13 +39,16 @@ class EncodedText:
 
 
 def encode_message(msg_type: int, text: str) -> EncodedText:
-    """Encode HTTP `text` for message `type` 1-4; raise NotEncodable/BadHex/BadType."""
+    """Encode HTTP `text` for message `type` 1-4; raise NotEncodable (also for a lone
+    surrogate in type 2), BadHex or BadType."""
     if msg_type in (TYPE_ENGLISH, TYPE_SPECIAL):
         # Both are GSM 03.38; type 3 merely advertises @ $ £ é and the extension table.
         return EncodedText(DC_DEFAULT, gsm7.encode(text), SEPTET)
     if msg_type == TYPE_UNICODE_HEX:
-        # Keep the client's octets as given; decoding is only needed for display.
-        return EncodedText(DC_UCS2, ucs2.hex_to_bytes(text), UCS2)
+        # Keep the client's octets as given, once they are known to be real UTF-16.
+        payload = ucs2.hex_to_bytes(text)
+        ucs2.check_pairs(payload)
+        return EncodedText(DC_UCS2, payload, UCS2)
     if msg_type == TYPE_ARABIC:
         return EncodedText(DC_UCS2, ucs2.encode(text), UCS2)
     raise BadType(msg_type)

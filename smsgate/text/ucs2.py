@@ -35,6 +35,16 @@ def hex_to_bytes(hex_text: str) -> bytes:
     return bytes.fromhex(hex_text)
 
 
+def check_pairs(data: bytes) -> None:
+    """Raise NotEncodable for a lone surrogate: a handset shows garbage for it, and it
+    is no character at all (UTF-16 pairs a high surrogate with a low one, always)."""
+    try:
+        data.decode("utf-16-be")
+    except UnicodeDecodeError as exc:
+        unit = int.from_bytes(data[exc.start:exc.start + 2], "big")
+        raise NotEncodable(chr(unit), exc.start // 2, "UCS-2") from None
+
+
 def from_hex(hex_text: str) -> str:
     """Decode seed type-2 hex UCS-2 text to a str (lenient about lone surrogates)."""
     return decode(hex_to_bytes(hex_text))

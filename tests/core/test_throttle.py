@@ -72,3 +72,12 @@ def test_a_later_request_is_paced_from_its_own_start():
 
 def test_unlimited_accounts_are_never_paced():
     assert Throttle(Clock()).pace(1, 0, 1, 10_000, max_backlog=1) is None
+
+
+def test_keys_are_bounded_when_asked():
+    throttle = Throttle(Clock(), max_keys=3)
+    for ip in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"):
+        assert throttle.allow(ip, 1)
+    assert len(throttle) == 3
+    assert not throttle.allow("10.0.0.4", 1)  # its bucket is still there, and empty
+    assert throttle.allow("10.0.0.1", 1)  # dropped first, so it came back full

@@ -6,7 +6,8 @@ Test modules import the fixture function (`from http_harness import api_fixture`
 registered under the name `api`.
 """
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -25,18 +26,21 @@ LEBANON = "96170123456"  # the seed's 961xxxxx, made a real-looking number
 
 def http_settings(url: str) -> Settings:
     settings = fast_settings(url)
-    # callbacks retried quickly, so that a test can watch a receiver come back
+    # callbacks retried quickly, so that a test can watch a receiver come back; the
+    # receivers listen on loopback, which callbacks may reach only when allowed
     settings.http.callbacks = CallbackConfig(workers=4, timeout=2.0, backoff=(0.2, 0.4, 0.8),
-                                             poll=0.1)
+                                             poll=0.1, allow_private=True)
     return settings
 
 
 class HttpHarness(Harness):
     """A running gateway plus an HTTP client for its /websmpp/ API."""
 
-    def __init__(self, app: App, url: str) -> None:
+    def __init__(self, app: App, url: str,
+                 configure: Callable[[Settings], None] | None = None) -> None:
         super().__init__(app, url)
         self.session = aiohttp.ClientSession()
+        self.configure = configure
 
     @property
     def base(self) -> str:
@@ -72,7 +76,10 @@ class HttpHarness(Harness):
     async def restart(self) -> None:
         """Stop the gateway and start a new one on the same database (new ports)."""
         await self.app.stop()
-        self.app = App(http_settings(self.url))
+        settings = http_settings(self.url)
+        if self.configure is not None:
+            self.configure(settings)
+        self.app = App(settings)
         await self.app.start()
         self.host, self.port = self.app.smpp.address
 
@@ -93,14 +100,25 @@ def ids_of(answer: str) -> list[int]:
     return [int(i) for i in answer.removeprefix("Response: ").split(",")]
 
 
-@pytest.fixture(name="api")
-async def api_fixture(store_url: str):
+@contextlib.asynccontextmanager
+async def running_api(store_url: str, configure: Callable[[Settings], None] | None = None
+                      ) -> AsyncIterator[HttpHarness]:
+    """The gateway on a fresh database, its settings changed by `configure` first."""
     await prepare_database(store_url)
-    app = App(http_settings(store_url))
+    settings = http_settings(store_url)
+    if configure is not None:
+        configure(settings)
+    app = App(settings)
     await app.start()
-    harness = HttpHarness(app, store_url)
+    harness = HttpHarness(app, store_url, configure)
     try:
         yield harness
     finally:
         await harness.close()
         await harness.app.stop()
+
+
+@pytest.fixture(name="api")
+async def api_fixture(store_url: str):
+    async with running_api(store_url) as harness:
+        yield harness

@@ -22,6 +22,7 @@ node_id = "dlr-crash"
 [http.callbacks]
 backoff = [0.3, 0.6, 1.0]
 poll = 0.2
+allow_private = true  # the customer's server listens on loopback
 """
 
 

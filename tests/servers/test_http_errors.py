@@ -148,11 +148,15 @@ async def test_http11_throughput_limit(api):
 
 
 async def test_http13_query_failed(api, monkeypatch):
+    await api.seed_account()
+    [message_id] = (await api.submit()).removeprefix("Response: ").split(",")
+
     async def broken_get(message_id):
         raise StoreError("connection lost")
 
     monkeypatch.setattr(api.app.store, "get_message", broken_get)
-    assert await api.get("/websmpp/websmsstatus", {"respId": "12345"}) == LINES["HTTP13"]
+    # a genuine id: a made-up one is answered HTTP25 without asking the store
+    assert await api.get("/websmpp/websmsstatus", {"respId": message_id}) == LINES["HTTP13"]
 
 
 async def test_http15_not_authorized(api):
@@ -203,6 +207,10 @@ async def test_http19_text_or_coding(api):
     assert await api.submit(type="3", text="price ¥ 5 — ok") == LINES["HTTP19"]
     assert await api.submit(type="2", text="00G1") == LINES["HTTP19"]
     assert await api.submit(type="2", text="007") == LINES["HTTP19"]
+    # a lone surrogate is no character (issue 8, item 13); a whole pair is an emoji
+    for lone in ("D83D", "DE00", "0061D83D0061", "DE00D83D"):
+        assert await api.submit(type="2", text=lone) == LINES["HTTP19"], lone
+    assert (await api.submit(type="2", text="D83DDE00")).startswith("Response: ")
     assert await api.submit(dcs="300") == LINES["HTTP19"]
     assert await api.submit(dcs="x") == LINES["HTTP19"]
     assert await api.submit(dcs="8") == LINES["HTTP19"]  # UCS-2 coding for type-1 text

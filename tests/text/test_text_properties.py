@@ -2,13 +2,16 @@
 
 import math
 
+import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from smsgate.text import (
+    NotEncodable,
     TextError,
     count_parts,
     decode_payload,
+    encode_message,
     gsm7,
     join,
     parse_udh,
@@ -183,3 +186,37 @@ def test_join_raises_only_text_error(parts: list[bytes]) -> None:
     except TextError:
         return
     assert isinstance(joined, bytes)
+
+
+# Type 2 (hex UCS-2): 16-bit units, surrogates included, so that lone ones come up often.
+utf16_units = st.lists(st.one_of(st.integers(0, 0xFFFF), st.integers(0xD800, 0xDFFF)),
+                       max_size=12)
+
+
+def _well_paired(units: list[int]) -> bool:
+    """Every high surrogate is followed by a low one and every low one follows a high."""
+    i = 0
+    while i < len(units):
+        if 0xD800 <= units[i] <= 0xDBFF:
+            if i + 1 == len(units) or not 0xDC00 <= units[i + 1] <= 0xDFFF:
+                return False
+            i += 2
+        elif 0xDC00 <= units[i] <= 0xDFFF:
+            return False
+        else:
+            i += 1
+    return True
+
+
+@FAST
+@given(utf16_units)
+def test_type2_accepts_exactly_the_well_paired_texts(units: list[int]) -> None:
+    hex_text = "".join(f"{unit:04X}" for unit in units)
+    if _well_paired(units):
+        encoded = encode_message(2, hex_text)
+        assert encoded.payload == bytes.fromhex(hex_text)
+        assert ucs2.encode(ucs2.decode(encoded.payload)) == encoded.payload
+    else:
+        event("lone surrogate")
+        with pytest.raises(NotEncodable):
+            encode_message(2, hex_text)
