@@ -11,7 +11,8 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from .connectors.settings import SimulatorSettings, settings_for
+from .connectors.http_client import HttpConnector
+from .connectors.settings import HttpSettings, SimulatorSettings, settings_for
 from .connectors.simulator import SimulatorConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
 from .core.binds import BindRegistry
@@ -126,6 +127,8 @@ def make_connector(connector: Connector):
     settings = settings_for(connector.type, connector.config)
     if isinstance(settings, SimulatorSettings):
         return SimulatorConnector(connector.name, settings)
+    if isinstance(settings, HttpSettings):
+        return HttpConnector(connector.name, settings)
     raise ValueError(f"connector type {connector.type!r} cannot run in this version yet")
 
 

@@ -201,6 +201,9 @@ CONNECTOR_OPTIONS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
     ("--ok", "ok", HTTP, "REGEX", "success = 2xx and this matches the body (default any)"),
     ("--id", "id", HTTP, "REGEX", "the upstream id is its first group"),
     ("--timeout", "timeout", HTTP, "S", "seconds per request (default 10)"),
+    ("--concurrency", "concurrency", HTTP, "N", "requests in flight at once (default 10)"),
+    ("--dlr-token", "dlr_token", HTTP, "TOKEN",
+     "delivery reports must carry token=TOKEN (16-128 of A-Z a-z 0-9 - _ . ~)"),
 )
 # (option, settings key, types, value stored when given, help)
 CONNECTOR_FLAGS = (

@@ -36,6 +36,7 @@ DEFAULT_DLR_STATUS = {**{s: s for s in sorted(DLR_STATUSES)},
                       "1": DELIVRD, "2": UNDELIV, "4": ACCEPTD, "8": ACCEPTD, "16": REJECTD}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,128}")
 _RESERVED_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "content-type"})
 # Names under which URLs, bodies and headers usually carry credentials: masked by show.
 _SECRET_NAME = r"[\w-]*(?:pass|pwd|secret|token|key|auth|sig|cookie)[\w-]*"
@@ -260,6 +261,17 @@ def _outcomes(key: str, value: Any) -> dict[str, float]:
     return outcomes
 
 
+def _token(key: str, value: Any) -> str:
+    """A shared secret for a URL: 16 to 128 letters, digits, `- _ . ~` (no escaping
+    needed where the provider puts it), or "" for none."""
+    if value == "":
+        return ""
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        raise SettingsError(key, "must be 16 to 128 letters, digits, - _ . ~ "
+                            "(e.g. from `openssl rand -hex 16`)")
+    return value
+
+
 def _checked(check: Check, secret: bool = False) -> dict[str, Any]:
     """A field's metadata: how to check its value; whether `show` masks it."""
     return {"check": check, "secret": secret}
@@ -404,6 +416,14 @@ class HttpSettings(ConnectorSettings):
     # the provider's report words (upper case) -> our statuses
     dlr_status: dict = field(default_factory=lambda: dict(DEFAULT_DLR_STATUS),
                              metadata=_checked(_status_map))
+    # requests in flight at once (the provider's own limit, or what it copes with)
+    concurrency: int = field(default=10, metadata=_checked(_integer(1, 1000)))
+    # the provider's delivery reports must carry token=THIS ("" = no token asked)
+    dlr_token: str = field(default="", metadata=_checked(_token, secret=True))
+    # this many temporary failures in a row make the connector unavailable (failover to
+    # the next route) for circuit_cooldown seconds; then one request tries again
+    circuit_failures: int = field(default=5, metadata=_checked(_integer(1, 1000)))
+    circuit_cooldown: float = field(default=10.0, metadata=_checked(_number(0.05, 3600)))
 
     def _check_together(self) -> None:
         if self.body and self.method != "POST":
