@@ -11,7 +11,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from .connectors.http_client import HttpConnector
+from .connectors.http_client import HttpConnector, http_settings
 from .connectors.settings import HttpSettings, SimulatorSettings, settings_for
 from .connectors.simulator import SimulatorConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
@@ -29,6 +29,7 @@ from .core.scheduler import Scheduler
 from .core.submit import SubmitPipeline, SubmitSettings
 from .servers.http_api import HttpApi, HttpApiConfig
 from .servers.http_callbacks import DlrCallbacks
+from .servers.http_dlr import DlrEndpoint
 from .servers.metrics import GatewayCollector, metrics_registry
 from .servers.smpp_server import SmppServer, SmppServerConfig
 from .servers.tls import TlsConfigError, server_context
@@ -161,10 +162,17 @@ class App:
             collector = GatewayCollector(self.gateway, self.writer, self.smpp, callbacks)
             metrics = metrics_registry(collector)
         self.http = HttpApi(self.gateway, settings.http, lambda: self.routing, callbacks,
-                            metrics)
+                            metrics, self._dlr_endpoint())
         if collector is not None:
             collector.http_guard = self.http.guard
         self._tasks: list[asyncio.Task] = []
+
+    def _dlr_endpoint(self) -> DlrEndpoint:
+        """HTTP providers' delivery reports, with the HTTP connectors' stored settings."""
+        async def load() -> dict[str, HttpSettings]:
+            return http_settings(await self.store.list_connectors())
+        return DlrEndpoint(load, lambda report: self.gateway.upstream_report(report),
+                           self.settings.http.body_timeout)
 
     def _next_id(self) -> int:
         message_id = self.ids.next_id()

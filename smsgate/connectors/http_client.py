@@ -32,18 +32,18 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
 from yarl import URL
 
-from ..core.models import Message, UpstreamFailure
+from ..core.models import Connector, Message, UpstreamFailure
 from ..core.ports import ConnectorEvents
 from ..smpp.constants import ESM_UDHI
 from ..text import decode_payload, strip_udh
 from .flow_control import Circuit, RequestPacer, SentRate
-from .settings import HttpSettings, mask_secrets
+from .settings import HttpSettings, SettingsError, mask_secrets
 from .templates import body_escape, render, url_escape
 
 log = logging.getLogger(__name__)
@@ -154,6 +154,18 @@ def describe(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer within {timeout:g} s"
     return mask_secrets(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+
+
+def http_settings(connectors: Iterable[Connector]) -> dict[str, HttpSettings]:
+    """The settings of the HTTP connectors among `connectors`, by name, enabled or not
+    (for the DLR endpoint: a disabled connector's reports still count). One whose
+    stored settings are bad is left out: it is logged when it fails to start."""
+    settings = {}
+    for connector in connectors:
+        if connector.type == HttpSettings.TYPE:
+            with contextlib.suppress(SettingsError):
+                settings[connector.name] = HttpSettings.from_config(connector.config)
+    return settings
 
 
 Outcome = str | UpstreamFailure  # the upstream id, or why the provider did not take it

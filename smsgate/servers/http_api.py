@@ -28,6 +28,7 @@ from .connection_limits import ConnectionCaps, ConnectionLimiter
 from .coverage_files import FORMATS
 from .http_callbacks import CallbackConfig, DlrCallbacks
 from .http_connections import LINGER_SECONDS, ConnectionGuard, GuardedAppRunner
+from .http_dlr import DlrEndpoint
 from .http_params import Params, SubmitFields, submit_request
 from .metrics import exposition
 
@@ -74,12 +75,14 @@ def error_response(error: Err | GatewayError) -> web.Response:
 class HttpApi:
     def __init__(self, gateway: Gateway, config: HttpApiConfig,
                  routing: Callable[[], RoutingTable], callbacks: DlrCallbacks,
-                 metrics: CollectorRegistry | None = None) -> None:
+                 metrics: CollectorRegistry | None = None,
+                 dlr: DlrEndpoint | None = None) -> None:
         self.gw = gateway
         self.config = config
         self._routing = routing
         self.callbacks = callbacks
         self.metrics = metrics  # None: no /metrics route
+        self.dlr = dlr  # HTTP providers' delivery reports; None: no such route
         # From now on, not only once started: statuses of messages recovered at start
         # must have their callbacks recorded too (they are sent once we have started).
         callbacks.attach(gateway.store, gateway.node)
@@ -100,6 +103,8 @@ class HttpApi:
         add("*", "/websmpp/downloadcoverage", self.coverage)
         if self.metrics is not None:
             add("GET", "/metrics", self.metrics_page)
+        if self.dlr is not None:
+            add("*", "/connectors/{name}/dlr", self.dlr.handle)
         add("*", "/{path:.*}", self.unknown_path)
         return app
 
