@@ -128,7 +128,7 @@ async def test_connectors_routes_and_numbers(store_url):
        "https://api.example/send?key=k3y&to={to}&text={text}", "--method", "POST",
        "--body", "from={from}&id={id}", "--ok", "^OK", "--id", "id=(\\w+)", "--tps", "5",
        "--header", "Authorization: Bearer t0ken", "--dlr-status", "delivered=DELIVRD",
-       database=db)
+       "--concurrency", "4", "--dlr-token", "dlr-t0ken-0123456789", database=db)
     listing = ok("connector", "list", database=db)
     for secret in ("up-s3cret", "k3y", "t0ken"):
         assert secret not in listing
@@ -142,6 +142,7 @@ async def test_connectors_routes_and_numbers(store_url):
     assert "up-s3cret" not in shown
     shown = ok("connector", "show", "prov", database=db)
     assert "k3y" not in shown and "t0ken" not in shown and "DELIVERED=DELIVRD" in shown
+    assert "concurrency:      4" in shown, shown
 
     store = open_store(db)
     await store.open()

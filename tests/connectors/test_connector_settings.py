@@ -49,6 +49,8 @@ def test_strings_from_the_command_line_are_typed():
 def test_http_defaults_and_dlr_map():
     s = settings_for("http", HTTP)
     assert (s.method, s.body, s.ok, s.id, s.tps, s.timeout) == ("GET", "", "", "", 0, 10.0)
+    assert (s.concurrency, s.dlr_token, s.circuit_failures, s.circuit_cooldown) == \
+        (10, "", 5, 10.0)
     assert s.dlr_status == DEFAULT_DLR_STATUS
     assert s.dlr_status["1"] == "DELIVRD" and s.dlr_status["UNDELIV"] == "UNDELIV"
     custom = settings_for("http", {**HTTP, "dlr_status": {" delivered ": "delivrd", 3: "EXPIRED"}})
@@ -143,6 +145,12 @@ def test_round_trip_through_stored_json(type_, config):
     ("http", {**HTTP, "dlr_status": {"ok": "GREAT"}}, "dlr_status", "GREAT"),
     ("http", {**HTTP, "dlr_status": {"ok": "ATES"}}, "dlr_status", "ATES"),
     ("http", {**HTTP, "timeout": 0}, "timeout", "0.1 to 300"),
+    ("http", {**HTTP, "concurrency": 0}, "concurrency", "1 to 1000"),
+    ("http", {**HTTP, "dlr_token": "short"}, "dlr_token", "16 to 128"),
+    ("http", {**HTTP, "dlr_token": "x" * 15 + "&"}, "dlr_token", "letters, digits"),
+    ("http", {**HTTP, "dlr_token": "x" * 129}, "dlr_token", "16 to 128"),
+    ("http", {**HTTP, "circuit_failures": 0}, "circuit_failures", "1 to 1000"),
+    ("http", {**HTTP, "circuit_cooldown": 0}, "circuit_cooldown", "0.05 to 3600"),
     ("simulator", {"min_latency_ms": -1}, "min_latency_ms", "0 to"),
     ("simulator", {"min_latency_ms": 5, "max_latency_ms": 1}, "max_latency_ms", "below"),
     ("simulator", {"outcomes": {"LOST": 1}}, "outcomes", "LOST"),
@@ -191,6 +199,8 @@ def test_password_and_credentials_are_masked():
     assert "token={id}" in masked["url"]  # a placeholder is no secret
     assert masked["headers"]["Accept"] == "text/plain"
     assert "pw" not in http.summary()
+    token = settings_for("http", {**HTTP, "dlr_token": "t0ken-" * 4}).masked()
+    assert token["dlr_token"] == MASK
     assert mask_secrets("https://h/x?pass=abc&to=1") == f"https://h/x?pass={MASK}&to=1"
 
 
