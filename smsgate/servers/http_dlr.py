@@ -150,14 +150,11 @@ class ConnectorSettingsCache:
         return table.get(name)
 
     async def _reload(self) -> Mapping[str, DlrSettings]:
-        if self._loading is None:
+        """Callers that come while a read runs share it; a caller that goes away does
+        not cancel it for the others."""
+        if self._loading is None or self._loading.done():
             self._loading = asyncio.ensure_future(self._read())
-        loading = self._loading
-        try:
-            return await asyncio.shield(loading)
-        finally:
-            if loading.done() and self._loading is loading:
-                self._loading = None
+        return await asyncio.shield(self._loading)
 
     async def _read(self) -> Mapping[str, DlrSettings]:
         try:
