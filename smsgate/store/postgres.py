@@ -290,6 +290,30 @@ class PostgresStore:
             found = await self.pool.fetch(BY_UPSTREAM_ID, connector, list(upstream_ids))
         return [Message(*r) for r in found]
 
+    async def part_by_upstream_id(self, connector: str,
+                                  upstream_ids: Sequence[str]) -> tuple[int, int] | None:
+        if not upstream_ids:
+            return None
+        with _errors():
+            row = await self.pool.fetchrow(
+                "SELECT message_id, part FROM message_parts WHERE connector = $1 "
+                "AND upstream_id = ANY($2::text[]) ORDER BY message_id LIMIT 1",
+                connector, list(upstream_ids))
+        return (row[0], row[1]) if row else None
+
+    async def part_statuses(self, message_id: int) -> dict[int, str]:
+        with _errors():
+            found = await self.pool.fetch("SELECT part, status FROM message_parts "
+                                          "WHERE message_id = $1", message_id)
+        return {r[0]: r[1] for r in found}
+
+    async def unmatched_reports(self, limit: int = 100) -> list[tuple]:
+        with _errors():
+            found = await self.pool.fetch(
+                "SELECT id, connector, upstream_id, status, error_code, reported_at, "
+                "received_at FROM unmatched_reports ORDER BY id DESC LIMIT $1", limit)
+        return [tuple(r) for r in found]
+
     # -- numbers, connector states -----------------------------------------------------
 
     async def add_number(self, number: InboundNumber) -> None:

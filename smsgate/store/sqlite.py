@@ -76,6 +76,7 @@ RETRY_RECEIPT = ("UPDATE pending_receipts SET attempts = attempts + 1, next_atte
                  "WHERE id = ?1")
 
 SELECT_MESSAGES = f"SELECT {_MSG} FROM messages"
+UNMATCHED_COLUMNS = "id, connector, upstream_id, status, error_code, reported_at, received_at"
 UNSENT_NOW = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at IS NULL "
               "AND id > ? ORDER BY id LIMIT ?")
 # Left to itself the planner walks the primary key here (id > ?, ORDER BY id) through
@@ -372,6 +373,24 @@ class SqliteStore:
                f"AND upstream_id IN ({_marks(len(upstream_ids))}) ORDER BY id")
         found = await self._run(_all, sql, (connector, *upstream_ids))
         return [Message(*r) for r in found]
+
+    async def part_by_upstream_id(self, connector: str,
+                                  upstream_ids: Sequence[str]) -> tuple[int, int] | None:
+        if not upstream_ids:
+            return None
+        sql = (f"SELECT message_id, part FROM message_parts WHERE connector = ? "
+               f"AND upstream_id IN ({_marks(len(upstream_ids))}) ORDER BY message_id LIMIT 1")
+        row = await self._run(_one, sql, (connector, *upstream_ids))
+        return (row[0], row[1]) if row else None
+
+    async def part_statuses(self, message_id: int) -> dict[int, str]:
+        found = await self._run(_all, "SELECT part, status FROM message_parts "
+                                "WHERE message_id = ?", (message_id,))
+        return dict(found)
+
+    async def unmatched_reports(self, limit: int = 100) -> list[tuple]:
+        return await self._run(_all, f"SELECT {UNMATCHED_COLUMNS} FROM unmatched_reports "
+                               "ORDER BY id DESC LIMIT ?", (limit,))
 
     # -- numbers, connector states -----------------------------------------------------
 
