@@ -75,6 +75,12 @@ class Dispatcher:
         self.connectors[connector.name] = connector
         await connector.start(self)
 
+    async def remove_connector(self, name: str) -> None:
+        """Stop one connector; what it held comes back through `failed`."""
+        connector = self.connectors.pop(name, None)
+        if connector is not None:
+            await connector.stop()
+
     async def stop(self) -> None:
         for connector in self.connectors.values():
             await connector.stop()

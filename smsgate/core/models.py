@@ -22,6 +22,10 @@ UNKNOWN = "UNKNOWN"
 FINAL_STATUSES = frozenset({DELIVRD, UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN})
 ALL_STATUSES = frozenset({ATES, ACCEPTD, *FINAL_STATUSES})
 
+# A connector's standing in a running gateway (connectors/registry.py): running, turned
+# off by the operator, or refused (its settings cannot run).
+RUNNING, DISABLED, BROKEN = "running", "disabled", "broken"
+
 
 def credits_to_units(value: str | int | float | Decimal) -> int:
     """'12.5' -> 125000. Raises ValueError for anything that is not a number."""
