@@ -139,7 +139,8 @@ class App:
         self.writer = BatchWriter(self.store)
         self.ids = MessageIdGenerator(self.store)
         self.routing = RoutingTable([])
-        self.dispatcher = Dispatcher(self.writer, settings.refund_upstream_rejections)
+        self.dispatcher = Dispatcher(self.writer, settings.refund_upstream_rejections,
+                                     store=self.store, routing=lambda: self.routing)
         self.accounts = AccountDirectory(self.store)
         self.receipts = ReceiptService(self.store, self.writer,
                                        settings.receipt_expiry_hours * 3600, message_text)

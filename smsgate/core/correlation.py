@@ -16,8 +16,9 @@ and the first that matches wins:
    never dropped in silence.
 
 Memory is bounded (`memory_size` ids, the oldest forgotten first; forgotten ids are
-still found in the store) and so is the park (`max_parked`; past it a report goes
-straight to the store as unmatched).
+still found in the store; ids are kept after their message is final, so that a
+repeated report is recognised, and ignored, at once) and so is the park (`max_parked`;
+past it a report goes straight to the store as unmatched).
 """
 
 import asyncio
@@ -50,7 +51,7 @@ Deliver = Callable[[UpstreamReport, Match, Done], None]
 
 class ReceiptCorrelator:
     def __init__(self, store: Store, deliver: Deliver, keep_unmatched: KeepUnmatched,
-                 memory_size: int = 200_000, park_seconds: float = 10.0,
+                 memory_size: int = 100_000, park_seconds: float = 10.0,
                  max_parked: int = 10_000) -> None:
         self._store = store
         self._deliver = deliver
@@ -81,12 +82,6 @@ class ReceiptCorrelator:
                 self._unpark(list(parked), Match(message, part))
         while len(self._recent) > self.memory_size:
             self._recent.popitem(last=False)
-
-    def forget(self, connector: str, upstream_ids: Sequence[str]) -> None:
-        """A message is final: its ids need no memory (a late duplicate is found in the
-        store, and its status no longer changes)."""
-        for upstream_id in upstream_ids:
-            self._recent.pop((connector, upstream_id), None)
 
     # -- reports --------------------------------------------------------------------------
 
@@ -181,10 +176,23 @@ class ReceiptCorrelator:
                    for report, done, deadline in waiting if deadline <= now}
         for report, done in expired.values():
             if self._drop_parked(report):
-                self._give_up(report, done)
+                asyncio.get_running_loop().create_task(self._last_look(report, done))
         if self._parked:
             self._timer = asyncio.get_running_loop().call_later(
                 self.park_seconds / 4, self._expire_parked)
+
+    async def _last_look(self, report: UpstreamReport, done: Done) -> None:
+        """One more look in the store before giving up: on PostgreSQL the sent mark's
+        commit can land after the first look although it began before the report."""
+        try:
+            match = await self._lookup(report)
+        except Exception:
+            match = None  # kept as unmatched: the operator still sees it
+        if match is not None:
+            self.matched_store += 1
+            self._deliver(report, match, done)
+        else:
+            self._give_up(report, done)
 
     def _give_up(self, report: UpstreamReport, done: Done) -> None:
         self.unmatched += 1

@@ -198,7 +198,10 @@ class SentUpdate:
     message_id: int
     connector: str
     at: float
-    upstream_id: str = ""
+    upstream_id: str = ""  # the (first) part's id, as the upstream gave it
+    # Every part's upstream id, for a message the connector split into several
+    # submits (stored as message_parts rows for receipt correlation); () otherwise.
+    part_ids: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -266,11 +269,14 @@ class WriteBatch:
     # Groups of new message ids (of one account) accepted or refused together: a
     # multi-destination HTTP submit is all-or-nothing (SPEC §3.1).
     atomic: list[list[int]] = field(default_factory=list)
+    # (message id, part, final status) of a part of a message split upstream
+    part_statuses: list[tuple[int, int, str]] = field(default_factory=list)
+    unmatched: list["UpstreamReport"] = field(default_factory=list)  # reports kept unmatched
 
     def __len__(self) -> int:
         return (len(self.new_messages) + len(self.sent) + len(self.statuses)
                 + len(self.refunds) + len(self.new_receipts) + len(self.done_receipts)
-                + len(self.retry_receipts))
+                + len(self.retry_receipts) + len(self.part_statuses) + len(self.unmatched))
 
 
 @dataclass(slots=True)

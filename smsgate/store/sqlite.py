@@ -70,6 +70,11 @@ SET_STATUS = ("UPDATE messages SET status = ?2, error_code = ?3, "
               "sent_at = COALESCE(?7, sent_at), "
               "connector = CASE WHEN ?8 = '' THEN connector ELSE ?8 END "
               f"WHERE id = ?1 AND status NOT IN {rows.FINAL_SQL}")
+INSERT_PART = ("INSERT OR REPLACE INTO message_parts (message_id, part, connector, upstream_id) "
+               "VALUES (?, ?, ?, ?)")
+SET_PART_STATUS = "UPDATE message_parts SET status = ?3 WHERE message_id = ?1 AND part = ?2"
+INSERT_UNMATCHED = ("INSERT INTO unmatched_reports (connector, upstream_id, status, error_code, "
+                    "reported_at, received_at) VALUES (?, ?, ?, ?, ?, ?)")
 RECEIPT_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'pending_receipts'"
 DELETE_RECEIPT = "DELETE FROM pending_receipts WHERE id = ?"
 RETRY_RECEIPT = ("UPDATE pending_receipts SET attempts = attempts + 1, next_attempt_at = ?2 "
@@ -603,7 +608,19 @@ def _write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
         c.executemany(DELETE_RECEIPT, [(i,) for i in batch.done_receipts])
     if batch.retry_receipts:
         c.executemany(RETRY_RECEIPT, batch.retry_receipts)
+    if batch.part_statuses or batch.unmatched or batch.sent:
+        _write_correlation(c, batch, now)
     return result
+
+
+def _write_correlation(c: sqlite3.Connection, batch: WriteBatch, now: float) -> None:
+    parts = rows.part_rows(batch.sent)
+    if parts:
+        c.executemany(INSERT_PART, parts)
+    if batch.part_statuses:
+        c.executemany(SET_PART_STATUS, batch.part_statuses)
+    if batch.unmatched:
+        c.executemany(INSERT_UNMATCHED, rows.unmatched_rows(batch.unmatched, now))
 
 
 def _charge_and_insert(c: sqlite3.Connection, messages: list[Message], now: float,

@@ -1,20 +1,16 @@
 """Receipt correlation against a real store (both backends): memory, store, the park."""
 
 import asyncio
-import sys
 import time
-from pathlib import Path
 
 import pytest
+from store_helpers import funded, message
 
 from smsgate.core.correlation import Match, ReceiptCorrelator
 from smsgate.core.models import DELIVRD, WriteBatch
 from smsgate.core.ports import StoreError
 from smsgate.smpp.receipt import id_variants
 from smsgate.store import open_store
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "store"))
-from store_helpers import funded, message
 
 
 @pytest.fixture
