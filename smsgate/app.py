@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from .connectors.http_client import HttpConnector, http_settings
+from .connectors.registry import ConnectorRegistry
 from .connectors.settings import HttpSettings, SimulatorSettings, settings_for
 from .connectors.simulator import SimulatorConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
@@ -142,14 +143,18 @@ class App:
         self.writer = BatchWriter(self.store)
         self.ids = MessageIdGenerator(self.store)
         self.routing = RoutingTable([])
-        self.dispatcher = Dispatcher(self.writer, settings.refund_upstream_rejections)
+        self.dispatcher = Dispatcher(self.writer, settings.refund_upstream_rejections,
+                                     store=self.store, routing=lambda: self.routing)
         self.accounts = AccountDirectory(self.store)
         self.receipts = ReceiptService(self.store, self.writer,
                                        settings.receipt_expiry_hours * 3600, message_text)
         self.pipeline = SubmitPipeline(
-            routing=lambda: self.routing, connector_names=lambda: set(self.dispatcher.connectors),
+            routing=lambda: self.routing,
+            connector_status=lambda name: self.connectors.status(name),
             next_id=self._next_id, writer=self.writer, dispatch=self.dispatcher.dispatch,
             settings=settings.submit, node=settings.node_id)
+        self.connectors = ConnectorRegistry(self.store, self.dispatcher, make_connector,
+                                            settings.node_id)
         self.scheduler = Scheduler(self.store, self.dispatcher.dispatch, self.dispatcher.on_status)
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), BindRegistry(),
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
@@ -195,9 +200,7 @@ class App:
         await self.ids.start()
         await self.reload_routes()
         self.writer.start()
-        for connector in await self.store.list_connectors():
-            if connector.enabled:
-                await self._start_connector(connector)
+        await self.connectors.start()
         self.dispatcher.add_listener(self.receipts.on_status)
         await self.accounts.start()
         await self.receipts.start()
@@ -211,16 +214,6 @@ class App:
         self.settings.http.host = self.settings.host
         self.settings.http.port = self.settings.http_port
         await self.http.start()
-
-    async def _start_connector(self, connector: Connector) -> None:
-        """One connector that cannot start must not keep the gateway down: it is logged
-        and left out, and its routes answer HTTP23 (no route) until it is fixed."""
-        try:
-            upstream = make_connector(connector)
-        except ValueError as exc:
-            log.error("connector %s not started: %s", connector.name, exc)
-            return
-        await self.dispatcher.add_connector(upstream)
 
     async def reload_routes(self) -> None:
         self.routing = RoutingTable(await self.store.list_routes())
@@ -242,6 +235,7 @@ class App:
         await self.scheduler.stop()
         await self.receipts.stop()
         await self.accounts.stop()
+        await self.connectors.stop()
         await self.dispatcher.stop()
         await self.writer.close()
         await self.store.close()

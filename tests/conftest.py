@@ -10,12 +10,18 @@ PostgreSQL tests skip with the reason.
 import asyncio
 import os
 import secrets
+import sys
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+# The harnesses of tests/servers and the builders of tests/store, importable from every
+# test folder (pytest puts only a test file's own folder on sys.path).
+for _helpers in ("servers", "store"):
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), _helpers))
 
 ADMIN_DSN = os.environ.get("SMSGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 

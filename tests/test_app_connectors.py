@@ -10,6 +10,7 @@ import pytest
 from smsgate.app import App, Settings
 from smsgate.core.errors import GatewayError
 from smsgate.core.models import CREDIT_SCALE, Account, Connector, Route
+from smsgate.core.routing import RoutingTable
 from smsgate.core.submit import SubmitRequest
 from smsgate.store import open_store
 
@@ -79,3 +80,58 @@ async def test_submit_follows_the_routing_rules(app):
     with pytest.raises(GatewayError) as info:  # its connector does not run: HTTP23
         app.pipeline.prepare(_request(account, "Shop", "33612345678"))
     assert info.value.error.http_code == "HTTP23"
+
+
+async def _eventually(check, timeout: float = 5.0) -> None:
+    import asyncio
+    import time
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not within 5 s"
+        await asyncio.sleep(0.05)
+
+
+async def test_connector_changes_reach_the_running_gateway_within_5_s(app):
+    app.connectors.poll = 0.2  # the default is 2 s; SPEC §8 allows 5
+    app.connectors._task.cancel()
+    await app.connectors.start()
+    await app.store.add_connector(Connector("late", "simulator", {"max_latency_ms": 5}))
+    await _eventually(lambda: "late" in app.dispatcher.connectors)
+    await app.store.set_connector_enabled("late", False)
+    await _eventually(lambda: "late" not in app.dispatcher.connectors)
+    assert app.connectors.status("late") == "disabled"
+    await app.store.set_connector_enabled("off", True)
+    await _eventually(lambda: "off" in app.dispatcher.connectors)
+    await app.store.remove_connector("late")
+    await _eventually(lambda: app.connectors.status("late") is None)
+
+
+async def test_http14_when_every_connector_of_the_routes_is_disabled(app):
+    account = await app.store.get_account("acme")
+    app.routing = RoutingTable([Route("34", "off", CREDIT_SCALE)])
+    with pytest.raises(GatewayError) as info:
+        app.pipeline.prepare(_request(account, "Shop", "34612345678"))
+    assert info.value.error.http_code == "HTTP14"
+    # a running connector later in the order is failed over to: accepted
+    app.routing = RoutingTable([Route("34", "off", CREDIT_SCALE),
+                                Route("34", "cheap", 2 * CREDIT_SCALE, priority=5)])
+    [message] = app.pipeline.prepare(_request(account, "Shop", "34612345678"))
+    assert message.price == CREDIT_SCALE  # the first route's price, failover or not
+
+
+async def test_http12_when_routes_exist_but_none_takes_the_sender(app):
+    account = await app.store.get_account("acme")
+    app.routing = RoutingTable([Route("35", "simulator", CREDIT_SCALE, senders=("Bank",))])
+    with pytest.raises(GatewayError) as info:
+        app.pipeline.prepare(_request(account, "Shop", "35612345678"))
+    assert info.value.error.http_code == "HTTP12"
+    with pytest.raises(GatewayError) as info:
+        app.pipeline.prepare(_request(account, "Shop", "49612345678"))
+    assert info.value.error.http_code == "HTTP23"
+
+
+async def test_running_connectors_report_their_state(app):
+    await app.connectors.report()
+    states = {s.connector: s for s in await app.store.connector_states()}
+    assert set(states) == {"simulator", "cheap"}
+    assert states["simulator"].node == "test" and "sent" in states["simulator"].state

@@ -1,86 +1,117 @@
-"""Hands stored messages to their route's connector and records what comes back.
+"""Hands stored messages to upstream connectors, fails over between routes, and takes
+what the connectors report (core/ports.py ConnectorEvents).
 
-Messages dispatched during one event-loop turn go to each connector as one batch. A
-connector that is not ready (an SMPP upstream not bound yet) keeps its queue here and
-is retried; nothing is lost if the process dies meanwhile, since undispatched messages
-are reloaded from the store at start.
+Messages wait here in one queue, in order. Each loop turn they go to their connector
+in one batch per connector, as many as it has `room` for. A message's connector is the
+one its route chose at submit; when that connector is unavailable (disabled, not bound,
+failing: `UpstreamConnector.available`), the message goes by the next route of its
+failover order (core/routing.py `candidates`), so a fault never changes the price
+(the first route's, charged at submit). A connector that is available but full keeps
+its messages waiting for it: least-cost routing does not spill to dearer routes under
+load. Messages no connector can take now wait and are tried again every
+`retry_seconds` (and at once when one frees room: every `room_poll` seconds while a
+connector is full).
 
-The "sent" mark of a message is held back for up to `sent_hold` seconds: when its first
-status (ACCEPTD or final) comes within that time, as the simulator's does, both go to
-the store in one row write instead of two. The price: a message sent in the last
-`sent_hold` seconds before a crash is sent again after the restart (at least once).
+What comes back: `sent` (the upstream's ids: stored with the next group commit, or held
+briefly for the simulator, see core/statuses.py), `failed` (temporary: sent again, by
+the next route while this one is down; permanent: REJECTD with the upstream's status),
+`status` (the simulator's outcomes), `report` (receipts matched by upstream id through
+core/correlation.py and core/reports.py), `inbound` (MO, to core/inbound.py).
 
-A `recorder` (the dlrurl callback outbox) makes its own record of a status durable
-before the status is stored: so that no stored status lacks its record, whenever the
-process dies. Listeners only hear of statuses; they store nothing the status depends on.
+Nothing is lost if the process dies: undispatched messages are reloaded from the store
+at start (core/scheduler.py).
 """
 
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
+from .correlation import Match, ReceiptCorrelator
 from .models import (
-    ACCEPTD,
-    ATES,
-    FINAL_STATUSES,
     REJECTD,
     InboundMessage,
     Message,
-    Refund,
     SentUpdate,
     StatusUpdate,
     UpstreamFailure,
     UpstreamReport,
 )
-from .ports import Done, UpstreamConnector
+from .ports import Done, Store, UpstreamConnector
+from .reports import ReportBook
+from .routing import RoutingTable
+from .statuses import StatusBook, StatusListener, StatusRecorder
 
 log = logging.getLogger(__name__)
 
-RETRY_SECONDS = 0.5
-StatusListener = Callable[[Message, StatusUpdate], None]
-# recorder(message, update, then): returns False if it records nothing. Otherwise it
-# calls then() once its record is committed (or failed), and only then is the status
-# handed to the writer. then is None for a status stored already (cancel_sm).
-StatusRecorder = Callable[[Message, StatusUpdate, Callable[[], None] | None], bool]
+RETRY_SECONDS = 0.5  # a message nobody can take, or that failed temporarily, waits this
+ROOM_POLL_SECONDS = 0.005  # how often a full connector is asked for room again
+InboundHandler = Callable[[InboundMessage, Done], None]
 
 
 class Dispatcher:
     def __init__(self, writer, refund_upstream_rejections: bool = True,
-                 sent_hold: float = 1.0) -> None:
+                 sent_hold: float = 1.0, store: Store | None = None,
+                 routing: Callable[[], RoutingTable] | None = None) -> None:
         self._writer = writer
-        self.sent_hold = sent_hold
-        self._held: dict[int, SentUpdate] = {}  # message id -> sent mark not yet written
-        self._writing: set[int] = set()  # sent marks handed to the writer, not committed
-        self._hold_timer: asyncio.TimerHandle | None = None
-        self.refund_upstream_rejections = refund_upstream_rejections
+        self.book = StatusBook(writer, refund_upstream_rejections, sent_hold)
+        self._routing = routing
         self.connectors: dict[str, UpstreamConnector] = {}
-        self._queues: dict[str, list[Message]] = {}
+        # connector name -> messages waiting for it, in order
+        self._queues: dict[str, deque[Message]] = {}
+        self._retrying: list[Message] = []  # failed temporarily: back in RETRY_SECONDS
         self._flush_scheduled = False
-        self._listeners: list[StatusListener] = []
-        self._recorder: StatusRecorder | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._cancelled: set[int] = set()  # cancelled while possibly queued or armed
+        self._inbound: InboundHandler | None = None
+        self.reports = ReportBook(store, writer, self._apply_report) if store else None
+        self.correlator = ReceiptCorrelator(store, self._matched, self._keep_unmatched) \
+            if store else None
         self.dispatched = 0
-        self.statuses: dict[str, int] = {}  # status -> reports, for metrics (dict: fast)
+        self.failovers = 0  # messages sent by a later route than their own
+        self.retried = 0  # temporary failures sent again
+        self.rejected = 0  # permanent refusals by an upstream
+
+    # -- wiring -------------------------------------------------------------------------
+
+    @property
+    def statuses(self) -> dict[str, int]:
+        return self.book.statuses
 
     def add_listener(self, listener: StatusListener) -> None:
         """Called on every final or intermediate status (receipts, HTTP callbacks)."""
-        self._listeners.append(listener)
+        self.book.add_listener(listener)
 
     def set_recorder(self, recorder: StatusRecorder) -> None:
-        """Records a status before it is stored (see the module docstring)."""
-        self._recorder = recorder
+        """Records a status before it is stored (core/statuses.py)."""
+        self.book.set_recorder(recorder)
+
+    def set_inbound(self, handler: InboundHandler) -> None:
+        """Where MO from upstreams goes (core/inbound.py)."""
+        self._inbound = handler
 
     async def add_connector(self, connector: UpstreamConnector) -> None:
         self.connectors[connector.name] = connector
         await connector.start(self)
+        self._schedule(0.0)
+
+    async def remove_connector(self, name: str) -> None:
+        """Stop one connector; what it held comes back through `failed`."""
+        connector = self.connectors.pop(name, None)
+        if connector is not None:
+            await connector.stop()
 
     async def stop(self) -> None:
-        for connector in self.connectors.values():
-            await connector.stop()
-        if self._hold_timer is not None:
-            self._hold_timer.cancel()
-        self._release_held(float("inf"))
+        for name in list(self.connectors):
+            await self.remove_connector(name)
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.correlator is not None:
+            self.correlator.stop()
+        self.book.stop()
+
+    # -- sending ------------------------------------------------------------------------
 
     def cancel(self, message_id: int) -> None:
         """A cancelled message must not go out even if it is queued here already."""
@@ -90,143 +121,178 @@ class Dispatcher:
         if self._cancelled and message.id in self._cancelled:
             self._cancelled.discard(message.id)
             return
-        self._queues.setdefault(message.connector, []).append(message)
+        queue = self._queues.get(message.connector)
+        if queue is None:
+            queue = self._queues[message.connector] = deque()
+        queue.append(message)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
 
     def _flush(self) -> None:
+        """Each connector's queue: as much as it has room for to it; the queue of an
+        unavailable one is offered to the next routes. Costs O(messages sent) plus, for
+        an unavailable connector's queue, one look per message every retry_seconds."""
         self._flush_scheduled = False
-        waiting = False
-        for name, queue in self._queues.items():
+        if self._retrying:
+            retrying, self._retrying = self._retrying, []
+            for message in retrying:
+                self._queues.setdefault(message.connector, deque()).appendleft(message)
+        now = time.time()
+        full = waiting = False
+        moved = self.failovers
+        for name, queue in list(self._queues.items()):
             if not queue:
                 continue
             connector = self.connectors.get(name)
-            if connector is None or not connector.available:
-                waiting = True
+            if connector is not None and connector.available:
+                full |= self._send_from(connector, queue, now)
+            else:
+                waiting |= self._fail_over(queue, now)
+        if self.failovers != moved:
+            self._schedule(0.0)  # the routes that took them may come before in the loop
+        elif full:
+            self._schedule(ROOM_POLL_SECONDS)
+        elif waiting:
+            self._schedule(RETRY_SECONDS)
+
+    def _send_from(self, connector: UpstreamConnector, queue: deque[Message],
+                   now: float) -> bool:
+        """Send the front of `queue`; True when messages are left for lack of room."""
+        room = connector.room
+        batch = []
+        while queue and len(batch) < room:
+            message = queue.popleft()
+            if self._sendable(message, now):
+                batch.append(message)
+        if batch:
+            self.dispatched += len(batch)
+            connector.send(batch)
+        return bool(queue)
+
+    def _fail_over(self, queue: deque[Message], now: float) -> bool:
+        """Move what another route can take now to that route's queue; True when
+        messages are left waiting."""
+        if not any(c.available for c in self.connectors.values()):
+            return True
+        kept: deque[Message] = deque()
+        while queue:
+            message = queue.popleft()
+            if not self._sendable(message, now):
                 continue
-            self._queues[name] = []
-            self.dispatched += len(queue)
-            connector.send(queue)
-        if waiting and not self._flush_scheduled:
+            name = self._next_route(message)
+            if name is None:
+                kept.append(message)
+            else:
+                message.connector = name
+                self.failovers += 1
+                self._queues.setdefault(name, deque()).append(message)
+        queue.extend(kept)
+        return bool(queue)
+
+    def _sendable(self, message: Message, now: float) -> bool:
+        if self._cancelled and message.id in self._cancelled:
+            self._cancelled.discard(message.id)
+            return False
+        # past its validity: the expiry loop stores EXPIRED (core/scheduler.py)
+        return message.expires_at is None or message.expires_at >= now
+
+    def _next_route(self, message: Message) -> str | None:
+        """The first connector of the message's failover order that is available."""
+        if self._routing is None:
+            return None
+        for route in self._routing().candidates(message.account_id, message.dest_addr,
+                                                message.source_addr,
+                                                prefer=message.connector):
+            connector = self.connectors.get(route.connector)
+            if route.connector != message.connector and connector is not None \
+                    and connector.available:
+                return route.connector
+        return None
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer is not None and self._timer.when() <= \
+                asyncio.get_running_loop().time() + delay:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_later(RETRY_SECONDS, self._flush)
-
-    # -- ConnectorEvents (core/ports.py) -------------------------------------------------
-
-    def sent(self, message: Message, upstream_ids: Sequence[str]) -> None:
-        self.on_status(message, StatusUpdate(message.id, ATES, time.time(),
-                                             upstream_id=upstream_ids[0] if upstream_ids else ""))
-
-    def failed(self, message: Message, failure: UpstreamFailure) -> None:
-        raise NotImplementedError("failover: issue 9")
-
-    def status(self, message: Message, update: StatusUpdate) -> None:
-        self.on_status(message, update)
-
-    def report(self, report: UpstreamReport, done: Done) -> None:
-        raise NotImplementedError("receipt correlation: issue 9")
-
-    def inbound(self, message: InboundMessage, done: Done) -> None:
-        raise NotImplementedError("MO: issue 9")
+            self._flush()
 
     @property
     def queued(self) -> int:
-        return sum(len(q) for q in self._queues.values())
+        return sum(map(len, self._queues.values())) + len(self._retrying)
+
+    # -- ConnectorEvents (core/ports.py) ------------------------------------------------
+
+    def sent(self, message: Message, upstream_ids: Sequence[str]) -> None:
+        connector = self.connectors.get(message.connector)
+        hold = connector is not None and connector.resend_safe
+        first = upstream_ids[0] if upstream_ids else ""
+        parts = tuple(upstream_ids) if len(upstream_ids) > 1 else ()
+        self.book.sent(message, SentUpdate(message.id, message.connector, time.time(), first,
+                                           parts), hold)
+        if self.correlator is not None and not hold:
+            self.correlator.remember(message, message.connector, upstream_ids)
+        if parts and self.reports is not None:
+            self.reports.split(message, upstream_ids)
+
+    def failed(self, message: Message, failure: UpstreamFailure) -> None:
+        if failure.temporary:
+            self.retried += 1
+            self._retrying.append(message)
+            self._schedule(RETRY_SECONDS)
+            return
+        self.rejected += 1
+        log.info("message %s refused by %s: status 0x%x %s", message.id, message.connector,
+                 failure.status, failure.detail)
+        self.book.apply(message, StatusUpdate(message.id, REJECTD, time.time(),
+                                              error_code=failure.status),
+                        refund=self.book.refund_upstream_rejections)
+
+    def status(self, message: Message, update: StatusUpdate) -> None:
+        self.book.apply(message, update)
+
+    def report(self, report: UpstreamReport, done: Done) -> None:
+        if self.correlator is None:
+            done(False)
+            return
+        self.correlator.report(report, done)
+
+    def inbound(self, message: InboundMessage, done: Done) -> None:
+        if self._inbound is None:
+            log.error("MO from %s to %s not taken: no inbound handler", message.connector,
+                      message.dest_addr)
+            done(False)
+            return
+        self._inbound(message, done)
+
+    # -- reports ------------------------------------------------------------------------
+
+    def _matched(self, report: UpstreamReport, match: Match, done: Done) -> None:
+        self.reports.deliver(report, match, done)  # type: ignore[union-attr]
+
+    def _apply_report(self, message: Message, update: StatusUpdate, done: Done) -> None:
+        self.book.apply(message, update, done)
+
+    def _keep_unmatched(self, report: UpstreamReport, done: Done) -> None:
+        future = self._writer.add_unmatched(report)
+        future.add_done_callback(lambda f: done(not f.cancelled() and f.exception() is None))
+
+    # -- the status book, for the adapters ----------------------------------------------
 
     def on_status(self, message: Message, update: StatusUpdate) -> None:
-        """A connector's report: sent (ATES + upstream id), ACCEPTD, or a final state."""
-        self.statuses[update.status] = self.statuses.get(update.status, 0) + 1
-        if update.status == ATES:
-            message.sent_at = update.at
-            message.upstream_id = update.upstream_id
-            self._hold_sent(SentUpdate(message.id, message.connector, update.at,
-                                       update.upstream_id))
-            return
-        held = self._held.pop(message.id, None)
-        if held is not None:
-            update.sent_at, update.connector = held.at, held.connector
-            update.upstream_id = update.upstream_id or held.upstream_id
-            self._writing.add(message.id)  # sent, and not stored until the write commits
-        if not self._record(message, update, lambda: self._store_status(update, held)):
-            self._store_status(update, held)
-        message.status = update.status
-        if update.status in FINAL_STATUSES:
-            message.done_at = update.at
-            if update.status == REJECTD and self._refundable(message):
-                self._writer.add_refund(Refund(message.account_id, message.price, message.id,
-                                               "refund: rejected upstream"))
-        elif update.status == ACCEPTD:
-            message.accepted_at = update.at
-        self._tell_listeners(message, update)
-
-    def _record(self, message: Message, update: StatusUpdate,
-                then: Callable[[], None] | None) -> bool:
-        """Whether the recorder took the status (and will call then())."""
-        if self._recorder is None:
-            return False
-        try:
-            return self._recorder(message, update, then)
-        except Exception:  # never keep a status from the store
-            log.exception("status recorder failed for message %s", message.id)
-            return False
-
-    def _store_status(self, update: StatusUpdate, held: SentUpdate | None) -> None:
-        future = self._writer.add_status(update)
-        if held is not None:
-            self._track_write(update.message_id, future)
+        """A status decided here (validity expiry): stored and told like any other."""
+        self.book.apply(message, update)
 
     def notify(self, message: Message, update: StatusUpdate) -> None:
         """A status stored by someone else (cancel_sm): for the recorder and listeners."""
-        self._record(message, update, None)
-        self._tell_listeners(message, update)
-
-    def _tell_listeners(self, message: Message, update: StatusUpdate) -> None:
-        for listener in self._listeners:
-            try:
-                listener(message, update)
-            except Exception:
-                log.exception("status listener failed for message %s", message.id)
+        self.book.notify(message, update)
 
     def sent_not_stored(self, message_id: int) -> bool:
-        """Sent upstream although the store does not say so yet (its mark is held or
-        not committed): cancel_sm and replace_sm must not touch it."""
-        return message_id in self._held or message_id in self._writing
-
-    def _track_write(self, message_id: int, future: asyncio.Future) -> None:
-        self._writing.add(message_id)
-        future.add_done_callback(lambda f: self._writing.discard(message_id))
-
-    def _hold_sent(self, sent: SentUpdate) -> None:
-        if self.sent_hold <= 0:
-            self._track_write(sent.message_id, self._writer.add_sent(sent))
-            return
-        self._held[sent.message_id] = sent
-        if self._hold_timer is None:
-            self._hold_timer = asyncio.get_running_loop().call_later(
-                self.sent_hold / 4, self._on_hold_timer)
-
-    def _on_hold_timer(self) -> None:
-        self._hold_timer = None
-        self._release_held(time.time() - self.sent_hold)
-        if self._held:
-            self._hold_timer = asyncio.get_running_loop().call_later(
-                self.sent_hold / 4, self._on_hold_timer)
-
-    def _release_held(self, sent_before: float) -> None:
-        """Write the sent marks held since before `sent_before` (dict order = time order)."""
-        released = 0
-        for sent in self._held.values():
-            if sent.at >= sent_before:
-                break
-            self._track_write(sent.message_id, self._writer.add_sent(sent))
-            released += 1
-        if released == len(self._held):
-            self._held.clear()
-        else:
-            for message_id in list(self._held)[:released]:
-                del self._held[message_id]
-
-    def _refundable(self, message: Message) -> bool:
-        # Refused before it was sent: always refunded. Rejected by the upstream: policy.
-        return message.sent_at is None or self.refund_upstream_rejections
+        return self.book.sent_not_stored(message_id)

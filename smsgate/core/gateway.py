@@ -1,5 +1,6 @@
 """The gateway's operations, as the customer-facing adapters (SMPP, HTTP) call them."""
 
+import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -10,7 +11,7 @@ from .binds import BindRegistry
 from .dispatcher import Dispatcher
 from .errors import LOGIN_FAILURES, Err, GatewayError
 from .login_guard import LoginGuard
-from .models import DELETED, Account, Message, StatusUpdate
+from .models import DELETED, Account, Message, StatusUpdate, UpstreamReport
 from .ports import Store
 from .receipts import ReceiptService
 from .submit import SubmitPipeline
@@ -54,6 +55,14 @@ class Gateway:
             if exc.error in LOGIN_FAILURES:
                 self.login_guard.failed(peer_ip, system_id)
             raise
+
+    async def upstream_report(self, report: UpstreamReport) -> bool:
+        """A delivery report from an upstream (an HTTP provider's DLR endpoint): True
+        once it is stored (matched to its message, or kept as unmatched), False when it
+        could not be (the provider should send it again)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.dispatcher.report(report, lambda ok: future.done() or future.set_result(ok))
+        return await future
 
     def current(self, account: Account) -> Account:
         """The freshest copy of a bound account; refuses one that expired or was disabled

@@ -22,6 +22,10 @@ UNKNOWN = "UNKNOWN"
 FINAL_STATUSES = frozenset({DELIVRD, UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN})
 ALL_STATUSES = frozenset({ATES, ACCEPTD, *FINAL_STATUSES})
 
+# A connector's standing in a running gateway (connectors/registry.py): running, turned
+# off by the operator, or refused (its settings cannot run).
+RUNNING, DISABLED, BROKEN = "running", "disabled", "broken"
+
 
 def credits_to_units(value: str | int | float | Decimal) -> int:
     """'12.5' -> 125000. Raises ValueError for anything that is not a number."""
@@ -194,7 +198,10 @@ class SentUpdate:
     message_id: int
     connector: str
     at: float
-    upstream_id: str = ""
+    upstream_id: str = ""  # the (first) part's id, as the upstream gave it
+    # Every part's upstream id, for a message the connector split into several
+    # submits (stored as message_parts rows for receipt correlation); () otherwise.
+    part_ids: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -262,11 +269,14 @@ class WriteBatch:
     # Groups of new message ids (of one account) accepted or refused together: a
     # multi-destination HTTP submit is all-or-nothing (SPEC §3.1).
     atomic: list[list[int]] = field(default_factory=list)
+    # (message id, part, final status) of a part of a message split upstream
+    part_statuses: list[tuple[int, int, str]] = field(default_factory=list)
+    unmatched: list["UpstreamReport"] = field(default_factory=list)  # reports kept unmatched
 
     def __len__(self) -> int:
         return (len(self.new_messages) + len(self.sent) + len(self.statuses)
                 + len(self.refunds) + len(self.new_receipts) + len(self.done_receipts)
-                + len(self.retry_receipts))
+                + len(self.retry_receipts) + len(self.part_statuses) + len(self.unmatched))
 
 
 @dataclass(slots=True)

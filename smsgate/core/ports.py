@@ -101,6 +101,20 @@ class Store(Protocol):
         and hex); uses the (connector, upstream_id) index."""
         ...
 
+    async def part_by_upstream_id(self, connector: str,
+                                  upstream_ids: Sequence[str]) -> tuple[int, int] | None:
+        """(message id, part number) of a later part of a message we split ourselves
+        whose upstream id is one of `upstream_ids`; None when none is."""
+        ...
+    async def part_statuses(self, message_id: int) -> dict[int, str]:
+        """Part number -> the final status reported for it ('' = none yet), for the
+        parts stored in message_parts (the later parts)."""
+        ...
+    async def unmatched_reports(self, limit: int = 100) -> list[tuple]:
+        """The latest delivery reports that matched no message: (id, connector,
+        upstream_id, status, error_code, reported_at, received_at), newest first."""
+        ...
+
     # numbers and short codes that MO is addressed to
     async def add_number(self, number: InboundNumber) -> None:
         """Insert; raises Conflict if the number exists."""

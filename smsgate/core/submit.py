@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from .errors import Err, GatewayError
-from .models import Account, Message
+from .models import DISABLED, RUNNING, Account, Message, Route
 from .routing import RoutingTable
 from .throttle import Backlog, Throttle
 from .validation import (
@@ -84,7 +84,7 @@ class SubmitPipeline:
     def __init__(
         self,
         routing: Callable[[], RoutingTable],
-        connector_names: Callable[[], set[str]],
+        connector_status: Callable[[str], str | None],
         next_id: Callable[[], int],
         writer,  # store.writer.BatchWriter (typed loosely: core does not import store)
         dispatch: Callable[[Message], None],
@@ -93,7 +93,7 @@ class SubmitPipeline:
         node: str = "",
     ) -> None:
         self._routing = routing
-        self._connector_names = connector_names
+        self._connector_status = connector_status
         self._next_id = next_id
         self._writer = writer
         self._dispatch = dispatch
@@ -124,17 +124,34 @@ class SubmitPipeline:
             raise GatewayError(Err.TOO_MANY_PARTS_IN_REQUEST)
         schedule_at, expires_at = self._times(req, now)
         routes = self._routing()
-        connectors = self._connector_names()
-        priced = []
-        for dest in destinations:
-            route = routes.lookup(account.id, dest, req.source_addr)
-            if route.connector not in connectors:
-                raise GatewayError(Err.NO_ROUTE, f"connector {route.connector} missing")
-            priced.append((dest, route))
+        priced = [(dest, self._route(routes, account.id, dest, req.source_addr))
+                  for dest in destinations]
         delays = self._throttle(req, parts, len(destinations), schedule_at)
         return [self._message(req, dest, route.connector, route.price * parts, parts,
                               _delayed(schedule_at, now, delays, n), expires_at, now)
                 for n, (dest, route) in enumerate(priced)]
+
+    def _route(self, routes: RoutingTable, account_id: int, dest: str, sender: str) -> Route:
+        """The first route of the failover order: its price is what the customer pays,
+        whichever route carries the message. HTTP12 when routes exist for the
+        destination but none takes this sender; HTTP14 when every route's connector is
+        disabled; HTTP23 when none exists (or no connector of them can run)."""
+        try:
+            route = routes.lookup(account_id, dest, sender)
+        except GatewayError:
+            if routes.matching(account_id, dest):
+                raise GatewayError(Err.UPSTREAM_REFUSED,
+                                   f"no route takes sender {sender!r}") from None
+            raise
+        status = self._connector_status
+        if status(route.connector) == RUNNING:
+            return route
+        statuses = {status(r.connector) for r in routes.matching(account_id, dest, sender)}
+        if RUNNING in statuses:
+            return route  # the dispatcher fails over to a running one
+        if DISABLED in statuses:
+            raise GatewayError(Err.NO_UPSTREAM, f"every connector for {dest} is disabled")
+        raise GatewayError(Err.NO_ROUTE, f"no connector for {dest} can run")
 
     def _throttle(self, req: SubmitRequest, parts: int, count: int,
                   schedule_at: float | None) -> list[float] | None:

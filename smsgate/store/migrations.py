@@ -319,6 +319,46 @@ CREATE TABLE connector_states (
 """ + _UPSTREAMS_SHARED
 
 
+# Receipt correlation (core/correlation.py): the upstream ids of the later parts of a
+# message we split ourselves (part 0's is messages.upstream_id), with each part's final
+# status; and delivery reports that matched no message, kept for the operator.
+_PARTS_SQLITE = """
+CREATE TABLE message_parts (
+    message_id INTEGER NOT NULL,
+    part INTEGER NOT NULL,
+    connector TEXT NOT NULL,
+    upstream_id TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (message_id, part));
+CREATE INDEX message_parts_upstream ON message_parts (connector, upstream_id);
+CREATE TABLE unmatched_reports (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    connector TEXT NOT NULL,
+    upstream_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error_code INTEGER NOT NULL DEFAULT 0,
+    reported_at REAL NOT NULL,
+    received_at REAL NOT NULL)"""
+
+_PARTS_POSTGRES = """
+CREATE TABLE message_parts (
+    message_id BIGINT NOT NULL,
+    part INTEGER NOT NULL,
+    connector TEXT NOT NULL,
+    upstream_id TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (message_id, part));
+CREATE INDEX message_parts_upstream ON message_parts (connector, upstream_id);
+CREATE TABLE unmatched_reports (
+    id BIGSERIAL PRIMARY KEY,
+    connector TEXT NOT NULL,
+    upstream_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error_code INTEGER NOT NULL DEFAULT 0,
+    reported_at DOUBLE PRECISION NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL)"""
+
+
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _INITIAL_SQLITE, _INITIAL_POSTGRES),
     Migration("0002_dlr_callbacks", _CALLBACKS_SQLITE, _CALLBACKS_POSTGRES),
@@ -326,6 +366,7 @@ MIGRATIONS: list[Migration] = [
               "ALTER TABLE accounts ADD COLUMN status_auth INTEGER NOT NULL DEFAULT 0",
               "ALTER TABLE accounts ADD COLUMN status_auth BOOLEAN NOT NULL DEFAULT FALSE"),
     Migration("0004_upstreams", _UPSTREAMS_SQLITE, _UPSTREAMS_POSTGRES),
+    Migration("0005_correlation", _PARTS_SQLITE, _PARTS_POSTGRES),
 ]
 
 

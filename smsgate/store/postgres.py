@@ -73,6 +73,12 @@ SET_STATUS = ("UPDATE messages m SET status = u.status, error_code = u.error_cod
               "$6::float8[], $7::float8[], $8::text[]) "
               "AS u(id, status, error_code, upstream_id, accepted_at, done_at, sent_at, connector) "
               f"WHERE m.id = u.id AND m.status NOT IN {rows.FINAL_SQL}")
+INSERT_PART = ("INSERT INTO message_parts (message_id, part, connector, upstream_id) "
+               "VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, part) DO UPDATE SET "
+               "connector = EXCLUDED.connector, upstream_id = EXCLUDED.upstream_id")
+SET_PART_STATUS = "UPDATE message_parts SET status = $3 WHERE message_id = $1 AND part = $2"
+INSERT_UNMATCHED = ("INSERT INTO unmatched_reports (connector, upstream_id, status, error_code, "
+                    "reported_at, received_at) VALUES ($1, $2, $3, $4, $5, $6)")
 RECEIPT_IDS = "SELECT nextval('pending_receipts_id_seq') FROM generate_series(1, $1)"
 DELETE_RECEIPTS = "DELETE FROM pending_receipts WHERE id = ANY($1::bigint[])"
 RETRY_RECEIPTS = ("UPDATE pending_receipts r SET attempts = r.attempts + 1, "
@@ -290,6 +296,30 @@ class PostgresStore:
             found = await self.pool.fetch(BY_UPSTREAM_ID, connector, list(upstream_ids))
         return [Message(*r) for r in found]
 
+    async def part_by_upstream_id(self, connector: str,
+                                  upstream_ids: Sequence[str]) -> tuple[int, int] | None:
+        if not upstream_ids:
+            return None
+        with _errors():
+            row = await self.pool.fetchrow(
+                "SELECT message_id, part FROM message_parts WHERE connector = $1 "
+                "AND upstream_id = ANY($2::text[]) ORDER BY message_id LIMIT 1",
+                connector, list(upstream_ids))
+        return (row[0], row[1]) if row else None
+
+    async def part_statuses(self, message_id: int) -> dict[int, str]:
+        with _errors():
+            found = await self.pool.fetch("SELECT part, status FROM message_parts "
+                                          "WHERE message_id = $1", message_id)
+        return {r[0]: r[1] for r in found}
+
+    async def unmatched_reports(self, limit: int = 100) -> list[tuple]:
+        with _errors():
+            found = await self.pool.fetch(
+                "SELECT id, connector, upstream_id, status, error_code, reported_at, "
+                "received_at FROM unmatched_reports ORDER BY id DESC LIMIT $1", limit)
+        return [tuple(r) for r in found]
+
     # -- numbers, connector states -----------------------------------------------------
 
     async def add_number(self, number: InboundNumber) -> None:
@@ -479,7 +509,19 @@ async def _write(c: asyncpg.Connection, batch: WriteBatch) -> BatchResult:
         await c.execute(DELETE_RECEIPTS, batch.done_receipts)
     if batch.retry_receipts:
         await c.execute(RETRY_RECEIPTS, *zip(*batch.retry_receipts, strict=True))
+    if batch.part_statuses or batch.unmatched or batch.sent:
+        await _write_correlation(c, batch, now)
     return result
+
+
+async def _write_correlation(c: asyncpg.Connection, batch: WriteBatch, now: float) -> None:
+    parts = rows.part_rows(batch.sent)
+    if parts:
+        await c.executemany(INSERT_PART, parts)
+    if batch.part_statuses:
+        await c.executemany(SET_PART_STATUS, batch.part_statuses)
+    if batch.unmatched:
+        await c.executemany(INSERT_UNMATCHED, rows.unmatched_rows(batch.unmatched, now))
 
 
 async def _settle_balances(c: asyncpg.Connection, batch: WriteBatch, ledger: list[tuple],

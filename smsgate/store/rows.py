@@ -24,6 +24,7 @@ from ..core.models import (
     Route,
     SentUpdate,
     StatusUpdate,
+    UpstreamReport,
 )
 
 MESSAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Message))
@@ -129,6 +130,19 @@ def sent_rows(sent: list[SentUpdate]) -> list[tuple]:
         return [(u.message_id, u.connector, u.at, u.upstream_id)]
     last = {u.message_id: u for u in sent}
     return [(u.message_id, u.connector, u.at, u.upstream_id) for u in last.values()]
+
+
+def part_rows(sent: list[SentUpdate]) -> list[tuple]:
+    """(message_id, part, connector, upstream_id) of every part of the split messages."""
+    return [(u.message_id, n, u.connector, part_id)
+            for u in sent if u.part_ids for n, part_id in enumerate(u.part_ids)]
+
+
+def unmatched_rows(reports: list[UpstreamReport], now: float) -> list[tuple]:
+    """(connector, upstream_id, status, error_code, reported_at, received_at): the id
+    as the report gave it (its first spelling)."""
+    return [(r.connector, r.upstream_ids[0] if r.upstream_ids else "", r.status,
+             r.error_code, r.at, now) for r in reports]
 
 
 def status_rows(statuses: list[StatusUpdate]) -> list[tuple]:

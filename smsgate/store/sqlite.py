@@ -70,12 +70,18 @@ SET_STATUS = ("UPDATE messages SET status = ?2, error_code = ?3, "
               "sent_at = COALESCE(?7, sent_at), "
               "connector = CASE WHEN ?8 = '' THEN connector ELSE ?8 END "
               f"WHERE id = ?1 AND status NOT IN {rows.FINAL_SQL}")
+INSERT_PART = ("INSERT OR REPLACE INTO message_parts (message_id, part, connector, upstream_id) "
+               "VALUES (?, ?, ?, ?)")
+SET_PART_STATUS = "UPDATE message_parts SET status = ?3 WHERE message_id = ?1 AND part = ?2"
+INSERT_UNMATCHED = ("INSERT INTO unmatched_reports (connector, upstream_id, status, error_code, "
+                    "reported_at, received_at) VALUES (?, ?, ?, ?, ?, ?)")
 RECEIPT_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'pending_receipts'"
 DELETE_RECEIPT = "DELETE FROM pending_receipts WHERE id = ?"
 RETRY_RECEIPT = ("UPDATE pending_receipts SET attempts = attempts + 1, next_attempt_at = ?2 "
                  "WHERE id = ?1")
 
 SELECT_MESSAGES = f"SELECT {_MSG} FROM messages"
+UNMATCHED_COLUMNS = "id, connector, upstream_id, status, error_code, reported_at, received_at"
 UNSENT_NOW = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at IS NULL "
               "AND id > ? ORDER BY id LIMIT ?")
 # Left to itself the planner walks the primary key here (id > ?, ORDER BY id) through
@@ -373,6 +379,24 @@ class SqliteStore:
         found = await self._run(_all, sql, (connector, *upstream_ids))
         return [Message(*r) for r in found]
 
+    async def part_by_upstream_id(self, connector: str,
+                                  upstream_ids: Sequence[str]) -> tuple[int, int] | None:
+        if not upstream_ids:
+            return None
+        sql = (f"SELECT message_id, part FROM message_parts WHERE connector = ? "
+               f"AND upstream_id IN ({_marks(len(upstream_ids))}) ORDER BY message_id LIMIT 1")
+        row = await self._run(_one, sql, (connector, *upstream_ids))
+        return (row[0], row[1]) if row else None
+
+    async def part_statuses(self, message_id: int) -> dict[int, str]:
+        found = await self._run(_all, "SELECT part, status FROM message_parts "
+                                "WHERE message_id = ?", (message_id,))
+        return dict(found)
+
+    async def unmatched_reports(self, limit: int = 100) -> list[tuple]:
+        return await self._run(_all, f"SELECT {UNMATCHED_COLUMNS} FROM unmatched_reports "
+                               "ORDER BY id DESC LIMIT ?", (limit,))
+
     # -- numbers, connector states -----------------------------------------------------
 
     async def add_number(self, number: InboundNumber) -> None:
@@ -584,7 +608,19 @@ def _write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
         c.executemany(DELETE_RECEIPT, [(i,) for i in batch.done_receipts])
     if batch.retry_receipts:
         c.executemany(RETRY_RECEIPT, batch.retry_receipts)
+    if batch.part_statuses or batch.unmatched or batch.sent:
+        _write_correlation(c, batch, now)
     return result
+
+
+def _write_correlation(c: sqlite3.Connection, batch: WriteBatch, now: float) -> None:
+    parts = rows.part_rows(batch.sent)
+    if parts:
+        c.executemany(INSERT_PART, parts)
+    if batch.part_statuses:
+        c.executemany(SET_PART_STATUS, batch.part_statuses)
+    if batch.unmatched:
+        c.executemany(INSERT_UNMATCHED, rows.unmatched_rows(batch.unmatched, now))
 
 
 def _charge_and_insert(c: sqlite3.Connection, messages: list[Message], now: float,

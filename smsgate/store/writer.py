@@ -27,6 +27,7 @@ from ..core.models import (
     Refund,
     SentUpdate,
     StatusUpdate,
+    UpstreamReport,
     WriteBatch,
 )
 from ..core.ports import Store, StoreError
@@ -75,6 +76,8 @@ class BatchWriter:
         self._receipt_futures: list[Future] = []
         self._done: list[int] = []
         self._retry: list[tuple[int, float]] = []
+        self._part_statuses: list[tuple[int, int, str]] = []
+        self._unmatched: list[UpstreamReport] = []
         self._other_futures: list[Future] = []
 
     # -- adding work (synchronous, cheap) ------------------------------------------------
@@ -151,6 +154,14 @@ class BatchWriter:
     def retry_receipt(self, receipt_id: int, at: float) -> "Future[None]":
         return self._add(self._retry, (receipt_id, at))
 
+    def add_part_status(self, message_id: int, part: int, status: str) -> "Future[None]":
+        """The final status of one part of a message split upstream."""
+        return self._add(self._part_statuses, (message_id, part, status))
+
+    def add_unmatched(self, report: UpstreamReport) -> "Future[None]":
+        """A delivery report that matched no message, kept for the operator."""
+        return self._add(self._unmatched, report)
+
     @property
     def queued(self) -> int:
         """Items waiting for a commit (not counting the one in flight)."""
@@ -208,7 +219,8 @@ class BatchWriter:
     async def _commit_next(self) -> None:
         messages, message_waiters = self._take_messages()
         batch = WriteBatch(messages, self._sent, self._statuses, self._refunds,
-                           self._receipts, self._done, self._retry, self._take_groups(messages))
+                           self._receipts, self._done, self._retry, self._take_groups(messages),
+                           self._part_statuses, self._unmatched)
         receipt_futures, other_futures = self._receipt_futures, self._other_futures
         self._reset_queues()
         self._queued = len(self._messages)

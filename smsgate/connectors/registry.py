@@ -1,0 +1,125 @@
+"""The configured connectors, kept running as the store says (SPEC §8).
+
+The connectors table is the truth: the CLI and the admin API change it, and every
+`poll` seconds the registry reads it and makes the running set match. A new or enabled
+connector starts (an SMPP one binds); a disabled or removed one stops (it takes nothing
+more, lets its window drain and unbinds; what it still held goes back to the dispatcher,
+which sends it by the next route or keeps it); a connector whose settings changed is
+restarted with them. So a change reaches a running gateway within `poll` seconds.
+
+Each connector's live state (`UpstreamConnector.state()`) is written to the store at
+the same pace (`connector_states`, one row per connector and node), for `connector
+list` and the admin API.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from ..core.dispatcher import Dispatcher
+from ..core.models import BROKEN, DISABLED, RUNNING, Connector, ConnectorState
+from ..core.ports import Store, UpstreamConnector
+
+log = logging.getLogger(__name__)
+
+Factory = Callable[[Connector], UpstreamConnector]
+
+
+class ConnectorRegistry:
+    def __init__(self, store: Store, dispatcher: Dispatcher, factory: Factory, node: str,
+                 poll: float = 2.0) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+        self._factory = factory
+        self.node = node
+        self.poll = poll
+        self._rows: dict[str, Connector] = {}  # as running (or refused), by name
+        self._status: dict[str, str] = {}  # name -> RUNNING | DISABLED | BROKEN
+        self._task: asyncio.Task | None = None
+        self._lock = asyncio.Lock()
+
+    def status(self, name: str) -> str | None:
+        """RUNNING, DISABLED (by the operator), BROKEN (its settings cannot run), or None
+        for a name the store does not have."""
+        return self._status.get(name)
+
+    async def start(self) -> None:
+        await self.reload()
+        self._task = asyncio.create_task(self._loop(), name="connector-registry")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        async with self._lock:
+            for name in list(self._dispatcher.connectors):
+                await self._stop(name)
+
+    async def reload(self) -> None:
+        """Make the running connectors match the table."""
+        rows = {c.name: c for c in await self._store.list_connectors()}
+        async with self._lock:
+            for name, status in list(self._status.items()):
+                row = rows.get(name)
+                wanted = row is not None and row.enabled
+                if row is None or _changed(self._rows.get(name), row) \
+                        or (status == DISABLED) == wanted:
+                    await self._stop(name)
+            for name, row in rows.items():
+                if name in self._status:
+                    continue
+                if row.enabled:
+                    await self._start(row)
+                else:
+                    self._rows[name], self._status[name] = row, DISABLED
+
+    async def _start(self, row: Connector) -> None:
+        """A connector that cannot start must not keep the gateway down: it is logged
+        and left out (BROKEN) until its settings change."""
+        self._rows[row.name] = row
+        try:
+            connector = self._factory(row)
+            await self._dispatcher.add_connector(connector)
+        except Exception as exc:
+            log.error("connector %s not started: %s", row.name, exc)
+            self._status[row.name] = BROKEN
+            return
+        self._status[row.name] = RUNNING
+        # at start-up quietly: `serve` prints its own lines; later a change is news
+        log.log(logging.INFO if self._task else logging.DEBUG, "connector %s (%s) started",
+                row.name, row.type)
+
+    async def _stop(self, name: str) -> None:
+        self._rows.pop(name, None)
+        if self._status.pop(name, None) == RUNNING:
+            try:
+                await self._dispatcher.remove_connector(name)
+            except Exception:
+                log.exception("connector %s did not stop cleanly", name)
+            log.info("connector %s stopped", name)
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll)
+            try:
+                await self.reload()
+                await self.report()
+            except Exception:  # the store may be back at the next look
+                log.exception("connector reload failed")
+
+    async def report(self) -> None:
+        """Write each running connector's live state for `connector list`."""
+        now = time.time()
+        for name, connector in list(self._dispatcher.connectors.items()):
+            try:
+                state = connector.state()
+            except Exception:
+                log.exception("connector %s could not tell its state", name)
+                continue
+            await self._store.report_connector_state(ConnectorState(name, self.node, state,
+                                                                    now))
+
+
+def _changed(running: Connector | None, row: Connector) -> bool:
+    return running is None or (running.type, running.config) != (row.type, row.config)

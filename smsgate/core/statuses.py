@@ -1,0 +1,174 @@
+"""What happens to a message after it left: its status changes, stored and told.
+
+Every status change of a message goes through `StatusBook.apply`: the sent mark (ATES
+with the upstream's id), ACCEPTD, and the final state. It is stored through the group
+commit and told to the listeners (receipts for SMPP customers, HTTP callbacks).
+
+The "sent" mark of a message whose connector can safely send it twice (the simulator,
+`resend_safe`) is held back for up to `sent_hold` seconds: when its first status comes
+within that time, both go to the store in one row write instead of two. The price: a
+message sent in the last `sent_hold` seconds before a crash is sent again after the
+restart. A real upstream's sent mark (with its upstream id) goes to the very next
+group commit, so that only messages truly in flight at a crash can be sent twice.
+
+A `recorder` (the dlrurl callback outbox) makes its own record of a status durable
+before the status is stored: so that no stored status lacks its record, whenever the
+process dies. Listeners only hear of statuses; they store nothing the status depends on.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from .models import (
+    ACCEPTD,
+    FINAL_STATUSES,
+    REJECTD,
+    Message,
+    Refund,
+    SentUpdate,
+    StatusUpdate,
+)
+from .ports import Done
+
+log = logging.getLogger(__name__)
+
+StatusListener = Callable[[Message, StatusUpdate], None]
+# recorder(message, update, then): returns False if it records nothing. Otherwise it
+# calls then() once its record is committed (or failed), and only then is the status
+# handed to the writer. then is None for a status stored already (cancel_sm).
+StatusRecorder = Callable[[Message, StatusUpdate, Callable[[], None] | None], bool]
+
+
+class StatusBook:
+    def __init__(self, writer, refund_upstream_rejections: bool = True,
+                 sent_hold: float = 1.0) -> None:
+        self._writer = writer
+        self.sent_hold = sent_hold
+        self.refund_upstream_rejections = refund_upstream_rejections
+        self._held: dict[int, SentUpdate] = {}  # message id -> sent mark not yet written
+        self._writing: set[int] = set()  # sent marks handed to the writer, not committed
+        self._hold_timer: asyncio.TimerHandle | None = None
+        self._listeners: list[StatusListener] = []
+        self._recorder: StatusRecorder | None = None
+        self.statuses: dict[str, int] = {}  # status -> reports, for metrics (dict: fast)
+
+    def add_listener(self, listener: StatusListener) -> None:
+        self._listeners.append(listener)
+
+    def set_recorder(self, recorder: StatusRecorder) -> None:
+        self._recorder = recorder
+
+    # -- sent ---------------------------------------------------------------------------
+
+    def sent(self, message: Message, sent: SentUpdate, hold: bool) -> None:
+        """The upstream accepted `message`; `hold`: its mark may wait (see above)."""
+        self.statuses["ATES"] = self.statuses.get("ATES", 0) + 1
+        message.sent_at = sent.at
+        message.upstream_id = sent.upstream_id
+        if not hold or self.sent_hold <= 0:
+            self._track_write(sent.message_id, self._writer.add_sent(sent))
+            return
+        self._held[sent.message_id] = sent
+        if self._hold_timer is None:
+            self._hold_timer = asyncio.get_running_loop().call_later(
+                self.sent_hold / 4, self._on_hold_timer)
+
+    def sent_not_stored(self, message_id: int) -> bool:
+        """Sent upstream although the store does not say so yet (its mark is held or
+        not committed): cancel_sm and replace_sm must not touch it."""
+        return message_id in self._held or message_id in self._writing
+
+    # -- status changes -----------------------------------------------------------------
+
+    def apply(self, message: Message, update: StatusUpdate, done: Done | None = None,
+              refund: bool | None = None) -> None:
+        """ACCEPTD or a final state; `done(stored)` once its write commits. A REJECTD
+        is refunded as `refund` says, by default as `_refundable` does."""
+        self.statuses[update.status] = self.statuses.get(update.status, 0) + 1
+        held = self._held.pop(message.id, None)
+        if held is not None:
+            update.sent_at, update.connector = held.at, held.connector
+            update.upstream_id = update.upstream_id or held.upstream_id
+            self._writing.add(message.id)  # sent, and not stored until the write commits
+        if not self._record(message, update, lambda: self._store(update, held, done)):
+            self._store(update, held, done)
+        message.status = update.status
+        if update.status in FINAL_STATUSES:
+            message.done_at = update.at
+            if update.status == REJECTD and (self._refundable(message) if refund is None
+                                              else refund):
+                self._writer.add_refund(Refund(message.account_id, message.price, message.id,
+                                               "refund: rejected upstream"))
+        elif update.status == ACCEPTD:
+            message.accepted_at = update.at
+        self._tell(message, update)
+
+    def notify(self, message: Message, update: StatusUpdate) -> None:
+        """A status stored by someone else (cancel_sm): for the recorder and listeners."""
+        self._record(message, update, None)
+        self._tell(message, update)
+
+    def _record(self, message: Message, update: StatusUpdate,
+                then: Callable[[], None] | None) -> bool:
+        """Whether the recorder took the status (and will call then())."""
+        if self._recorder is None:
+            return False
+        try:
+            return self._recorder(message, update, then)
+        except Exception:  # never keep a status from the store
+            log.exception("status recorder failed for message %s", message.id)
+            return False
+
+    def _store(self, update: StatusUpdate, held: SentUpdate | None, done: Done | None) -> None:
+        future = self._writer.add_status(update)
+        if held is not None:
+            self._track_write(update.message_id, future)
+        if done is not None:
+            future.add_done_callback(
+                lambda f: done(not f.cancelled() and f.exception() is None))
+
+    def _tell(self, message: Message, update: StatusUpdate) -> None:
+        for listener in self._listeners:
+            try:
+                listener(message, update)
+            except Exception:
+                log.exception("status listener failed for message %s", message.id)
+
+    def _refundable(self, message: Message) -> bool:
+        # Refused before it was sent: always refunded. Rejected by the upstream: policy.
+        return message.sent_at is None or self.refund_upstream_rejections
+
+    # -- held sent marks ----------------------------------------------------------------
+
+    def _track_write(self, message_id: int, future: asyncio.Future) -> None:
+        self._writing.add(message_id)
+        future.add_done_callback(lambda f: self._writing.discard(message_id))
+
+    def _on_hold_timer(self) -> None:
+        self._hold_timer = None
+        self.release_held(time.time() - self.sent_hold)
+        if self._held:
+            self._hold_timer = asyncio.get_running_loop().call_later(
+                self.sent_hold / 4, self._on_hold_timer)
+
+    def release_held(self, sent_before: float = float("inf")) -> None:
+        """Write the sent marks held since before `sent_before` (dict order = time order)."""
+        released = 0
+        for sent in self._held.values():
+            if sent.at >= sent_before:
+                break
+            self._track_write(sent.message_id, self._writer.add_sent(sent))
+            released += 1
+        if released == len(self._held):
+            self._held.clear()
+        else:
+            for message_id in list(self._held)[:released]:
+                del self._held[message_id]
+
+    def stop(self) -> None:
+        if self._hold_timer is not None:
+            self._hold_timer.cancel()
+            self._hold_timer = None
+        self.release_held()

@@ -1,0 +1,142 @@
+"""Receipt correlation against a real store (both backends): memory, store, the park."""
+
+import asyncio
+import time
+
+import pytest
+from store_helpers import funded, message
+
+from smsgate.core.correlation import Match, ReceiptCorrelator
+from smsgate.core.models import DELIVRD, WriteBatch
+from smsgate.core.ports import StoreError
+from smsgate.smpp.receipt import id_variants
+from smsgate.store import open_store
+
+
+@pytest.fixture
+async def store(store_url: str):
+    s = open_store(store_url)
+    await s.open()
+    await s.migrate()
+    try:
+        yield s
+    finally:
+        await s.close()
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.delivered: list[tuple[str, Match]] = []
+        self.unmatched: list[str] = []
+        self.outcomes: list[bool] = []
+
+    def deliver(self, report, match, done) -> None:
+        self.delivered.append((report.upstream_ids[0], match))
+        done(True)
+
+    def keep(self, report, done) -> None:
+        self.unmatched.append(report.upstream_ids[0])
+        done(True)
+
+    def done(self, ok: bool) -> None:
+        self.outcomes.append(ok)
+
+
+def report(receipt_id: str, connector: str = "up"):
+    from smsgate.core.models import UpstreamReport
+    return UpstreamReport(connector, tuple(id_variants(receipt_id)), DELIVRD, time.time())
+
+
+def correlator(store, recorder: Recorder, **options) -> ReceiptCorrelator:
+    return ReceiptCorrelator(store, recorder.deliver, recorder.keep, **options)
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+
+
+async def test_a_remembered_id_matches_in_memory_in_another_spelling(store):
+    recorder = Recorder()
+    c = correlator(store, recorder)
+    sent = message(1, connector="up", upstream_id="38601fa")
+    c.remember(sent, "up", ["38601fa"])
+    c.report(report("0059113978"), recorder.done)  # the same number, decimal, padded
+    assert recorder.delivered == [("0059113978", Match(sent, 0))]
+    assert recorder.outcomes == [True] and c.matched_memory == 1
+
+
+async def test_a_stored_id_matches_through_the_store(store):
+    account = await funded(store)
+    stored = message(account.id, connector="up", upstream_id="1d305b4c")
+    await store.write(WriteBatch(new_messages=[stored]))
+    recorder = Recorder()
+    c = correlator(store, recorder)
+    c.report(report("0489708364"), recorder.done)
+    await settle()
+    [(_, match)] = recorder.delivered
+    assert match.message.id == stored.id and match.part == 0
+    assert c.matched_store == 1
+    # another connector's id never matches
+    c.report(report("0489708364", connector="other"), recorder.done)
+    await settle()
+    assert c.parked == 1
+
+
+async def test_a_report_before_its_submit_answer_is_parked_then_matched(store):
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=5.0)
+    c.report(report("777"), recorder.done)
+    await settle()
+    assert c.parked == 1 and not recorder.delivered
+    late = message(1, connector="up")
+    c.remember(late, "up", ["777"])
+    assert recorder.delivered == [("777", Match(late, 0))] and c.parked == 0
+    assert recorder.outcomes == [True]
+
+
+async def test_an_unknown_id_is_kept_as_unmatched_after_the_park(store):
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=0.2)
+    c.report(report("424242"), recorder.done)
+    await asyncio.sleep(0.6)
+    assert recorder.unmatched == ["424242"] and recorder.outcomes == [True]
+    assert c.parked == 0 and c.unmatched == 1
+    c.stop()
+
+
+async def test_a_full_park_sends_reports_straight_to_the_unmatched_table(store):
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=30.0, max_parked=2)
+    for n in range(5):
+        c.report(report(str(1000 + n)), recorder.done)
+    await settle()
+    assert c.parked == 2 and len(recorder.unmatched) == 3
+    c.stop()
+
+
+async def test_memory_is_bounded_and_forgotten_ids_are_found_in_the_store(store):
+    account = await funded(store)
+    first = message(account.id, connector="up", upstream_id="1")
+    await store.write(WriteBatch(new_messages=[first]))
+    recorder = Recorder()
+    c = correlator(store, recorder, memory_size=10)
+    for n in range(1, 100):
+        c.remember(message(account.id, connector="up"), "up", [str(n)])
+    assert len(c._recent) == 10
+    c.report(report("1"), recorder.done)
+    await settle()
+    assert recorder.delivered[0][1].message.id == first.id
+
+
+async def test_a_store_failure_answers_false_so_the_upstream_retries(store):
+    recorder = Recorder()
+    c = correlator(store, recorder)
+
+    async def broken(*args):
+        raise StoreError("connection lost")
+
+    store.messages_by_upstream_id = broken
+    c.report(report("5"), recorder.done)
+    await settle()
+    assert recorder.outcomes == [False] and not recorder.unmatched
