@@ -6,10 +6,11 @@ import logging
 
 import aiohttp
 import pytest
-from http_harness import api_fixture  # noqa: F401
+from aiohttp import web
+from http_harness import api_fixture, eventually, ids_of  # noqa: F401
 
 from smsgate.connectors.settings import HttpSettings
-from smsgate.core.models import Connector
+from smsgate.core.models import CREDIT_SCALE, Connector, Route
 
 TOKEN = "s3cr3t-t0ken-0123456789"
 
@@ -108,11 +109,16 @@ async def test_a_report_is_stored_and_answered_ok(api, method):
 
 async def test_a_report_not_stored_is_503(api):
     await add_http_connector(api)
+    assert (await call(api, "GET", "/connectors/prov/dlr?id=ab0&status=DELIVRD"))[0] == 200
     await api.app.store.close()  # the store fails under the gateway
     try:
         assert await call(api, "GET", "/connectors/prov/dlr",
                           params={"id": "ab1", "status": "DELIVRD"}) == \
             (503, "not stored, try again")
+        api.app.http.dlr.settings._table = None  # nor can the settings be read now
+        assert await call(api, "GET", "/connectors/prov/dlr",
+                          params={"id": "ab1", "status": "DELIVRD"}) == \
+            (503, "connector settings unavailable, try again")
     finally:
         await api.app.store.open()
 
@@ -123,3 +129,83 @@ async def test_no_customer_credentials_are_needed_nor_looked_at(api):
         url = api.base + "/connectors/prov/dlr?id=1&status=DELIVRD&user=x&pass=y"
         async with session.get(url) as response:
             assert response.status == 200
+
+
+# -- the whole way: customer -> gateway -> provider -> report -> customer -----------------
+
+class Provider:
+    """A provider on a real port: answers `OK id=P<our id>` (or `refusal`), and
+    remembers each request's query."""
+
+    def __init__(self) -> None:
+        self.queries: list[dict[str, str]] = []
+        self.refusal: tuple[int, str] | None = None
+        self.runner: web.AppRunner | None = None
+
+    async def send(self, request: web.Request) -> web.Response:
+        self.queries.append(dict(request.query))
+        if self.refusal:
+            return web.Response(status=self.refusal[0], text=self.refusal[1])
+        return web.Response(text=f"OK id=P{request.query['ref']}")
+
+    async def __aenter__(self) -> str:
+        app = web.Application()
+        app.router.add_get("/send", self.send)
+        self.runner = web.AppRunner(app, access_log=None)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        return f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+
+    async def __aexit__(self, *exc) -> None:
+        assert self.runner is not None
+        await self.runner.cleanup()
+
+
+async def route_to_provider(api, base: str) -> None:
+    """Destinations starting 44 go to the provider (running at once, not in 2 s)."""
+    settings = HttpSettings(url=base + "/send?to={to}&text={text}&ref={id}", ok="^OK",
+                            id=r"id=(\S+)", dlr_token=TOKEN)
+    await api.app.store.add_connector(Connector("prov", "http", settings.to_config()))
+    await api.app.store.add_route(Route("44", "prov", CREDIT_SCALE))
+    await api.app.connectors.reload()
+    await api.app.reload_routes()
+
+
+async def status_of(api, message_id: int) -> str:
+    return await api.get("/websmpp/websmsstatus", {"respId": message_id})
+
+
+async def test_a_message_goes_to_the_provider_and_its_report_comes_back(api):
+    provider = Provider()
+    async with provider as base:
+        await route_to_provider(api, base)
+        await api.seed_account()
+        [message_id] = ids_of(await api.submit(mno="447700900123", text="Tom & Jerry #1"))
+
+        async def requested():
+            return provider.queries
+        await eventually(requested, what="the provider's request")
+        assert provider.queries == [{"to": "447700900123", "text": "Tom & Jerry #1",
+                                     "ref": str(message_id)}]
+        report = {"id": f"P{message_id}", "status": "1", "token": TOKEN}
+        assert await call(api, "GET", "/connectors/prov/dlr", params=report) == (200, "OK")
+
+        async def delivered():
+            return await status_of(api, message_id) == "Response: DELIVRD"
+        await eventually(delivered, what="DELIVRD")
+
+
+async def test_a_providers_refusal_makes_the_message_rejected(api):
+    provider = Provider()
+    provider.refusal = (400, "invalid destination")
+    async with provider as base:
+        await route_to_provider(api, base)
+        await api.seed_account()
+        [message_id] = ids_of(await api.submit(mno="447700900124"))
+
+        async def rejected():
+            return await status_of(api, message_id) == "Response: REJECTD"
+        await eventually(rejected, what="REJECTD")
+        message = await api.app.store.get_message(message_id)
+        assert message.error_code == 400
