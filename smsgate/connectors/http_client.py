@@ -252,18 +252,22 @@ class HttpConnector:
 
     @property
     def room(self) -> int:
-        """Free request slots plus a queue of about as many (at most a second's worth
-        at the TPS limit): enough to stay busy between two dispatches, not so much
-        that many messages wait here rather than by another route. While the circuit
-        is half-open: one probe."""
+        """What can start now (a free slot and a TPS token each), plus a queue of about
+        as many as start in a second (at most `concurrency`): enough to stay busy
+        between two dispatches, not so many that they wait here rather than by another
+        route. While the circuit is half-open: one probe."""
         if not self.available:
             return 0
-        held = len(self._in_flight) + len(self._queue)
-        if self._circuit.probing(time.monotonic()):
-            return 0 if held else 1
-        concurrency = self.settings.concurrency
-        tps = self.settings.tps
-        return max(0, concurrency + min(concurrency, tps or concurrency) - held)
+        now = time.monotonic()
+        if self._circuit.probing(now):
+            return 0 if self._in_flight or self._queue else 1
+        concurrency, tps = self.settings.concurrency, self.settings.tps
+        startable = concurrency - len(self._in_flight)
+        tokens = self._pacer.available(now)
+        if tokens < startable:
+            startable = int(tokens)
+        queue_limit = min(concurrency, tps) if tps else concurrency
+        return max(0, startable + queue_limit - len(self._queue))
 
     def state(self) -> dict:
         now = time.time()

@@ -268,9 +268,11 @@ async def test_concurrency_is_kept_and_room_follows_it(provider):
     assert provider.max_in_flight == 3 and len(events.ids) == 12
 
 
-async def test_room_is_a_seconds_worth_at_a_low_tps(provider):
+async def test_room_is_about_a_seconds_worth_at_a_low_tps(provider):
     async with running(url=provider.base + "/s", concurrency=10, tps=2) as (connector, _):
-        assert connector.room == 12
+        assert connector.room == 3  # one token now, two more within the second
+        connector.send([message(1), message(2), message(3)])
+        assert connector.room == 0
 
 
 # -- the circuit ----------------------------------------------------------------------

@@ -162,12 +162,14 @@ class Provider:
         await self.runner.cleanup()
 
 
-async def route_to_provider(api, base: str) -> None:
-    """Destinations starting 44 go to the provider (running at once, not in 2 s)."""
+async def route_to_provider(api, base: str, **config) -> None:
+    """Destinations starting 44 go to the provider (running at once, not in 2 s), and
+    to the simulator when it fails."""
     settings = HttpSettings(url=base + "/send?to={to}&text={text}&ref={id}", ok="^OK",
-                            id=r"id=(\S+)", dlr_token=TOKEN)
+                            id=r"id=(\S+)", dlr_token=TOKEN, **config)
     await api.app.store.add_connector(Connector("prov", "http", settings.to_config()))
     await api.app.store.add_route(Route("44", "prov", CREDIT_SCALE))
+    await api.app.store.add_route(Route("44", "simulator", CREDIT_SCALE, priority=1))
     await api.app.connectors.reload()
     await api.app.reload_routes()
 
@@ -209,3 +211,19 @@ async def test_a_providers_refusal_makes_the_message_rejected(api):
         await eventually(rejected, what="REJECTD")
         message = await api.app.store.get_message(message_id)
         assert message.error_code == 400
+
+
+async def test_a_failing_provider_opens_its_circuit_and_messages_fail_over(api):
+    provider = Provider()
+    provider.refusal = (503, "maintenance")
+    async with provider as base:
+        await route_to_provider(api, base, circuit_failures=2, circuit_cooldown=60)
+        await api.seed_account()
+        [message_id] = ids_of(await api.submit(mno="447700900125"))
+
+        async def delivered():  # by the simulator, the next route
+            return await status_of(api, message_id) == "Response: DELIVRD"
+        await eventually(delivered, what="DELIVRD by the next route")
+        assert len(provider.queries) == 2  # tried twice, then the circuit opened
+        assert api.app.dispatcher.connectors["prov"].state()["circuit"] == "open"
+        assert (await api.app.store.get_message(message_id)).connector == "simulator"
