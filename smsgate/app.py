@@ -11,8 +11,9 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
-from .connectors.settings import SimulatorSettings, settings_for
+from .connectors.settings import SimulatorSettings, SmppSettings, settings_for
 from .connectors.simulator import SimulatorConnector
+from .connectors.smpp_client import SmppConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
 from .core.binds import BindRegistry
 from .core.coverage import default_coverage
@@ -126,6 +127,8 @@ def make_connector(connector: Connector):
     settings = settings_for(connector.type, connector.config)
     if isinstance(settings, SimulatorSettings):
         return SimulatorConnector(connector.name, settings)
+    if isinstance(settings, SmppSettings):
+        return SmppConnector(connector.name, settings)
     raise ValueError(f"connector type {connector.type!r} cannot run in this version yet")
 
 
