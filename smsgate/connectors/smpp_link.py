@@ -54,12 +54,13 @@ class LinkOwner(Protocol):
 def session_config(settings: SmppSettings) -> SessionConfig:
     """The client's timers: enquire_link after `enquire_link` s of silence, every
     request (bind included) answered within `response_timeout` or the link is dead
-    (submit_sm: handed back). No inactivity timer: an enquire_link left unanswered
-    says more, sooner."""
+    (submit_sm: handed back, and the link probed with an enquire_link at once). No
+    inactivity timer: an enquire_link left unanswered says more, sooner."""
     return SessionConfig(
         window=settings.window, max_pending_in=MAX_PENDING_IN,
         bind_timeout=settings.response_timeout, enquire_link_interval=settings.enquire_link,
-        inactivity_timeout=0, response_timeout=settings.response_timeout)
+        inactivity_timeout=0, response_timeout=settings.response_timeout,
+        probe_on_timeout=True)
 
 
 def client_tls_context(settings: SmppSettings) -> ssl.SSLContext | None:

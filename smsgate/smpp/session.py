@@ -27,7 +27,11 @@ Rules (SMPP 3.4 §2.2–2.3, SMPP34.md §7):
   why). A malformed field is not a protocol error: it is answered like a validation
   failure.
 - Time (timers.py): the session is told `now` with every `receive_data` and with every
-  request it sends; `next_deadline()` says when it next needs `handle_timer(now)`.
+  request it sends; `next_deadline()` says when it next needs `handle_timer(now)`. The
+  link counts as alive when whole PDUs arrive (bytes of a frame that never completes
+  do not keep it so). With `probe_on_timeout`, a request of the app left unanswered
+  sends an enquire_link at once: a peer that answers it is slow, one that does not is
+  dead (LinkDead one response_timeout later).
 
 The adapter feeds bytes to `receive_data`, handles the PDUs it returns, answers and
 sends with `send`, and writes `data_to_send()` to the socket.
@@ -158,8 +162,9 @@ class Session:
         """The PDUs of `data` the app must handle; automatic answers go to the outbox."""
         if self.closing or self.state is State.UNBOUND or self.state is State.CLOSED:
             return []
-        self._last_rx = now
         frames = self.framer.feed(data)
+        if frames:  # alive means whole PDUs arrive: stray bytes of a broken frame do not
+            self._last_rx = now
         over_budget = self.state in PRE_BIND and self._over_bind_budget(frames)
         accepted = []
         for frame in frames:
@@ -417,6 +422,9 @@ class Session:
                 events.append(LinkDead(request))
                 return events  # the rest is lost with the link: see close()
             events.append(RequestTimedOut(request))
+        if events and self.config.probe_on_timeout and self.state in BOUND \
+                and not self._link_check:
+            self._link_check = self.send(Pdu(CommandId.enquire_link), now)
         return events
 
     # -- state -------------------------------------------------------------------------
