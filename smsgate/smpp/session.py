@@ -165,31 +165,29 @@ class Session:
         frames = self.framer.feed(data)
         if frames:  # alive means whole PDUs arrive: stray bytes of a broken frame do not
             self._last_rx = now
-        over_budget = self.state in PRE_BIND and self._over_bind_budget(frames)
+        counting = self.state in PRE_BIND and self.config.max_pdus_before_bind > 0
         accepted = []
         for frame in frames:
             if self.closing:
                 return accepted
+            if counting and self.state in PRE_BIND and not self._count_before_bind():
+                return accepted
             pdu = self._receive_frame(frame)
             if pdu is not None:
                 accepted.append(pdu)
-        if over_budget:
-            self._close(f"over {self.config.max_pdus_before_bind} PDUs before bind")
-        elif self.framer.error is not None and not self.closing:
+        if self.framer.error is not None and not self.closing:
             self._reject_frame_error(self.framer.error)
         return accepted
 
-    def _over_bind_budget(self, frames: list[bytes]) -> bool:
-        """Count PDUs sent before bound; cut `frames` to what the budget still allows."""
-        budget = self.config.max_pdus_before_bind
-        if budget <= 0:
-            return False
-        left = budget - self._pdus_before_bind
-        self._pdus_before_bind += len(frames)
-        if len(frames) <= left:
-            return False
-        del frames[max(left, 0):]
-        return True
+    def _count_before_bind(self) -> bool:
+        """One more PDU while not bound; False (and closing) past the budget. Counted
+        frame by frame: what follows a bind_resp in the same read is not before bind
+        (an SMSC often sends receipts right behind it)."""
+        self._pdus_before_bind += 1
+        if self._pdus_before_bind <= self.config.max_pdus_before_bind:
+            return True
+        self._close(f"over {self.config.max_pdus_before_bind} PDUs before bind")
+        return False
 
     def _reject_frame_error(self, exc: PduError) -> None:
         self._reject(exc)

@@ -240,6 +240,16 @@ def test_pdus_before_bind_are_capped() -> None:
     assert smsc.receive_data(links, 0.0) == []
 
 
+def test_what_follows_the_bind_resp_in_one_read_is_not_before_bind() -> None:
+    esme = Session(Role.ESME, config=SessionConfig(max_pdus_before_bind=3))
+    sequence = esme.send(Pdu(C.bind_transceiver, fields=BIND), 0.0)
+    resp = Pdu(C.bind_transceiver_resp, sequence, fields={"system_id": "smsc"})
+    receipts = [Pdu(C.deliver_sm, n, fields={"esm_class": 4}) for n in range(1, 11)]
+    data = b"".join(CODEC.encode(p) for p in [resp, *receipts])
+    assert len(esme.receive_data(data, 0.0)) == 11
+    assert esme.state is State.BOUND_TRX and not esme.closing
+
+
 def test_the_cap_before_bind_does_not_apply_once_bound() -> None:
     _, smsc = bound(SessionConfig(max_pdus_before_bind=2))
     links = b"".join(CODEC.encode(Pdu(C.enquire_link, n)) for n in range(1, 11))
