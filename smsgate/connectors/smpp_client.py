@@ -239,8 +239,11 @@ class SmppConnector:
         self._schedule_pump()
 
     def link_lost(self, link: SmppLink) -> None:
+        """One failure for the circuit, however many submit_sm it took along."""
         if link in self._senders:
             self._senders.remove(link)
+        if link.was_bound and not self._stopping:
+            self._note_failure(UpstreamFailure(0, True, f"{link.label}: {link.end_reason}"))
         if not self._senders:
             self._hand_back("no session bound")
 
@@ -258,8 +261,9 @@ class SmppConnector:
             link.slow_down(self._loop.time(), THROTTLE_PAUSE, THROTTLE_PAUSE_MAX)  # type: ignore[union-attr]
             self._retry(submission, part)
         elif status in TEMPORARY_STATUSES:
-            self._part_failed(submission, part, UpstreamFailure(status, True,
-                                                                status_name(status)))
+            failure = UpstreamFailure(status, True, status_name(status))
+            self._note_failure(failure)
+            self._part_failed(submission, part, failure)
         else:
             self.counts.refused += 1
             self._finish_failed(submission, UpstreamFailure(status, False,
@@ -268,9 +272,11 @@ class SmppConnector:
 
     def unanswered(self, link: SmppLink, ticket: tuple[Submission, int], why: str,
                    timed_out: bool) -> None:
-        if timed_out:
+        failure = UpstreamFailure(0, True, why)
+        if timed_out:  # a lost link counts once, in link_lost
             self.counts.timeouts += 1
-        self._part_failed(*ticket, UpstreamFailure(0, True, why))
+            self._note_failure(failure)
+        self._part_failed(*ticket, failure)
 
     def received(self, link: SmppLink, pdu: Pdu) -> None:
         """A receipt or an MO: to the core, answered when it says it stored it."""
@@ -319,7 +325,6 @@ class SmppConnector:
 
     def _part_failed(self, submission: Submission, part: int,
                      failure: UpstreamFailure) -> None:
-        self._note_failure(failure)
         if submission.finished:
             return
         if submission.acked and submission.retries < PART_RETRIES and not self._stopping:

@@ -31,6 +31,9 @@ async def test_link_lost_with_submits_in_flight(raw_smsc):
         lost_at = time.monotonic()
         raw_smsc.drop_all()
         await eventually(lambda: len(recorder.ids) == 8, what="all 8 sent after reconnecting")
+        # One lost link is one failure for the circuit, not one per submit_sm it held:
+        # no cool-down, the messages go out as soon as the new session is bound.
+        assert connector.available and time.monotonic() - lost_at < 1.0
         # The 5 in flight and the 3 queued went back (temporary), then out again, once.
         assert sorted(recorder.temporary()) == list(range(1, 9))
         assert all(f.status == 0 for fs in recorder.failures.values() for f in fs)
