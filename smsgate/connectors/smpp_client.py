@@ -26,9 +26,7 @@ sends are handed to the core and answered ESME_ROK only once it stored them.
 
 import asyncio
 import logging
-import math
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -36,12 +34,12 @@ from ..core.models import Message, UpstreamFailure
 from ..core.ports import ConnectorEvents
 from ..smpp.constants import TEMPORARY_STATUSES, CommandId, Status
 from ..smpp.pdu import Pdu
-from ..smpp.session import LocalProtocolError
 from .pacing import Pacer, RateMeter
 from .settings import SmppSettings
 from .smpp_inbound import BadReport, is_report, read_inbound, read_report
 from .smpp_link import SmppLink, client_tls_context, status_name
 from .smpp_parts import PartsError, SubmitBuilder
+from .smpp_queue import PartQueue, Pump, Submission, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -55,27 +53,12 @@ STOP_GRACE = 5.0  # stop(): at most this long for answers in flight (and respons
 UNBIND_GRACE = 1.0  # stop(): for the SMSC to answer unbind
 
 
-class Submission:
-    """One message on its way: its parts' submit_sm, their ids as they come back."""
-
-    __slots__ = ("acked", "finished", "ids", "message", "next_part", "pdus", "retries")
-
-    def __init__(self, message: Message, pdus: list[Pdu]) -> None:
-        self.message = message
-        self.pdus = pdus
-        self.ids: list[str] | None = [""] * len(pdus) if len(pdus) > 1 else None
-        self.next_part = 0  # the next part to take from the queue
-        self.acked = 0
-        self.retries = 0
-        self.finished = False  # sent or failed has been reported
-
-
 @dataclass
 class Counts:
     """What `state()` reports besides the live figures (plain ints: JSON as they are)."""
 
     sent: int = 0  # messages every part of which the SMSC took
-    refused: int = 0  # parts refused permanently
+    refused: int = 0  # permanent refusals (of a part, or of a message we cannot send)
     failed_temporary: int = 0  # messages handed back to be sent again
     throttled: int = 0  # ESME_RTHROTTLED / ESME_RMSGQFUL answers
     timeouts: int = 0  # parts unanswered within response_timeout
@@ -104,13 +87,8 @@ class SmppConnector:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._links: list[SmppLink] = []  # connected, bound or not
         self._senders: list[SmppLink] = []  # bound and able to send
-        self._queue: deque[Submission] = deque()
-        self._retries: deque[tuple[Submission, int]] = deque()  # parts to send first
-        self._queued_parts = 0
-        self._rotor = 0  # which sender a pump starts with
-        self._pump_scheduled = False
-        self._wake: asyncio.TimerHandle | None = None
-        self._wake_at = math.inf
+        self._queue = PartQueue()
+        self._pump = Pump(self._queue, self._pacer, self._senders, self._unencodable)
         self._tasks: list[asyncio.Task] = []
         self._stopping = False
         self._failures = 0  # temporary failures since the last success
@@ -123,6 +101,7 @@ class SmppConnector:
     async def start(self, events: ConnectorEvents) -> None:
         self._events = events
         self._loop = loop = asyncio.get_running_loop()
+        self._pump.start(loop)
         for number, kind in enumerate(self._kinds, 1):
             self._tasks.append(loop.create_task(self._keep_bound(number, kind),
                                                 name=f"smpp-{self.name}-{number}"))
@@ -138,7 +117,7 @@ class SmppConnector:
             return 0
         now = self._loop.time()  # type: ignore[union-attr]
         free = sum(link.free for link in self._senders if link.ready(now))
-        return max(0, min(free, self._pacer.available(now)) - self._queued_parts)
+        return max(0, min(free, self._pacer.available(now)) - self._queue.parts)
 
     def send(self, messages: Sequence[Message]) -> None:
         if self._stopping or self._events is None:
@@ -153,9 +132,8 @@ class SmppConnector:
                 self._report_failed(message, UpstreamFailure(
                     Status.ESME_RINVMSGLEN, False, f"cannot split the text: {exc}"))
                 continue
-            self._queue.append(Submission(message, pdus))
-            self._queued_parts += len(pdus)
-        self._schedule_pump()
+            self._queue.add(Submission(message, pdus))
+        self._pump.schedule()
 
     def state(self) -> dict:
         now = self._loop.time() if self._loop is not None else 0.0
@@ -165,7 +143,7 @@ class SmppConnector:
             "transmitters_up": len(self._senders),
             "window_in_use": sum(len(link.inflight) for link in self._senders),
             "window": self.settings.window * len(self._senders),
-            "queued": self._queued_parts,
+            "queued": self._queue.parts,
             "sent_per_second": round(self._meter.rate(now), 1),
             "available": self.available,
             **asdict(self.counts),
@@ -178,6 +156,7 @@ class SmppConnector:
         if self._stopping:
             return
         self._stopping = True
+        self._pump.stop()
         self._hand_back("connector stopping")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + min(self.settings.response_timeout, STOP_GRACE)
@@ -193,8 +172,6 @@ class SmppConnector:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._wake is not None:
-            self._wake.cancel()
 
     # -- sessions: connect, bind, reconnect --------------------------------------------
 
@@ -233,10 +210,10 @@ class SmppConnector:
     def link_bound(self, link: SmppLink) -> None:
         if link.sends:
             self._senders.append(link)
-            self._schedule_pump()
+            self._pump.schedule()
 
     def link_ready(self, link: SmppLink) -> None:
-        self._schedule_pump()
+        self._pump.schedule()
 
     def link_lost(self, link: SmppLink) -> None:
         """One failure for the circuit, however many submit_sm it took along."""
@@ -247,7 +224,7 @@ class SmppConnector:
         if not self._senders:
             self._hand_back("no session bound")
 
-    def answered(self, link: SmppLink, ticket: tuple[Submission, int], response: Pdu) -> None:
+    def answered(self, link: SmppLink, ticket: Ticket, response: Pdu) -> None:
         submission, part = ticket
         status = response.status
         if response.command_id == CommandId.generic_nack and not status:
@@ -259,7 +236,7 @@ class SmppConnector:
         elif status in SLOW_DOWN:
             self.counts.throttled += 1
             link.slow_down(self._loop.time(), THROTTLE_PAUSE, THROTTLE_PAUSE_MAX)  # type: ignore[union-attr]
-            self._retry(submission, part)
+            self._queue.again(submission, part)
         elif status in TEMPORARY_STATUSES:
             failure = UpstreamFailure(status, True, status_name(status))
             self._note_failure(failure)
@@ -268,9 +245,9 @@ class SmppConnector:
             self.counts.refused += 1
             self._finish_failed(submission, UpstreamFailure(status, False,
                                                             status_name(status)))
-        self._schedule_pump()
+        self._pump.schedule()
 
-    def unanswered(self, link: SmppLink, ticket: tuple[Submission, int], why: str,
+    def unanswered(self, link: SmppLink, ticket: Ticket, why: str,
                    timed_out: bool) -> None:
         failure = UpstreamFailure(0, True, why)
         if timed_out:  # a lost link counts once, in link_lost
@@ -329,7 +306,7 @@ class SmppConnector:
             return
         if submission.acked and submission.retries < PART_RETRIES and not self._stopping:
             submission.retries += 1  # the other parts went: send only this one again
-            return self._retry(submission, part)
+            return self._queue.again(submission, part)
         self._finish_failed(submission, failure)
 
     def _finish_failed(self, submission: Submission, failure: UpstreamFailure) -> None:
@@ -345,10 +322,6 @@ class SmppConnector:
         except Exception:
             log.exception("smpp %s: failed() failed for message %s", self.name, message.id)
 
-    def _retry(self, submission: Submission, part: int) -> None:
-        self._retries.append((submission, part))
-        self._queued_parts += 1
-
     def _note_failure(self, failure: UpstreamFailure) -> None:
         """Temporary failures in a row open the circuit: unavailable for a cool-down."""
         self._failures += 1
@@ -360,109 +333,18 @@ class SmppConnector:
             log.warning("smpp %s: %d temporary failures in a row (%s): unavailable for "
                         "%g s", self.name, self._failures, self.last_error, COOL_DOWN)
             self._hand_back("upstream failing")
-            self._wake_at_most(self._cool_until)
+            self._pump.hold(self._cool_until)
+
+    def _unencodable(self, submission: Submission, exc: Exception) -> None:
+        self.counts.refused += 1
+        self._finish_failed(submission, UpstreamFailure(
+            Status.ESME_RSYSERR, False, f"cannot encode submit_sm: {exc}"))
 
     def _hand_back(self, why: str) -> None:
         """Every queued message goes back to the core (failed, temporary)."""
         failure = UpstreamFailure(0, True, why)
-        retries, self._retries = self._retries, deque()
-        queue, self._queue = self._queue, deque()
-        self._queued_parts = 0
-        for submission, _part in retries:
+        for submission in self._queue.take_all():
             self._finish_failed(submission, failure)
-        for submission in queue:
-            self._finish_failed(submission, failure)
-
-    # -- the pump: queued parts into free windows, at the pacer's rate -----------------
-
-    def _schedule_pump(self) -> None:
-        if not self._pump_scheduled and self._loop is not None:
-            self._pump_scheduled = True
-            self._loop.call_soon(self._pump)
-
-    def _pump(self) -> None:
-        self._pump_scheduled = False
-        if not self._queued_parts or self._stopping:
-            return
-        now = self._loop.time()  # type: ignore[union-attr]
-        if now < self._cool_until:
-            return self._wake_at_most(self._cool_until)
-        allowed = self._pacer.available(now)
-        senders = self._senders
-        count = len(senders)
-        sent = 0
-        for n in range(count):
-            if sent >= allowed or not self._queued_parts:
-                break
-            link = senders[(self._rotor + n) % count]
-            if link.ready(now):
-                took = self._fill(link, min(link.free, allowed - sent), now)
-                if took:
-                    link.requests_sent()
-                    sent += took
-        self._rotor += 1
-        self._pacer.take(sent, now)
-        if self._queued_parts:
-            self._wake_when_possible(now, sent >= allowed)
-
-    def _fill(self, link: SmppLink, room: int, now: float) -> int:
-        """Up to `room` queued parts into `link`; returns how many went."""
-        took = 0
-        while took < room:
-            ticket = self._next_part()
-            if ticket is None:
-                break
-            submission, part = ticket
-            try:
-                link.submit(submission.pdus[part], ticket, now)
-            except (ValueError, LocalProtocolError) as exc:  # a field the codec refuses
-                self.counts.refused += 1
-                self._finish_failed(submission, UpstreamFailure(
-                    Status.ESME_RSYSERR, False, f"cannot encode submit_sm: {exc}"))
-                continue
-            took += 1
-        return took
-
-    def _next_part(self) -> tuple[Submission, int] | None:
-        while self._retries:
-            self._queued_parts -= 1
-            ticket = self._retries.popleft()
-            if not ticket[0].finished:
-                return ticket
-        queue = self._queue
-        while queue:
-            submission = queue[0]
-            part = submission.next_part
-            submission.next_part = part + 1
-            if part + 1 >= len(submission.pdus):
-                queue.popleft()
-            self._queued_parts -= 1
-            if not submission.finished:
-                return submission, part
-        return None
-
-    def _wake_when_possible(self, now: float, paced: bool) -> None:
-        """Work is left: wake when the pacer or a paused link allows more. (A link
-        whose window is full wakes the pump itself, with its next answer.)"""
-        if paced:
-            return self._wake_at_most(self._pacer.next_at(now))
-        paused = [link.paused_until for link in self._senders
-                  if link.paused_until > now and link.free > 0]
-        if paused:
-            self._wake_at_most(min(paused))
-
-    def _wake_at_most(self, at: float) -> None:
-        if self._wake is not None:
-            if self._wake_at <= at:
-                return
-            self._wake.cancel()
-        self._wake_at = at
-        self._wake = self._loop.call_at(at, self._on_wake)  # type: ignore[union-attr]
-
-    def _on_wake(self) -> None:
-        self._wake = None
-        self._wake_at = math.inf
-        self._pump()
 
 
 async def _wait_finished(links: list[SmppLink], timeout: float) -> None:
