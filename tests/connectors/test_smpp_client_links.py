@@ -4,6 +4,7 @@ and backoff, a silent upstream, the circuit that makes the connector unavailable
 stop()."""
 
 import asyncio
+import json
 import logging
 import time
 
@@ -23,8 +24,10 @@ async def test_link_lost_with_submits_in_flight(raw_smsc):
     connector, recorder = await started(settings(raw_smsc.port, window=5))
     recorder.resend = connector  # the core would dispatch them again
     try:
+        assert connector.room == 5  # the window
         connector.send([message(n) for n in range(1, 9)])
         await eventually(lambda: len(raw_smsc.held) == 5, what="a full window")
+        assert connector.room == 0 and connector.state()["window_in_use"] == 5
         await asyncio.sleep(0.05)
         assert len(raw_smsc.held) == 5  # the window: 3 more wait in the connector
         raw_smsc.hold = False
@@ -128,3 +131,42 @@ async def test_receipt_with_no_id_is_acknowledged_and_counted(raw_smsc, caplog):
     finally:
         await connector.stop()
     assert "a receipt without an id" in caplog.text
+
+
+async def test_a_failed_part_of_a_message_taken_in_part_is_sent_alone(raw_smsc):
+    raw_smsc.hold = True
+    connector, recorder = await started(settings(raw_smsc.port))
+    try:
+        connector.send([message(1, text=b"p" * 400, parts=3)])
+        await eventually(lambda: len(raw_smsc.held) == 3, what="3 parts")
+        first, second, third = raw_smsc.held
+        raw_smsc.answer(first)
+        raw_smsc.answer(second, 0x08)  # ESME_RSYSERR: temporary
+        raw_smsc.answer(third)
+        await eventually(lambda: len(raw_smsc.held) == 4, what="part 2 again")
+        again = raw_smsc.held[3]
+        assert again.body == second.body  # the same part, UDH and all
+        raw_smsc.answer(again)
+        await eventually(lambda: 1 in recorder.ids, what="sent")
+        assert recorder.ids[1] == ["1", "3", "2"]  # one id per part, in part order
+        assert recorder.failures == {}
+    finally:
+        await connector.stop()
+
+
+async def test_a_part_refused_for_good_fails_the_message_once(raw_smsc):
+    raw_smsc.hold = True
+    connector, recorder = await started(settings(raw_smsc.port))
+    try:
+        connector.send([message(1, text=b"p" * 400, parts=3)])
+        await eventually(lambda: len(raw_smsc.held) == 3, what="3 parts")
+        first, second, third = raw_smsc.held
+        raw_smsc.answer(second, 0x0B)
+        raw_smsc.answer(first)
+        raw_smsc.answer(third, 0x0B)
+        await eventually(lambda: recorder.failures, what="a refusal")
+        await asyncio.sleep(0.05)
+        assert recorder.permanent() == {1: 0x0B} and recorder.outcomes == {1: 1}
+        assert json.loads(json.dumps(connector.state()))["refused"] == 2
+    finally:
+        await connector.stop()
