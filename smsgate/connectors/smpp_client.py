@@ -188,6 +188,9 @@ class SmppConnector:
                     server_hostname=s.host if self._tls else None), s.response_timeout)
             except (OSError, TimeoutError) as exc:
                 why = f"connect to {s.host}:{s.port} failed: {exc or type(exc).__name__}"
+            except Exception as exc:  # a bug: logged, and the session is tried again
+                log.exception("smpp %s: connecting failed", label)
+                why = f"connect failed: {exc!r}"
             else:
                 self._links.append(link)
                 try:
