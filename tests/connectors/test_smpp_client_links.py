@@ -55,7 +55,8 @@ async def test_refused_binds_back_off_doubling(raw_smsc, caplog):
         try:
             await eventually(lambda: len(raw_smsc.binds) >= 5, what="5 binds")
             gaps = [b[0] - a[0] for a, b in zip(raw_smsc.binds, raw_smsc.binds[1:], strict=False)]
-            assert [round(g, 1) for g in gaps[:4]] == [0.1, 0.2, 0.4, 0.4]  # max 0.4
+            for gap, delay in zip(gaps, [0.1, 0.2, 0.4, 0.4], strict=False):  # max 0.4
+                assert delay * 0.95 <= gap < delay + 0.15
             assert not connector.available and connector.room == 0
             raw_smsc.bind_status = 0
             await eventually(lambda: connector.available, what="bound at last")

@@ -148,7 +148,9 @@ async def test_tps_is_respected_over_all_binds(smpp34_server):
         assert times[-1] - times[0] >= 2.2  # 100 at 40/s: 2.5 s less a burst
         most_in_a_second = max(sum(1 for t in times if start <= t < start + 1)
                                for start in times)
-        assert most_in_a_second <= 40 + 2 + 3  # rate + burst + timing slack
+        # rate + burst, and slack: smpp34 hands events over in batches, so their times
+        # bunch a little (without pacing all 100 would come within a few ms)
+        assert most_in_a_second <= 40 + 2 + 10
     finally:
         await connector.stop()
         upstream.close()
