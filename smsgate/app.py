@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 from .connectors.http_client import HttpConnector, http_settings
 from .connectors.registry import ConnectorRegistry
-from .connectors.settings import HttpSettings, SimulatorSettings, settings_for
+from .connectors.settings import HttpSettings, SimulatorSettings, SmppSettings, settings_for
 from .connectors.simulator import SimulatorConnector
+from .connectors.smpp_client import SmppConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
 from .core.binds import BindRegistry
 from .core.coverage import default_coverage
@@ -131,7 +132,9 @@ def make_connector(connector: Connector):
         return SimulatorConnector(connector.name, settings)
     if isinstance(settings, HttpSettings):
         return HttpConnector(connector.name, settings)
-    raise ValueError(f"connector type {connector.type!r} cannot run in this version yet")
+    if isinstance(settings, SmppSettings):
+        return SmppConnector(connector.name, settings)
+    raise ValueError(f"connector type {connector.type!r} is unknown")
 
 
 class App:

@@ -1,6 +1,7 @@
 """`serve` with the connectors and routes of SPEC §8 in its database: a connector that
-cannot run (yet) or whose stored settings are bad is logged and left out instead of
-stopping the gateway; routes priced and chosen by the new rules, sender limits
+whose stored settings are bad is logged and left out instead of
+stopping the gateway; an SMPP connector runs (binding in the background, here to a port
+where nothing listens); routes priced and chosen by the new rules, sender limits
 included. A real App on ephemeral ports, on each backend."""
 
 import logging
@@ -15,6 +16,7 @@ from smsgate.core.submit import SubmitRequest
 from smsgate.store import open_store
 
 SMPP = {"host": "127.0.0.1", "port": 9, "system_id": "acme", "password": "pw"}
+HTTP = {"url": "https://api.example.com/send?to={to}"}
 
 
 async def _prepare(url: str) -> None:
@@ -25,6 +27,7 @@ async def _prepare(url: str) -> None:
         await store.add_connector(Connector("simulator", "simulator", {"min_latency_ms": 1}))
         await store.add_connector(Connector("cheap", "simulator", {"max_latency_ms": 5}))
         await store.add_connector(Connector("upstream", "smpp", SMPP))
+        await store.add_connector(Connector("webprov", "http", HTTP))
         await store.add_connector(Connector("broken", "simulator", {"outcomes": {"LOST": 1}}))
         await store.add_connector(Connector("off", "simulator", {}, enabled=False))
         await store.add_route(Route("", "simulator", CREDIT_SCALE))
@@ -32,7 +35,8 @@ async def _prepare(url: str) -> None:
         await store.add_route(Route("44", "cheap", 2 * CREDIT_SCALE, cost=100))
         await store.add_route(Route("44", "simulator", 5 * CREDIT_SCALE, priority=-1,
                                     senders=("Bank",)))
-        await store.add_route(Route("33", "upstream", CREDIT_SCALE))
+        await store.add_route(Route("33", "broken", CREDIT_SCALE))
+        await store.add_route(Route("34", "upstream", 2 * CREDIT_SCALE))
         await store.add_account(Account("acme", "x", id=0))
     finally:
         await store.close()
@@ -55,7 +59,9 @@ def _request(account, sender: str, destination: str) -> SubmitRequest:
 
 
 async def test_connectors_that_cannot_run_are_left_out(app):
-    assert set(app.dispatcher.connectors) == {"simulator", "cheap"}
+    assert set(app.dispatcher.connectors) == {"simulator", "cheap", "upstream", "webprov"}
+    assert not app.dispatcher.connectors["upstream"].available  # nothing to bind to
+    assert app.connectors.status("broken") == "broken"
 
 
 async def test_unstartable_connectors_are_logged(store_url, caplog):
@@ -65,7 +71,8 @@ async def test_unstartable_connectors_are_logged(store_url, caplog):
         await app.start()
         await app.stop()
     logged = " ".join(r.getMessage() for r in caplog.records)
-    assert "connector upstream not started" in logged and "cannot run" in logged
+    assert "connector webprov not started" not in logged
+    assert "connector upstream not started" not in logged
     assert "connector broken not started" in logged and "LOST" in logged
 
 
@@ -77,6 +84,8 @@ async def test_submit_follows_the_routing_rules(app):
     assert (bank.connector, bank.price) == ("simulator", 5 * CREDIT_SCALE)
     [other] = app.pipeline.prepare(_request(account, "Shop", "4917000000"))
     assert other.connector == "simulator"
+    [smpp] = app.pipeline.prepare(_request(account, "Shop", "34612345678"))
+    assert (smpp.connector, smpp.price) == ("upstream", 2 * CREDIT_SCALE)
     with pytest.raises(GatewayError) as info:  # its connector does not run: HTTP23
         app.pipeline.prepare(_request(account, "Shop", "33612345678"))
     assert info.value.error.http_code == "HTTP23"
@@ -133,5 +142,5 @@ async def test_http12_when_routes_exist_but_none_takes_the_sender(app):
 async def test_running_connectors_report_their_state(app):
     await app.connectors.report()
     states = {s.connector: s for s in await app.store.connector_states()}
-    assert set(states) == {"simulator", "cheap"}
+    assert set(states) == {"simulator", "cheap", "upstream", "webprov"}
     assert states["simulator"].node == "test" and "sent" in states["simulator"].state

@@ -27,7 +27,11 @@ Rules (SMPP 3.4 §2.2–2.3, SMPP34.md §7):
   why). A malformed field is not a protocol error: it is answered like a validation
   failure.
 - Time (timers.py): the session is told `now` with every `receive_data` and with every
-  request it sends; `next_deadline()` says when it next needs `handle_timer(now)`.
+  request it sends; `next_deadline()` says when it next needs `handle_timer(now)`. The
+  link counts as alive when whole PDUs arrive (bytes of a frame that never completes
+  do not keep it so). With `probe_on_timeout`, a request of the app left unanswered
+  sends an enquire_link at once: a peer that answers it is slow, one that does not is
+  dead (LinkDead one response_timeout later).
 
 The adapter feeds bytes to `receive_data`, handles the PDUs it returns, answers and
 sends with `send`, and writes `data_to_send()` to the socket.
@@ -158,33 +162,32 @@ class Session:
         """The PDUs of `data` the app must handle; automatic answers go to the outbox."""
         if self.closing or self.state is State.UNBOUND or self.state is State.CLOSED:
             return []
-        self._last_rx = now
         frames = self.framer.feed(data)
-        over_budget = self.state in PRE_BIND and self._over_bind_budget(frames)
+        if frames:  # alive means whole PDUs arrive: stray bytes of a broken frame do not
+            self._last_rx = now
+        counting = self.state in PRE_BIND and self.config.max_pdus_before_bind > 0
         accepted = []
         for frame in frames:
             if self.closing:
                 return accepted
+            if counting and self.state in PRE_BIND and not self._count_before_bind():
+                return accepted
             pdu = self._receive_frame(frame)
             if pdu is not None:
                 accepted.append(pdu)
-        if over_budget:
-            self._close(f"over {self.config.max_pdus_before_bind} PDUs before bind")
-        elif self.framer.error is not None and not self.closing:
+        if self.framer.error is not None and not self.closing:
             self._reject_frame_error(self.framer.error)
         return accepted
 
-    def _over_bind_budget(self, frames: list[bytes]) -> bool:
-        """Count PDUs sent before bound; cut `frames` to what the budget still allows."""
-        budget = self.config.max_pdus_before_bind
-        if budget <= 0:
-            return False
-        left = budget - self._pdus_before_bind
-        self._pdus_before_bind += len(frames)
-        if len(frames) <= left:
-            return False
-        del frames[max(left, 0):]
-        return True
+    def _count_before_bind(self) -> bool:
+        """One more PDU while not bound; False (and closing) past the budget. Counted
+        frame by frame: what follows a bind_resp in the same read is not before bind
+        (an SMSC often sends receipts right behind it)."""
+        self._pdus_before_bind += 1
+        if self._pdus_before_bind <= self.config.max_pdus_before_bind:
+            return True
+        self._close(f"over {self.config.max_pdus_before_bind} PDUs before bind")
+        return False
 
     def _reject_frame_error(self, exc: PduError) -> None:
         self._reject(exc)
@@ -417,6 +420,9 @@ class Session:
                 events.append(LinkDead(request))
                 return events  # the rest is lost with the link: see close()
             events.append(RequestTimedOut(request))
+        if events and self.config.probe_on_timeout and self.state in BOUND \
+                and not self._link_check:
+            self._link_check = self.send(Pdu(CommandId.enquire_link), now)
         return events
 
     # -- state -------------------------------------------------------------------------

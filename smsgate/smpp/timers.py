@@ -32,6 +32,10 @@ class SessionConfig:
     # responses) a session may make before it is closed. 0 = no limit.
     max_pdus_before_bind: int = 10
     max_protocol_errors: int = 100
+    # An app request unanswered for response_timeout: probe the link with an
+    # enquire_link at once (the SMPP client: tells a slow SMSC from a dead or garbled
+    # link within one more response_timeout, without dropping a merely slow one).
+    probe_on_timeout: bool = False
 
     def seconds(self, name: str) -> float:
         """A timer's value, with "off" as infinity so that comparisons need no case."""

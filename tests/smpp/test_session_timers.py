@@ -120,6 +120,44 @@ def test_traffic_pushes_the_enquire_link_back() -> None:
     assert smsc.handle_timer(60.0) == [] and smsc.data_to_send() == b""
 
 
+def test_bytes_of_a_frame_that_never_completes_do_not_keep_the_link_alive() -> None:
+    esme, _ = bound()
+    header = CODEC.encode(Pdu(C.enquire_link, 7))[:10]  # the start of a PDU, no more
+    assert esme.receive_data(header, 50.0) == []
+    assert esme.next_deadline() == 60.0  # idle since the last whole PDU (bound at 0)
+    assert esme.handle_timer(60.0) == []
+    [link] = sent(esme)
+    assert link.command_id == C.enquire_link
+
+
+def test_an_unanswered_request_probes_the_link_at_once() -> None:
+    config = SessionConfig(enquire_link_interval=60, response_timeout=10,
+                           probe_on_timeout=True)
+    esme, smsc = bound(config)
+    esme.send(Pdu(C.submit_sm, fields={"short_message": b"a"}), 1.0)
+    deliver(esme, smsc, 1.0)
+    [event] = esme.handle_timer(11.0)
+    assert isinstance(event, RequestTimedOut) and not esme.closing
+    [probe] = deliver(esme, smsc, 11.0)
+    assert probe.command_id == C.enquire_link  # not waiting for 60 s of silence
+    smsc.send(probe.response())
+    deliver(smsc, esme, 12.0)  # answered: slow, not dead
+    assert esme.pending_out == {} and esme.next_deadline() == 72.0
+    # Unanswered, the probe ends the link one response_timeout later.
+    esme.send(Pdu(C.submit_sm, fields={"short_message": b"b"}), 20.0)
+    esme.handle_timer(30.0)
+    [event] = esme.handle_timer(40.0)
+    assert isinstance(event, LinkDead) and esme.close_reason == "enquire_link unanswered"
+
+
+def test_without_probe_on_timeout_no_enquire_link_is_sent() -> None:
+    esme, _ = bound()
+    esme.send(Pdu(C.submit_sm, fields={"short_message": b"a"}), 1.0)
+    esme.data_to_send()
+    [event] = esme.handle_timer(11.0)
+    assert isinstance(event, RequestTimedOut) and esme.data_to_send() == b""
+
+
 @pytest.mark.parametrize("role", [Role.ESME, Role.SMSC])
 def test_inactivity_unbinds_then_closes_without_unbind_resp(role: Role) -> None:
     config = SessionConfig(enquire_link_interval=0, inactivity_timeout=300,
@@ -200,6 +238,16 @@ def test_pdus_before_bind_are_capped() -> None:
     assert [p.sequence for p in smsc.receive_data(links[32:], 0.0)] == [3]
     assert smsc.closing and smsc.close_reason == "over 3 PDUs before bind"
     assert smsc.receive_data(links, 0.0) == []
+
+
+def test_what_follows_the_bind_resp_in_one_read_is_not_before_bind() -> None:
+    esme = Session(Role.ESME, config=SessionConfig(max_pdus_before_bind=3))
+    sequence = esme.send(Pdu(C.bind_transceiver, fields=BIND), 0.0)
+    resp = Pdu(C.bind_transceiver_resp, sequence, fields={"system_id": "smsc"})
+    receipts = [Pdu(C.deliver_sm, n, fields={"esm_class": 4}) for n in range(1, 11)]
+    data = b"".join(CODEC.encode(p) for p in [resp, *receipts])
+    assert len(esme.receive_data(data, 0.0)) == 11
+    assert esme.state is State.BOUND_TRX and not esme.closing
 
 
 def test_the_cap_before_bind_does_not_apply_once_bound() -> None:
