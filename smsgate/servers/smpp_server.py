@@ -3,8 +3,9 @@
 One `SmppConnection` per TCP connection. Bytes go into the session with the loop's
 time; the PDUs it accepts are turned into core calls (message operations live in
 smpp_messages.py); everything the session queues goes out in one socket write per
-event-loop turn. submit_sm is answered from the group-commit callback, i.e. only once
-the message is durably stored and charged. The protocol's timers are the session's:
+event-loop turn (one per read when a turn reads more than once). submit_sm is
+answered from the group-commit callback, i.e. only once the message is durably stored
+and charged. The protocol's timers are the session's:
 this adapter only wakes it when `next_deadline()` says, and drops the connection when
 an expired timer says so.
 
@@ -192,7 +193,13 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
                          session.close_reason)
             self.close()
         elif session.has_data_to_send:
-            self._schedule_flush()
+            if self._flush_scheduled:
+                # A second read in one loop turn (libuv reads up to 32 x 250 KB before
+                # the loop's next turn): write now, so that a peer that does not read
+                # pauses our reading (pause_writing) instead of its answers piling up.
+                self._flush()
+            else:
+                self._schedule_flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._admitted:
@@ -379,6 +386,7 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
             response.tlvs.append((Tag.sc_interface_version, INTERFACE_VERSION_34))
         self.session.send(response)
         self._schedule_flush()
+        self._arm_timer()  # bound: the link check may come before the bind timeout did
         log.info("smpp %s bound %s as %s", self.peer, system_id, kind)
         if kind in (RX, TRX):
             self.gw.receipts.register(account.id, self)

@@ -212,3 +212,17 @@ async def test_server_enquire_link_and_timeouts(gateway):
     assert silent.enquire_links >= 1
     assert alive.enquire_links >= 1 and not alive.eof.is_set()
     assert (await alive.submit()).status == Status.ESME_ROK
+
+
+async def test_the_link_check_after_bind_does_not_wait_for_the_bind_timeout(gateway):
+    """Found by tests/abuse (a bound client that never reads): the timer armed at
+    connect for bind_timeout was not re-armed after the bind, so with an
+    enquire_link_interval shorter than bind_timeout the first link check came only at
+    bind_timeout, and a silent client stayed up to bind_timeout + response_timeout."""
+    await gateway.account()
+    config = gateway.app.smpp.config
+    config.enquire_link_interval, config.response_timeout, config.bind_timeout = 0.5, 1.0, 30
+    silent = await gateway.bound("tx")
+    silent.answer_enquire_link = False
+    await silent.wait_closed(5.0)  # 0.5 + 1.0 s, far from 30
+    assert silent.enquire_links == 1
