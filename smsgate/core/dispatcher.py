@@ -63,6 +63,7 @@ class Dispatcher:
         self._retrying: list[Message] = []  # failed temporarily: back in RETRY_SECONDS
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_due = 0.0  # loop time the timer fires at (uvloop's has no when())
         self._cancelled: set[int] = set()  # cancelled while possibly queued or armed
         self._inbound: InboundHandler | None = None
         self.reports = ReportBook(store, writer, self._apply_report) if store else None
@@ -211,12 +212,13 @@ class Dispatcher:
         return None
 
     def _schedule(self, delay: float) -> None:
-        if self._timer is not None and self._timer.when() <= \
-                asyncio.get_running_loop().time() + delay:
-            return
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
         if self._timer is not None:
+            if self._timer_due <= due:
+                return
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+        self._timer, self._timer_due = loop.call_later(delay, self._on_timer), due
 
     def _on_timer(self) -> None:
         self._timer = None
