@@ -132,7 +132,9 @@ class App:
             routing=lambda: self.routing, connector_names=lambda: set(self.dispatcher.connectors),
             next_id=self._next_id, writer=self.writer, dispatch=self.dispatcher.dispatch,
             settings=settings.submit, node=settings.node_id)
-        self.scheduler = Scheduler(self.store, self.dispatcher.dispatch, self.dispatcher.on_status)
+        self.scheduler = Scheduler(
+            self.store, self.dispatcher.dispatch, self.dispatcher.on_status,
+            cancel_generation=lambda: self.dispatcher.cancel_generation)
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), BindRegistry(),
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
                                LoginGuard(settings.login))

@@ -13,12 +13,23 @@ the store in one row write instead of two. The price: a message sent in the last
 A `recorder` (the dlrurl callback outbox) makes its own record of a status durable
 before the status is stored: so that no stored status lacks its record, whenever the
 process dies. Listeners only hear of statuses; they store nothing the status depends on.
+
+Cancel and dispatch agree: a message is either cancelled (and refunded) or sent, never
+both. A message counts as sent from the moment it is handed to a connector until its
+sent mark is committed (`sent_not_stored`); the store refuses to cancel it after that.
+A cancel first claims its ids here (`begin_cancel`): those already sent are left out,
+and the others are held back in their queue while the cancel's transaction runs, so
+none can go out meanwhile. `end_cancel` then drops from the queues those the store
+cancelled (or may have: an unknown commit outcome) and releases the rest. Only ids of
+cancels in flight are remembered. A reader of the store that dispatches what it read
+(the scheduler) compares `cancel_generation` around its read, since a cancel that
+overlapped the read may have cancelled what it saw as pending.
 """
 
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 
 from .models import (
     ACCEPTD,
@@ -49,6 +60,9 @@ class Dispatcher:
         self.sent_hold = sent_hold
         self._held: dict[int, SentUpdate] = {}  # message id -> sent mark not yet written
         self._writing: set[int] = set()  # sent marks handed to the writer, not committed
+        # Handed to a connector that has not reported them sent yet (an SMPP upstream
+        # answers later); emptied by their first ATES or final report.
+        self._sending: set[int] = set()
         self._hold_timer: asyncio.TimerHandle | None = None
         self.refund_upstream_rejections = refund_upstream_rejections
         self.connectors: dict[str, UpstreamConnector] = {}
@@ -56,7 +70,8 @@ class Dispatcher:
         self._flush_scheduled = False
         self._listeners: list[StatusListener] = []
         self._recorder: StatusRecorder | None = None
-        self._cancelled: set[int] = set()  # cancelled while possibly queued or armed
+        self._cancelling: dict[int, int] = {}  # id -> cancels in flight: held back
+        self.cancel_generation = 0  # changes when a cancel begins or ends
         self.dispatched = 0
         self.statuses: dict[str, int] = {}  # status -> reports, for metrics (dict: fast)
 
@@ -79,35 +94,77 @@ class Dispatcher:
             self._hold_timer.cancel()
         self._release_held(float("inf"))
 
-    def cancel(self, message_id: int) -> None:
-        """A cancelled message must not go out even if it is queued here already."""
-        self._cancelled.add(message_id)
+    def begin_cancel(self, ids: Iterable[int]) -> list[int]:
+        """The ids a cancel may take (those not sent), held back from their connector
+        until end_cancel: none goes out while the cancel's transaction runs."""
+        claimed = [i for i in ids if not self.sent_not_stored(i)]
+        for message_id in claimed:
+            self._cancelling[message_id] = self._cancelling.get(message_id, 0) + 1
+        self.cancel_generation += 1
+        return claimed
+
+    def end_cancel(self, claimed: list[int], gone: Collection[int]) -> None:
+        """The cancel of `claimed` is over: the `gone` ones (cancelled, or perhaps: the
+        commit's outcome is unknown) never go out; the others are released."""
+        for message_id in claimed:
+            left = self._cancelling.pop(message_id) - 1
+            if left:
+                self._cancelling[message_id] = left
+        if gone:
+            gone = set(gone)
+            for name, queue in list(self._queues.items()):
+                if queue:
+                    self._queues[name] = [m for m in queue if m.id not in gone]
+        self.cancel_generation += 1
+        if self.queued:
+            self._schedule_flush()
+
+    @property
+    def cancels_pending(self) -> int:
+        """Ids remembered for cancels: only those of cancels in flight."""
+        return len(self._cancelling)
 
     def dispatch(self, message: Message) -> None:
-        if self._cancelled and message.id in self._cancelled:
-            self._cancelled.discard(message.id)
-            return
         self._queues.setdefault(message.connector, []).append(message)
+        self._schedule_flush()
+
+    def _schedule_flush(self, delay: float = 0.0) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            loop = asyncio.get_running_loop()
+            if delay:
+                loop.call_later(delay, self._flush)
+            else:
+                loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
         waiting = False
-        for name, queue in self._queues.items():
+        for name, queue in list(self._queues.items()):
             if not queue:
                 continue
             connector = self.connectors.get(name)
             if connector is None or not connector.ready:
                 waiting = True
                 continue
-            self._queues[name] = []
-            self.dispatched += len(queue)
-            connector.send(queue)
-        if waiting and not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_later(RETRY_SECONDS, self._flush)
+            kept: list[Message] = []
+            if self._cancelling:  # a cancel in flight decides these; end_cancel flushes
+                held = self._cancelling
+                kept = [m for m in queue if m.id in held]
+                queue = [m for m in queue if m.id not in held]
+            self._queues[name] = kept
+            if queue:
+                self._hand_over(connector, queue)
+        if waiting:
+            self._schedule_flush(RETRY_SECONDS)
+
+    def _hand_over(self, connector: UpstreamConnector, queue: list[Message]) -> None:
+        self.dispatched += len(queue)
+        connector.send(queue)
+        # Sent now, whenever the upstream answers: those not reported yet stay "sent"
+        # for cancel_sm until their report (the simulator reports within send()).
+        self._sending.update(m.id for m in queue
+                             if m.sent_at is None and m.status not in FINAL_STATUSES)
 
     @property
     def queued(self) -> int:
@@ -116,6 +173,8 @@ class Dispatcher:
     def on_status(self, message: Message, update: StatusUpdate) -> None:
         """A connector's report: sent (ATES + upstream id), ACCEPTD, or a final state."""
         self.statuses[update.status] = self.statuses.get(update.status, 0) + 1
+        if self._sending and (update.status == ATES or update.status in FINAL_STATUSES):
+            self._sending.discard(message.id)
         if update.status == ATES:
             message.sent_at = update.at
             message.upstream_id = update.upstream_id
@@ -170,9 +229,11 @@ class Dispatcher:
                 log.exception("status listener failed for message %s", message.id)
 
     def sent_not_stored(self, message_id: int) -> bool:
-        """Sent upstream although the store does not say so yet (its mark is held or
-        not committed): cancel_sm and replace_sm must not touch it."""
-        return message_id in self._held or message_id in self._writing
+        """Sent upstream although the store does not say so yet (handed to a connector
+        that has not reported it, or its mark is held or not committed): cancel_sm and
+        replace_sm must not touch it."""
+        return (message_id in self._sending or message_id in self._held
+                or message_id in self._writing)
 
     def _track_write(self, message_id: int, future: asyncio.Future) -> None:
         self._writing.add(message_id)
