@@ -30,7 +30,13 @@ learns which rows its status write really moved (`granted`):
 - PostgreSQL takes them from the UPDATE's own RETURNING (another node may change a row
   until the UPDATE locks it); the refunded accounts are locked first, with the charged
   ones, in id order, so the later credit takes no new lock.
-A crash cannot split a refund from its status: they commit together or not at all.
+Why no crash pays twice: the refund and its status are written by one statement group
+in one transaction, the group commit's (`Store.write`: SQLite's `_write` between BEGIN
+IMMEDIATE and COMMIT, PostgreSQL's `_write` inside `write()`'s transaction). A kill -9
+before that COMMIT leaves neither (the message is still live; whatever ends it later is
+paid once); after it, both, and the message is final, so no later write (a repeated
+report, the outcome of a message sent again after the restart, a cancel: CANCEL wants
+status ATES) moves it again, and none is paid.
 Cancel refunds follow the same shape (`cancel_refunds`): the cancel's UPDATE ... RETURNING
 names the messages it moved to DELETED, each with a price is refunded. Every refund
 costs one balance update per account per transaction (`refund_totals`) and one ledger
