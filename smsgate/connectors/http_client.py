@@ -273,7 +273,8 @@ class HttpConnector:
         now = time.time()
         return {"in_flight": len(self._in_flight), "queued": len(self._queue),
                 "sent": self.sent, "sent_per_second": self._rate.rate(now),
-                "failures": self.temporary_failures + self.permanent_failures,
+                "available": self.available,
+                "errors": self.temporary_failures + self.permanent_failures,
                 "temporary_failures": self.temporary_failures,
                 "permanent_failures": self.permanent_failures,
                 "circuit": self._circuit.describe(time.monotonic()),

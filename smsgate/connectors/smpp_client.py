@@ -146,6 +146,7 @@ class SmppConnector:
             "queued": self._queue.parts,
             "sent_per_second": round(self._meter.rate(now), 1),
             "available": self.available,
+            "errors": self.counts.refused + self.counts.failed_temporary + self.counts.timeouts,
             **asdict(self.counts),
             "last_error": self.last_error,
         }
