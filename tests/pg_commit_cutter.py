@@ -10,7 +10,9 @@ next simple-query COMMIT of any connection is
   the transaction back when it notices its client is gone;
 - "hold": dropped, and only the client's socket closed: the server's backend sits idle
   in its transaction, as behind a network that lost the connection silently.
-Other connections (a fresh one opened to find out what happened) pass untouched.
+Other connections (a fresh one opened to find out what happened) pass untouched,
+unless `refuse_new` is set: new connections are then closed at once, as when the server
+cannot be reached any more.
 """
 
 import asyncio
@@ -28,6 +30,7 @@ class CommitCutter:
         self._url = parts
         self._armed: str | None = None  # the mode of the next cut
         self.cuts = 0
+        self.refuse_new = False
         self.cut = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -56,6 +59,9 @@ class CommitCutter:
 
     async def _serve(self, client_r: asyncio.StreamReader,
                      client_w: asyncio.StreamWriter) -> None:
+        if self.refuse_new:
+            client_w.close()
+            return
         server_r, server_w = await asyncio.open_connection(*self.target)
         link = _Link(client_w, server_w)
         up = asyncio.create_task(self._upstream(client_r, link))

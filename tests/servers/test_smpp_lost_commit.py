@@ -4,11 +4,14 @@ not resubmit and pay twice). A real TCP proxy between the gateway and the server
 the connection at that COMMIT (tests/pg_commit_cutter.py)."""
 
 import pytest
+from gated_upstream import DEST, with_upstream
 from pg_commit_cutter import CommitCutter
-from smpp_harness import PRICE, Harness, fast_settings, prepare_database
+from smpp_harness import PRICE, SENDER, Harness, eventually, fast_settings, prepare_database
 
 from smsgate.app import App
-from smsgate.smpp.constants import Status
+from smsgate.core.models import DELETED
+from smsgate.smpp.constants import CommandId, Status
+from smsgate.smpp.pdu import Pdu
 
 
 @pytest.fixture
@@ -54,3 +57,30 @@ async def test_a_submit_whose_commit_never_arrived_is_refused(cut_gateway):
     assert cutter.cuts == 1
     assert response.status == Status.ESME_RSYSERR
     assert await gateway.balance(account.id) == 10 * PRICE
+
+
+async def test_a_cancel_of_unknown_outcome_never_lets_its_message_out(cut_gateway):
+    # The cancel's COMMIT is executed, its answer lost, and the server cannot be asked
+    # (new connections refused): the customer hears RSYSERR, and the message, which the
+    # store did cancel and refund, must not go out either.
+    gateway, cutter = cut_gateway
+    account = await gateway.account(credits=10)
+    upstream = await with_upstream(gateway)
+    client = await gateway.bound("tx")
+    queued = (await client.submit(DEST))["message_id"]  # waits: the upstream is closed
+    cutter.cut_next_commit("deliver")
+    cutter.refuse_new = True
+    cancel = await client.request(Pdu(CommandId.cancel_sm, fields={
+        "message_id": queued, "source_addr": SENDER, "destination_addr": DEST}), timeout=30)
+    assert cutter.cuts == 1
+    assert cancel.status == Status.ESME_RSYSERR
+    cutter.refuse_new = False
+    upstream.open = True
+    probe = (await client.submit(DEST))["message_id"]
+
+    async def probe_sent():
+        return int(probe) in upstream.sent
+    await eventually(probe_sent, what="the probe to go out")
+    assert upstream.sent == [int(probe)]
+    assert (await gateway.message(queued)).status == DELETED
+    assert await gateway.balance(account.id) == 9 * PRICE  # the probe; the other refunded
