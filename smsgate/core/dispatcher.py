@@ -61,7 +61,8 @@ class Dispatcher:
         self._held: dict[int, SentUpdate] = {}  # message id -> sent mark not yet written
         self._writing: set[int] = set()  # sent marks handed to the writer, not committed
         # Handed to a connector that has not reported them sent yet (an SMPP upstream
-        # answers later); emptied by their first ATES or final report.
+        # answers later); emptied by their first ATES or final report, which the port
+        # promises for every message it takes: so it holds what is in flight upstream.
         self._sending: set[int] = set()
         self._hold_timer: asyncio.TimerHandle | None = None
         self.refund_upstream_rejections = refund_upstream_rejections
