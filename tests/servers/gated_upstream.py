@@ -21,6 +21,7 @@ class GatedUpstream:
         self.open = False
         self.report_later = False
         self.sent: list[int] = []
+        self.payloads: dict[int, bytes] = {}  # what went out, by message id
         self.asked_while_open = asyncio.Event()  # the dispatcher looked while open
         self._unreported: list[Message] = []
         self._events: ConnectorEvents | None = None
@@ -49,6 +50,7 @@ class GatedUpstream:
     def send(self, messages) -> None:
         for message in messages:
             self.sent.append(message.id)
+            self.payloads[message.id] = message.payload
             if self.report_later:
                 self._unreported.append(message)
             else:

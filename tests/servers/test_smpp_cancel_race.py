@@ -142,5 +142,43 @@ async def test_cancels_leave_nothing_behind_in_the_dispatcher(gateway):
     assert (await client.request(_cancel_sm(queued))).status == Status.ESME_ROK
     assert (await client.request(_cancel_sm(queued))).status == Status.ESME_RCANCELFAIL
     dispatcher = gateway.app.dispatcher
-    assert dispatcher.cancels_pending == 0
+    assert dispatcher.holds_pending == 0
     assert dispatcher.queued == 0
+
+
+def _replace_sm(message_id: str, text: bytes, **fields) -> Pdu:
+    return Pdu(CommandId.replace_sm, fields={"message_id": message_id, "source_addr": SENDER,
+                                             "short_message": text, **fields})
+
+
+async def test_a_queued_message_replaced_goes_out_with_its_new_text(gateway):
+    await gateway.account(credits=100)
+    upstream = await with_upstream(gateway)
+    client = await gateway.bound("tx")
+    message_id = (await client.submit(DEST, b"old text"))["message_id"]
+    await asyncio.sleep(0.1)  # queued in the dispatcher: the upstream is closed
+    reply = await client.request(_replace_sm(message_id, b"new text"))
+    assert reply.status == Status.ESME_ROK
+    upstream.open = True
+
+    async def sent():
+        return int(message_id) in upstream.sent
+    await eventually(sent, what="the message to go out")
+    assert upstream.payloads[int(message_id)] == b"new text"
+    assert (await gateway.message(message_id)).payload == b"new text"
+    assert gateway.app.dispatcher.holds_pending == 0
+
+
+async def test_a_queued_message_replaced_with_a_later_time_waits_for_it(gateway):
+    await gateway.account(credits=100)
+    upstream = await with_upstream(gateway)
+    client = await gateway.bound("tx")
+    message_id = (await client.submit(DEST, b"now"))["message_id"]
+    await asyncio.sleep(0.1)
+    reply = await client.request(_replace_sm(message_id, b"later",
+                                             schedule_delivery_time=format_relative(3600)))
+    assert reply.status == Status.ESME_ROK
+    upstream.open = True
+    await asyncio.sleep(0.7)  # the dispatcher and a scheduler poll had their chance
+    assert upstream.sent == []
+    assert gateway.app.dispatcher.queued == 0
