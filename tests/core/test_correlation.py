@@ -140,3 +140,47 @@ async def test_a_store_failure_answers_false_so_the_upstream_retries(store):
     c.report(report("5"), recorder.done)
     await settle()
     assert recorder.outcomes == [False] and not recorder.unmatched
+
+
+async def test_a_receipt_before_its_answer_is_not_taken_for_another_message(store):
+    """Two sessions: the receipt for '16' comes before the answer that says '16' was
+    the id, while '10' (0x16 is 22, '16' hex is 22, '10' hex is 16) and '22' are known:
+    it waits for its own message instead of matching a spelling of another."""
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=5.0)
+    sent = {n: message(1, connector="up") for n in (10, 16, 22)}
+    c.remember(sent[10], "up", ["10"])
+    c.remember(sent[22], "up", ["22"])
+    c.report(report("10"), recorder.done)  # exact: the relation "same" is learned
+    c.report(report("16"), recorder.done)
+    await settle()
+    assert [m.message for _, m in recorder.delivered] == [sent[10]]
+    c.remember(sent[16], "up", ["16"])
+    assert [m.message for _, m in recorder.delivered] == [sent[10], sent[16]]
+    c.stop()
+
+
+async def test_hex_answers_and_decimal_receipts_are_learned_then_followed(store):
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=5.0)
+    first, second, decoy = (message(1, connector="up") for _ in range(3))
+    c.remember(first, "up", ["38601fa"])  # 59113978: unambiguous, only as decimal-for-hex
+    c.report(report("0059113978"), recorder.done)
+    assert recorder.delivered[-1][1].message is first
+    c.remember(second, "up", ["16"])  # hex 0x16 = 22
+    c.remember(decoy, "up", ["22"])  # the same string as the next receipt
+    c.report(report("22"), recorder.done)  # decimal 22 = 0x16: the second, not the decoy
+    assert recorder.delivered[-1][1].message is second
+    c.stop()
+
+
+async def test_ambiguous_first_reports_are_not_guessed_in_memory(store):
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=5.0)
+    a, b = message(1, connector="up"), message(1, connector="up")
+    c.remember(a, "up", ["16"])
+    c.remember(b, "up", ["22"])
+    c.report(report("0016"), recorder.done)  # decimal 16 is a, hex 0x16 = 22 is b
+    await settle()
+    assert not recorder.delivered and c.parked == 1
+    c.stop()
