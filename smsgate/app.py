@@ -30,7 +30,7 @@ from .core.routing import RoutingTable
 from .core.scheduler import Scheduler
 from .core.submit import SubmitPipeline, SubmitSettings
 from .servers.http_api import HttpApi, HttpApiConfig
-from .servers.http_callbacks import DlrCallbacks
+from .servers.http_callbacks import HttpCallbacks
 from .servers.http_dlr import DlrEndpoint
 from .servers.metrics import GatewayCollector, metrics_registry
 from .servers.smpp_server import SmppServer, SmppServerConfig
@@ -166,7 +166,12 @@ class App:
                                LoginGuard(settings.login), genuine_id=self.ids.is_genuine)
         self.smpp = SmppServer(self.gateway, settings.smpp)
         self.tls = tls_context(settings)
-        callbacks = DlrCallbacks(settings.http.callbacks, self.writer.flush)
+        # The callback outbox records from now on, not only once the HTTP API started:
+        # statuses of messages recovered at start must have their callbacks stored too
+        # (sent once it has started).
+        callbacks = HttpCallbacks(settings.http.callbacks)
+        callbacks.attach(self.store, self.writer, settings.node_id)
+        self.dispatcher.set_recorder(callbacks.record)
         metrics = collector = None
         if settings.http.metrics:
             collector = GatewayCollector(self.gateway, self.writer, self.smpp, callbacks)
