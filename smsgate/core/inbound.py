@@ -119,7 +119,11 @@ class InboundService:
             mo.account_id = number.account_id
             self._deliveries.add(mo_delivery(mo, self.expiry_seconds))
             if number.mo_url:
-                assembly = self._request(mo, number)
+                try:
+                    assembly = self._request(mo, number)
+                except (ValueError, TypeError) as exc:  # never keep the MO from the store
+                    log.error("MO %s: number %s has an unusable mo-url: %s", mo.id,
+                              number.number, exc)
         settling = assembly is not None and assembly.settled
         self._writer.add_inbound(mo).add_done_callback(
             partial(self._stored, mo, done, assembly, settling))
