@@ -266,3 +266,24 @@ async def test_callbacks_beyond_the_memory_bound_wait_in_the_store(api):
         assert len(claimed) >= 8  # those beyond the bound came from the store
     finally:
         await receiver.stop()
+
+
+async def test_a_status_and_its_callback_are_one_commit(api):
+    """The recorder queues the callback row in the status's own loop turn: the writer
+    puts both into one WriteBatch, one transaction."""
+    await api.seed_account()
+    batches = []
+    write = api.store.write
+
+    async def watching(batch):
+        batches.append(batch)
+        return await write(batch)
+    api.store.write = watching
+    [message_id] = ids_of(await api.submit(dlrurl=f"http://127.0.0.1:{free_port()}/dlr"))
+
+    async def delivered():
+        return (await api.message(message_id)).status == "DELIVRD"
+    await eventually(delivered, what="DELIVRD")
+    [batch] = [b for b in batches if any(u.message_id == message_id for u in b.statuses)]
+    assert [(c.message_id, c.status) for c in batch.new_callbacks] \
+        == [(message_id, "DELIVRD")]
