@@ -22,6 +22,7 @@ from .core.coverage import default_coverage
 from .core.dispatcher import Dispatcher
 from .core.gateway import Gateway
 from .core.ids import MessageIdGenerator
+from .core.inbound import InboundService, InboundSettings
 from .core.login_guard import LoginGuard, LoginGuardConfig
 from .core.models import CREDIT_SCALE, Account, Connector, Message, Route
 from .core.ports import Store
@@ -30,7 +31,7 @@ from .core.routing import RoutingTable
 from .core.scheduler import Scheduler
 from .core.submit import SubmitPipeline, SubmitSettings
 from .servers.http_api import HttpApi, HttpApiConfig
-from .servers.http_callbacks import DlrCallbacks
+from .servers.http_callbacks import HttpCallbacks
 from .servers.http_dlr import DlrEndpoint
 from .servers.metrics import GatewayCollector, metrics_registry
 from .servers.smpp_server import SmppServer, SmppServerConfig
@@ -61,8 +62,9 @@ class Settings:
     http: HttpApiConfig = field(default_factory=HttpApiConfig)
     submit: SubmitSettings = field(default_factory=SubmitSettings)
     login: LoginGuardConfig = field(default_factory=LoginGuardConfig)
-    receipt_expiry_hours: float = 72.0
+    receipt_expiry_hours: float = 72.0  # receipts and MO wait this long for a receiver
     refund_upstream_rejections: bool = True
+    inbound: InboundSettings = field(default_factory=InboundSettings)  # MO
 
 
 SEEDED_CONNECTORS = "seeded_connectors"  # settings key: the simulator was seeded once
@@ -166,7 +168,16 @@ class App:
                                LoginGuard(settings.login), genuine_id=self.ids.is_genuine)
         self.smpp = SmppServer(self.gateway, settings.smpp)
         self.tls = tls_context(settings)
-        callbacks = DlrCallbacks(settings.http.callbacks, self.writer.flush)
+        # The callback outbox records from now on, not only once the HTTP API started:
+        # statuses of messages recovered at start, and MO, must have their callbacks
+        # stored too (sent once it has started).
+        callbacks = HttpCallbacks(settings.http.callbacks)
+        callbacks.attach(self.store, self.writer, settings.node_id)
+        self.dispatcher.set_recorder(callbacks.record)
+        self.inbound = InboundService(self.store, self.writer, self.receipts, callbacks,
+                                      self._next_id, settings.receipt_expiry_hours * 3600,
+                                      settings.inbound)
+        self.dispatcher.set_inbound(self.inbound.handle)
         metrics = collector = None
         if settings.http.metrics:
             collector = GatewayCollector(self.gateway, self.writer, self.smpp, callbacks)
@@ -205,6 +216,7 @@ class App:
         await self.ids.start()
         await self.reload_routes()
         self.writer.start()
+        await self.inbound.start()  # before the connectors: MO can come at once
         await self.connectors.start()
         self.dispatcher.add_listener(self.receipts.on_status)
         await self.accounts.start()
@@ -241,6 +253,7 @@ class App:
         await self.receipts.stop()
         await self.accounts.stop()
         await self.connectors.stop()
+        await self.inbound.stop()
         await self.dispatcher.stop()
         await self.writer.close()
         await self.store.close()

@@ -51,7 +51,7 @@ from .models import (
     UpstreamFailure,
     UpstreamReport,
 )
-from .ports import Done, Store, UpstreamConnector
+from .ports import Done, Store, UpstreamConnector, Writer
 from .reports import ReportBook
 from .routing import RoutingTable
 from .statuses import StatusBook, StatusListener, StatusRecorder
@@ -64,7 +64,7 @@ InboundHandler = Callable[[InboundMessage, Done], None]
 
 
 class Dispatcher:
-    def __init__(self, writer, refund_upstream_rejections: bool = True,
+    def __init__(self, writer: Writer, refund_upstream_rejections: bool = True,
                  sent_hold: float = 1.0, store: Store | None = None,
                  routing: Callable[[], RoutingTable] | None = None) -> None:
         self._writer = writer

@@ -215,9 +215,20 @@ class Refund:
     reason: str = "refund"
 
 
+RECEIPT, MO = "receipt", "mo"  # what a PendingReceipt carries: its `kind`
+
+
 @dataclass(slots=True)
 class PendingReceipt:
-    """A delivery receipt waiting for the customer's receiver session (SPEC §4)."""
+    """A deliver_sm waiting for the customer's receiver session: a delivery receipt
+    (SPEC §4) or an MO (SPEC §8). Both wait, go out and are retried the same way
+    (core/receipts.py), so they are one record in one table (`pending_receipts`).
+
+    For an MO (`kind` MO): message_id is the MO's id, source/dest are the handset's
+    and our number, and `payload`, `data_coding`, `esm_class` (0x00, or 0x40 with a
+    UDH) and `options` (its sar_* TLVs, wire-encoded) are what the customer receives;
+    status, error_code and text stay empty. Receipts leave those four at their defaults.
+    """
 
     account_id: int
     message_id: int
@@ -237,15 +248,21 @@ class PendingReceipt:
     expires_at: float = 0.0
     attempts: int = 0
     next_attempt_at: float = 0.0
+    kind: str = RECEIPT
+    payload: bytes = b""
+    data_coding: int = 0
+    esm_class: int = 0
+    options: bytes = b""
 
 
 @dataclass(slots=True)
 class PendingCallback:
-    """A `dlrurl` delivery report waiting to be sent (servers/http_callbacks.py)."""
+    """An HTTP request to a customer's URL waiting to be sent (servers/http_callbacks.py):
+    a `dlrurl` delivery report, or an MO for a number's `--mo-url` (status MO)."""
 
-    message_id: int
-    url: str  # the customer's URL with our parameters (status, id, ref, time, error)
-    status: str
+    message_id: int  # the message's id, or the MO's
+    url: str  # the customer's URL with our parameters
+    status: str  # the status reported, or MO
     created_at: float
     next_attempt_at: float
     attempts: int = 0
@@ -275,17 +292,29 @@ class WriteBatch:
     # (message id, part, final status) of a part of a message split upstream
     part_statuses: list[tuple[int, int, str]] = field(default_factory=list)
     unmatched: list["UpstreamReport"] = field(default_factory=list)  # reports kept unmatched
+    # The HTTP callback outbox (dlrurl, mo-url): new rows, rows to delete (sent or given
+    # up), and (id, attempts, next_attempt_at) of rows given back to the store for later.
+    new_callbacks: list[PendingCallback] = field(default_factory=list)
+    done_callbacks: list[int] = field(default_factory=list)
+    retry_callbacks: list[tuple[int, int, float]] = field(default_factory=list)
+    new_inbound: list["InboundMessage"] = field(default_factory=list)  # MO, as received
+    # MO parts whose concatenated message is settled (joined, or given up): no longer
+    # `joining` (core/inbound.py)
+    joined_inbound: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (len(self.new_messages) + len(self.sent) + len(self.statuses)
                 + len(self.new_receipts) + len(self.done_receipts) + len(self.retry_receipts)
-                + len(self.part_statuses) + len(self.unmatched))
+                + len(self.part_statuses) + len(self.unmatched) + len(self.new_callbacks)
+                + len(self.done_callbacks) + len(self.retry_callbacks)
+                + len(self.new_inbound) + len(self.joined_inbound))
 
 
 @dataclass(slots=True)
 class BatchResult:
     refused: set[int] = field(default_factory=set)  # new message ids refused for credit
     receipt_ids: list[int] = field(default_factory=list)  # ids given to new_receipts
+    callback_ids: list[int] = field(default_factory=list)  # ids given to new_callbacks
 
 
 @dataclass(slots=True)
@@ -321,6 +350,9 @@ class InboundMessage:
     received_at: float = 0.0
     id: int = 0
     account_id: int | None = None  # the number's account; None = unrouted (kept)
+    # A part of a concatenated MO whose message is still being joined for its number's
+    # mo-url (core/inbound.py): reloaded at start, so a restart loses no half message.
+    joining: bool = False
 
 
 @dataclass(frozen=True, slots=True)

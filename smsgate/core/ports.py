@@ -1,5 +1,6 @@
 """The interfaces ("ports") the core needs; store/ and connectors/ implement them."""
 
+import asyncio
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -16,6 +17,7 @@ from .models import (
     PendingCallback,
     PendingReceipt,
     Route,
+    SentUpdate,
     StatusUpdate,
     UpstreamFailure,
     UpstreamReport,
@@ -178,13 +180,16 @@ class Store(Protocol):
         ...
     async def purge_expired_receipts(self, now: float) -> int: ...
 
-    # dlrurl callbacks waiting to be sent (the outbox of servers/http_callbacks.py)
-    async def write_callbacks(self, new: Sequence[PendingCallback], done: Sequence[int],
-                              retry: Sequence[tuple[int, int, float]]) -> list[int]:
-        """One transaction: insert `new` (returns their ids, in order), delete the `done`
-        ids, and for each (id, attempts, next_attempt_at) of `retry` store those and give
-        the row back to the store (holder '')."""
+    # MO (core/inbound.py); written through write()
+    async def joining_inbound(self) -> list[InboundMessage]:
+        """The MO parts still `joining` (their concatenated message not settled), by id."""
         ...
+    async def recent_inbound(self, limit: int = 100) -> list[InboundMessage]:
+        """The latest MO, routed or not, newest first (for the operator)."""
+        ...
+
+    # HTTP callbacks waiting to be sent (the outbox of servers/http_callbacks.py: dlrurl
+    # and mo-url); new rows, deletes and reschedules are written through write()
     async def claim_callbacks(self, node: str, now: float, limit: int) -> list[PendingCallback]:
         """Atomically take up to `limit` rows held by nobody with next_attempt_at <= now
         (earliest first): their holder becomes `node`."""
@@ -193,6 +198,50 @@ class Store(Protocol):
         """Give back every row `node` holds (its previous run's, at start)."""
         ...
     async def count_callbacks(self) -> int: ...
+
+
+class Writer(Protocol):
+    """The one group commit (store/writer.py), as the core and the callback outbox use
+    it. Each call queues a write and returns at once; the future is resolved when the
+    commit that holds it returns (the new row's id where there is one), or fails with
+    StoreError. Everything queued in one loop turn, with no await in between, goes into
+    ONE transaction: what must be stored together (a status and its callback row; an MO,
+    its deliver_sm and its mo-url request) is queued together."""
+
+    def add_message_then(self, message: Message, then: Callable[[bool | StoreError], None]
+                         ) -> None: ...
+    def add_messages(self, messages: list[Message]) -> "list[asyncio.Future[bool]]": ...
+    def add_sent(self, update: SentUpdate) -> "asyncio.Future[None]": ...
+    def add_status(self, update: StatusUpdate) -> "asyncio.Future[None]": ...
+    def add_part_status(self, message_id: int, part: int,
+                        status: str) -> "asyncio.Future[None]": ...
+    def add_unmatched(self, report: UpstreamReport) -> "asyncio.Future[None]": ...
+    # deliver_sm waiting for a receiver (receipts, MO)
+    def add_receipt(self, receipt: PendingReceipt) -> "asyncio.Future[int]": ...
+    def done_receipt(self, receipt_id: int) -> "asyncio.Future[None]": ...
+    def retry_receipt(self, receipt_id: int, at: float) -> "asyncio.Future[None]": ...
+    # the HTTP callback outbox
+    def add_callback(self, callback: PendingCallback) -> "asyncio.Future[int]": ...
+    def done_callback(self, callback_id: int) -> "asyncio.Future[None]": ...
+    def retry_callback(self, callback_id: int, attempts: int,
+                       at: float) -> "asyncio.Future[None]": ...
+    # MO
+    def add_inbound(self, message: InboundMessage) -> "asyncio.Future[None]": ...
+    def joined_inbound(self, inbound_id: int) -> "asyncio.Future[None]": ...
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed (or failed)."""
+        ...
+
+
+class CallbackOutbox(Protocol):
+    """HTTP requests to customers' URLs, stored and retried (servers/http_callbacks.py)."""
+
+    def add(self, owner_id: int, url: str, kind: str) -> None:
+        """Queue a GET of `url` with the writer, in this call: it is stored in the same
+        commit as what the caller queued in this loop turn, and sent once stored.
+        `owner_id`: the message's or MO's id; `kind`: the status reported, or MO."""
+        ...
 
 
 class ReceiptSink(Protocol):

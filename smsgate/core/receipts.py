@@ -1,9 +1,12 @@
-"""Delivery receipts for SMPP customers: stored durably, pushed to a receiver session.
+"""deliver_sm for SMPP customers -- delivery receipts and MO: stored durably, pushed to
+a receiver session.
 
-A receipt is written to the store first; then, if the account has a receiver (Rx/TRx)
-session bound, it is sent there, and deleted only after deliver_sm_resp ESME_ROK. A
-failed or unanswered delivery is retried with backoff; receipts of accounts without a
-receiver wait (until they expire) and go out when one binds.
+A receipt or MO (a `PendingReceipt` row of either kind) is written to the store first;
+then, if the account has a receiver (Rx/TRx) session bound, it is sent there, and
+deleted only after deliver_sm_resp ESME_ROK. A failed or unanswered delivery is retried
+with backoff; those of accounts without a receiver wait (until they expire) and go out
+when one binds. The server builds both kinds of deliver_sm in one place
+(servers/smpp_messages.py `deliver_sm_pdu`).
 """
 
 import asyncio
@@ -13,7 +16,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .models import DELIVRD, FINAL_STATUSES, Message, PendingReceipt, StatusUpdate
-from .ports import Store
+from .ports import Store, Writer
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +28,8 @@ BACKOFF = (1.0, 5.0, 15.0, 60.0, 300.0)
 
 class ReceiverSession(Protocol):
     def send_receipt(self, receipt: PendingReceipt, done: Callable[[bool], None]) -> None:
-        """Send a deliver_sm; call done(True) on deliver_sm_resp ESME_ROK."""
+        """Send a receipt's or an MO's deliver_sm; call done(True) on deliver_sm_resp
+        ESME_ROK."""
         ...
 
 
@@ -53,7 +57,7 @@ def receipt_for(message: Message, update: StatusUpdate, text: str,
 
 
 class ReceiptService:
-    def __init__(self, store: Store, writer, expiry_seconds: float = 72 * 3600.0,
+    def __init__(self, store: Store, writer: Writer, expiry_seconds: float = 72 * 3600.0,
                  text_of: Callable[[Message], str] = lambda m: "",
                  poll_seconds: float = 1.0) -> None:
         self._store = store
@@ -105,14 +109,19 @@ class ReceiptService:
             return
         if not wants_receipt(message.registered_delivery, update.status):
             return
-        receipt = receipt_for(message, update, self._text_of(message), self.expiry_seconds)
+        self.add(receipt_for(message, update, self._text_of(message), self.expiry_seconds))
+
+    def add(self, receipt: PendingReceipt) -> "asyncio.Future[int]":
+        """Queue a receipt or MO with the writer now (so in the commit of whatever the
+        caller queues in this loop turn); it goes to a receiver once stored."""
         future = self._writer.add_receipt(receipt)
         future.add_done_callback(lambda f: self._stored(f, receipt))
+        return future
 
     def _stored(self, future: "asyncio.Future[int]", receipt: PendingReceipt) -> None:
         if future.cancelled() or future.exception() is not None:
-            log.error("receipt for message %s not stored: %s", receipt.message_id,
-                      future.exception())
+            log.error("%s for %s not stored: %s", receipt.kind, receipt.message_id,
+                      future.cancelled() or future.exception())
             return
         receipt.id = future.result()
         self._deliver(receipt)

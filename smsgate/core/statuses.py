@@ -11,9 +11,15 @@ message sent in the last `sent_hold` seconds before a crash is sent again after 
 restart. A real upstream's sent mark (with its upstream id) goes to the very next
 group commit, so that only messages truly in flight at a crash can be sent twice.
 
-A `recorder` (the dlrurl callback outbox) makes its own record of a status durable
-before the status is stored: so that no stored status lacks its record, whenever the
-process dies. Listeners only hear of statuses; they store nothing the status depends on.
+A `recorder` (the dlrurl callback outbox) queues its own row for a status (the
+callback) with the writer in the same call in which the status is queued: both are
+added in one loop turn with no await between them, so they ride in one WriteBatch and
+one transaction (core/ports.py Writer). So no stored status lacks its callback, whenever
+the process dies: the commit stores both or neither, and when neither, the status is
+told unstored (`done(False)`: an upstream sends its report again, and then both are
+queued again). Listeners only hear of statuses; they store nothing the status depends
+on. A status stored by someone else (cancel_sm stores DELETED in its own transaction)
+has its callback queued right after, in the next commit.
 """
 
 import asyncio
@@ -30,19 +36,18 @@ from .models import (
     SentUpdate,
     StatusUpdate,
 )
-from .ports import Done
+from .ports import Done, Writer
 
 log = logging.getLogger(__name__)
 
 StatusListener = Callable[[Message, StatusUpdate], None]
-# recorder(message, update, then): returns False if it records nothing. Otherwise it
-# calls then() once its record is committed (or failed), and only then is the status
-# handed to the writer. then is None for a status stored already (cancel_sm).
-StatusRecorder = Callable[[Message, StatusUpdate, Callable[[], None] | None], bool]
+# recorder(message, update): queues with the writer, in this call, whatever row it keeps
+# for the status (nothing for most messages: it must cost nothing then).
+StatusRecorder = Callable[[Message, StatusUpdate], None]
 
 
 class StatusBook:
-    def __init__(self, writer, refund_upstream_rejections: bool = True,
+    def __init__(self, writer: Writer, refund_upstream_rejections: bool = True,
                  sent_hold: float = 1.0) -> None:
         self._writer = writer
         self.sent_hold = sent_hold
@@ -98,8 +103,9 @@ class StatusBook:
             # ends the message (a repeated or late REJECTD is not paid again).
             update.refund = Refund(message.account_id, message.price, message.id,
                                    "refund: rejected upstream")
-        if not self._record(message, update, lambda: self._store(update, held, done)):
-            self._store(update, held, done)
+        # The status and its callback row: queued in this turn, so in one commit
+        self._store(update, held, done)
+        self._record(message, update)
         message.status = update.status
         if update.status in FINAL_STATUSES:
             message.done_at = update.at
@@ -109,19 +115,16 @@ class StatusBook:
 
     def notify(self, message: Message, update: StatusUpdate) -> None:
         """A status stored by someone else (cancel_sm): for the recorder and listeners."""
-        self._record(message, update, None)
+        self._record(message, update)
         self._tell(message, update)
 
-    def _record(self, message: Message, update: StatusUpdate,
-                then: Callable[[], None] | None) -> bool:
-        """Whether the recorder took the status (and will call then())."""
+    def _record(self, message: Message, update: StatusUpdate) -> None:
         if self._recorder is None:
-            return False
+            return
         try:
-            return self._recorder(message, update, then)
-        except Exception:  # never keep a status from the store
+            self._recorder(message, update)
+        except Exception:  # a recorder's bug must not cost the others their statuses
             log.exception("status recorder failed for message %s", message.id)
-            return False
 
     def _store(self, update: StatusUpdate, held: SentUpdate | None, done: Done | None) -> None:
         future = self._writer.add_status(update)

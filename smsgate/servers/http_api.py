@@ -26,7 +26,7 @@ from ..core.throttle import Throttle
 from . import log_redaction
 from .connection_limits import ConnectionCaps, ConnectionLimiter
 from .coverage_files import FORMATS
-from .http_callbacks import CallbackConfig, DlrCallbacks
+from .http_callbacks import CallbackConfig, HttpCallbacks
 from .http_connections import LINGER_SECONDS, ConnectionGuard, GuardedAppRunner
 from .http_dlr import DlrEndpoint
 from .http_params import Params, SubmitFields, submit_request
@@ -74,19 +74,15 @@ def error_response(error: Err | GatewayError) -> web.Response:
 
 class HttpApi:
     def __init__(self, gateway: Gateway, config: HttpApiConfig,
-                 routing: Callable[[], RoutingTable], callbacks: DlrCallbacks,
+                 routing: Callable[[], RoutingTable], callbacks: HttpCallbacks,
                  metrics: CollectorRegistry | None = None,
                  dlr: DlrEndpoint | None = None) -> None:
         self.gw = gateway
         self.config = config
         self._routing = routing
-        self.callbacks = callbacks
+        self.callbacks = callbacks  # attached and recording (app.py); sending from start()
         self.metrics = metrics  # None: no /metrics route
         self.dlr = dlr  # HTTP providers' delivery reports; None: no such route
-        # From now on, not only once started: statuses of messages recovered at start
-        # must have their callbacks recorded too (they are sent once we have started).
-        callbacks.attach(gateway.store, gateway.node)
-        gateway.dispatcher.set_recorder(callbacks.record)
         self._runner: web.AppRunner | None = None
         self.address: tuple[str, int] = ("", 0)
         self.guard = ConnectionGuard(ConnectionLimiter(config.connections),

@@ -1,37 +1,37 @@
-"""Delivery reports over HTTP: a GET to the customer's `dlrurl` on every status change.
+"""HTTP callbacks to customers' URLs: a GET to a message's `dlrurl` on every status
+change, and to a number's `--mo-url` for every MO. One outbox for both: same table,
+same retries, same SSRF guard. The URLs and their parameters: core/callback_urls.py.
 
 Every status change (ACCEPTD, and the final one: DELIVRD, UNDELIV, EXPIRED, REJECTD,
-DELETED, UNKNOWN) of a message submitted with a `dlrurl` makes a callback: GET
-<dlrurl>?status=DELIVRD&id=<message id>&ref=<ref>&time=<ISO 8601 UTC>&error=<code> (the
-customer's own query parameters are kept). The 'sent upstream' step is no status change
-(the message stays ATES), so it makes no callback.
+DELETED, UNKNOWN) of a message submitted with a `dlrurl` makes a callback. The 'sent
+upstream' step is no status change (the message stays ATES), so it makes no callback.
+An MO to a number with an mo-url makes one (a concatenated MO one, once joined:
+core/inbound.py).
 
 Durable, at least once. A callback is a row of the store's `dlr_callbacks` table (an
-outbox) before its status is stored: the dispatcher hands the status to `record`
-(core/dispatcher.py, "recorder"), which queues the row for the next callback commit and
-lets the status go to the writer only when that commit has returned. So whenever the
-process dies (kill -9 included), a stored status has its callback stored; after a
-restart it is sent, with the retries and backoff it had left. A row is deleted only
-once the customer's server has answered (or after `max_age`), so a crash between that
-answer and the delete's commit sends the callback again: at least once, duplicates
-possible. Two edges: a crash after the callback's commit and before its status's sends a
-callback whose status the store lost; the store keeps the message's earlier status (the
-message is sent again if its sent mark was not stored either, core/dispatcher.py, or
-else expires), so the customer may hear of two outcomes. And a DELETED made by
-cancel_sm is stored by the cancel itself, its callback just after: a crash between those
-two loses that one callback. Customers order the callbacks of a message by `time`; the
-final status wins.
+outbox) written in the same transaction as what it reports: the dispatcher hands the
+status to `record` (core/statuses.py, "recorder"), which queues the row with the one
+group-commit writer in the same loop turn as the status, so both ride in one commit
+(core/ports.py Writer); an MO's row is queued with the MO (`add`). So whenever the
+process dies (kill -9 included), a stored status or MO has its callback stored, and a
+callback is stored only with what it reports. After a restart it is sent, with the
+retries and backoff it had left. A row is deleted only once the customer's server has
+answered (or after `max_age`), so a crash between that answer and the delete's commit
+sends the callback again: at least once, duplicates possible. A DELETED made by
+cancel_sm is stored by the cancel itself, its callback in the next commit: a crash
+between those two loses that one callback. Customers order the callbacks of a message
+by `time`; the final status wins. A commit that fails stores neither the status nor its
+callback: the callback is dropped (counted in `unstored`) with its status, which its
+upstream reports again.
 
-Callbacks never block the submit path, and the status path waits for one group commit:
-rows are written by `CallbackJournal`, one transaction for everything recorded,
-delivered or rescheduled while the previous commit ran. Memory holds at most
-`max_in_memory` callbacks (queued or in flight). A row held in a node's memory carries
-that node's name (`holder`); the others wait in the store, and are claimed in pages of
-`page` (due first) whenever there is room, every `poll` seconds. A failed attempt
-(connection refused, timeout, HTTP 5xx, 408 or 429) stores the next attempt's time and
-gives the row back to the store, which keeps memory bounded however long a customer's
-server is down; the other answers (2xx-4xx) end the callback. At start a node first
-takes back what its previous run held.
+A callback is sent only after its commit returned: a customer who queries the status on
+hearing of it finds it stored. Memory holds at most `max_in_memory` callbacks (queued or
+in flight). A row held in a node's memory carries that node's name (`holder`); the
+others wait in the store, and are claimed in pages of `page` (due first) whenever there
+is room, every `poll` seconds. A failed attempt (connection refused, timeout, HTTP 5xx,
+408 or 429) stores the next attempt's time and gives the row back to the store, which
+keeps memory bounded however long a customer's server is down; the other answers
+(2xx-4xx) end the callback. At start a node first takes back what its previous run held.
 
 Requests go out through servers/outbound_http.py (SPEC §11): a target that is not a
 public address is refused where we connect, after DNS resolution, unless
@@ -44,23 +44,23 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from functools import partial
 
 import aiohttp
 
+from ..core.callback_urls import dlr_url
 from ..core.models import Message, PendingCallback, StatusUpdate
-from ..core.ports import Store
+from ..core.ports import Store, Writer
 from . import outbound_http
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUSES = frozenset({408, 429})
 DELIVERED, RETRY, REFUSED = "delivered", "retry", "refused"  # an attempt's outcome
-COMMIT_RETRY_SECONDS = 1.0  # after a failed callback commit
-STOP_FLUSH_SECONDS = 5.0
+COMMIT_RETRY_SECONDS = 1.0  # after a failed delete or reschedule
+callback_url = dlr_url  # the dlrurl of one status change
 
 
 @dataclass
@@ -78,98 +78,15 @@ class CallbackConfig:
     max_answer: int = 4096  # bytes of the customer's answer read; the rest is not
 
 
-def callback_url(message: Message, update: StatusUpdate) -> str:
-    """The customer's URL with our parameters added after its own."""
-    at = datetime.fromtimestamp(update.at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    ours = urlencode({"status": update.status, "id": message.id, "ref": message.ref,
-                      "time": at, "error": update.error_code})
-    url = urlsplit(message.dlr_url)
-    query = f"{url.query}&{ours}" if url.query else ours
-    return urlunsplit(url._replace(query=query, fragment=""))
+class HttpCallbacks:
+    """Records, stores and sends the callbacks (core/ports.py CallbackOutbox); `attach`
+    gives it the store, the writer and the node's name first."""
 
-
-class CallbackJournal:
-    """The group commit of callback rows: whatever was added while a commit ran goes
-    into the next one, in one transaction (`Store.write_callbacks`).
-
-    A failed commit fails the futures of its new rows (the caller decides what then),
-    and keeps its deletes and reschedules, which are idempotent, for the next commit.
-    """
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._new: list[PendingCallback] = []
-        self._futures: list[asyncio.Future[int]] = []
-        self._done: list[int] = []
-        self._retry: list[tuple[int, int, float]] = []
-        self._task: asyncio.Task | None = None
-        self.commits = 0
-
-    def add(self, callback: PendingCallback) -> "asyncio.Future[int]":
-        """The row's id once stored."""
-        future = asyncio.get_running_loop().create_future()
-        self._new.append(callback)
-        self._futures.append(future)
-        self._kick()
-        return future
-
-    def done(self, callback_id: int) -> None:
-        """Delete the row (delivered, or given up)."""
-        self._done.append(callback_id)
-        self._kick()
-
-    def retry(self, callback_id: int, attempts: int, at: float) -> None:
-        """Store the next attempt's time and give the row back to the store."""
-        self._retry.append((callback_id, attempts, at))
-        self._kick()
-
-    async def flush(self, timeout: float | None = None) -> None:
-        """Wait until everything added so far is committed (or `timeout` passed)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while self._task is not None and not self._task.done():
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return
-            await asyncio.wait({self._task}, timeout=left)
-
-    def _kick(self) -> None:
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), name="dlr-callback-journal")
-
-    async def _run(self) -> None:
-        while self._new or self._done or self._retry:
-            new, futures, done, retry = self._new, self._futures, self._done, self._retry
-            self._new, self._futures, self._done, self._retry = [], [], [], []
-            self.commits += 1
-            try:
-                ids = await self.store.write_callbacks(new, done, retry)
-            except Exception as exc:
-                log.error("callback commit of %d rows failed: %s",
-                          len(new) + len(done) + len(retry), exc)
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
-                        future.exception()  # handled by the caller's done callback
-                self._done[:0], self._retry[:0] = done, retry
-                await asyncio.sleep(COMMIT_RETRY_SECONDS)
-                continue
-            for future, callback_id in zip(futures, ids, strict=True):
-                if not future.done():
-                    future.set_result(callback_id)
-
-
-class DlrCallbacks:
-    """Records, stores and sends the callbacks; `attach` gives it the store first."""
-
-    def __init__(self, config: CallbackConfig | None = None,
-                 committed: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(self, config: CallbackConfig | None = None) -> None:
         self.config = config or CallbackConfig()
         self.node = ""
-        self._journal: CallbackJournal | None = None
-        # Awaited before a first attempt, so that a customer who queries the status on
-        # hearing the callback sees the new status (the writer has committed it).
-        self._committed = committed
+        self._store: Store | None = None
+        self._writer: Writer | None = None
         self._queue: asyncio.Queue[PendingCallback] = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
         self._session: aiohttp.ClientSession | None = None
@@ -179,32 +96,39 @@ class DlrCallbacks:
         self.retried = 0  # failed attempts, rescheduled
         self.failed = 0  # given up after max_age
         self.refused = 0  # the target is not a public address: not sent, not retried
-        self.unstored = 0  # their row could not be written: kept in memory only
+        self.unstored = 0  # their commit failed (and so did what they report)
 
-    def attach(self, store: Store, node: str) -> None:
-        """The store that keeps the callbacks, and this node's name in it."""
-        self.node = node
-        self._journal = CallbackJournal(store)
+    def attach(self, store: Store, writer: Writer, node: str) -> None:
+        """The store that keeps the callbacks, the writer that writes them, and this
+        node's name in the store."""
+        self._store, self._writer, self.node = store, writer, node
 
     @property
-    def journal(self) -> CallbackJournal:
-        if self._journal is None:
-            raise RuntimeError("DlrCallbacks.attach(store, node) first")
-        return self._journal
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("HttpCallbacks.attach(store, writer, node) first")
+        return self._store
+
+    @property
+    def writer(self) -> Writer:
+        if self._writer is None:
+            raise RuntimeError("HttpCallbacks.attach(store, writer, node) first")
+        return self._writer
 
     async def start(self) -> None:
-        await self.journal.store.release_callbacks(self.node)  # what the previous run held
+        await self.store.release_callbacks(self.node)  # what the previous run held
         self._session = outbound_http.client_session(
             allow_private=self.config.allow_private, timeout=self.config.timeout,
-            connections=self.config.workers, user_agent="smsgate-dlr/1")
+            connections=self.config.workers, user_agent="smsgate-callbacks/1")
         self._sending = True
-        self._tasks = [asyncio.create_task(self._work(), name=f"dlr-callback-{i}")
+        self._tasks = [asyncio.create_task(self._work(), name=f"http-callback-{i}")
                        for i in range(self.config.workers)]
-        self._tasks.append(asyncio.create_task(self._poll(), name="dlr-callback-poll"))
+        self._tasks.append(asyncio.create_task(self._poll(), name="http-callback-poll"))
 
     async def stop(self) -> None:
-        """Stop sending. Statuses still recorded from now on are stored for the next
-        run; so are the callbacks that were in memory (this node holds their rows)."""
+        """Stop sending. Callbacks still recorded from now on are stored for the next
+        run (the writer commits them before the store closes); so are the callbacks
+        that were in memory (this node holds their rows)."""
         self._sending = False
         for task in self._tasks:
             task.cancel()
@@ -215,51 +139,51 @@ class DlrCallbacks:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        await self.journal.flush(STOP_FLUSH_SECONDS)
         if self.in_memory:
-            log.info("%d delivery report callbacks stay stored for the next start",
-                     self.in_memory)
+            log.info("%d HTTP callbacks stay stored for the next start", self.in_memory)
         self.in_memory = 0
         self._queue = asyncio.Queue()
 
     async def flush(self) -> None:
         """Wait until the rows recorded so far are committed."""
-        await self.journal.flush()
+        await self.writer.flush()
 
-    # -- the dispatcher's recorder -----------------------------------------------------
+    # -- recording -----------------------------------------------------------------------
 
-    def record(self, message: Message, update: StatusUpdate,
-               then: Callable[[], None] | None) -> bool:
-        """Store the status's callback; then() (the status's own write) runs after."""
+    def record(self, message: Message, update: StatusUpdate) -> None:
+        """The dispatcher's recorder: the status's callback, if the message has a
+        dlrurl, queued with the writer now (core/statuses.py: in the status's commit)."""
         if not message.dlr_url:
-            return False
+            return
         try:
-            url = callback_url(message, update)
+            url = dlr_url(message, update)
         except (ValueError, TypeError):
             log.warning("message %s has an unusable dlr_url %r", message.id, message.dlr_url)
-            return False
+            return
+        self.add(message.id, url, update.status)
+
+    def add(self, owner_id: int, url: str, kind: str) -> None:
+        """Queue a callback's row with the writer now, so that it is stored in the same
+        commit as what the caller queued in this loop turn; sent once committed."""
         now = time.time()
         keep = self._sending and self.in_memory < self.config.max_in_memory
         if keep:
             self.in_memory += 1
-        callback = PendingCallback(message.id, url, update.status, created_at=now,
+        callback = PendingCallback(owner_id, url, kind, created_at=now,
                                    next_attempt_at=now, holder=self.node if keep else "")
-        self.journal.add(callback).add_done_callback(
-            lambda future: self._recorded(future, callback, keep, then))
-        return True
+        self.writer.add_callback(callback).add_done_callback(
+            lambda future: self._stored(future, callback, keep))
 
-    def _recorded(self, future: "asyncio.Future[int]", callback: PendingCallback, keep: bool,
-                  then: Callable[[], None] | None) -> None:
-        if then is not None:
-            then()  # the status goes to the writer only now
+    def _stored(self, future: "asyncio.Future[int]", callback: PendingCallback,
+                keep: bool) -> None:
         if future.cancelled() or future.exception() is not None:
             self.unstored += 1
-            if not keep:
-                log.error("callback %s for message %s lost: not stored, no room in memory",
-                          callback.status, callback.message_id)
-                return
-        else:
-            callback.id = future.result()
+            log.error("callback %s for %s not stored, nor what it reports",
+                      callback.status, callback.message_id)
+            if keep and self._sending:
+                self.in_memory -= 1
+            return
+        callback.id = future.result()
         if keep and self._sending:  # (stopped meanwhile: the row waits for the next start)
             self._queue.put_nowait(callback)
 
@@ -268,9 +192,6 @@ class DlrCallbacks:
     async def _work(self) -> None:
         while True:
             callback = await self._queue.get()
-            if callback.attempts == 0 and self._committed is not None:
-                with contextlib.suppress(Exception):  # a failed commit is logged there
-                    await self._committed()
             outcome = await self._attempt(callback)
             self.in_memory -= 1
             callback.attempts += 1
@@ -281,8 +202,7 @@ class DlrCallbacks:
             else:
                 self._reschedule(callback)
                 continue
-            if callback.id:
-                self.journal.done(callback.id)
+            self._settle(callback, partial(self.writer.done_callback, callback.id))
 
     async def _attempt(self, callback: PendingCallback) -> str:
         """DELIVERED, RETRY or REFUSED (the target may never be called)."""
@@ -292,13 +212,15 @@ class DlrCallbacks:
                                              self.config.max_answer)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             if outbound_http.is_refused(exc):
-                log.warning("callback %s for message %s not sent: %s", callback.status,
+                log.warning("callback %s for %s not sent: %s", callback.status,
                             callback.message_id, exc)
                 return REFUSED
-            log.info("callback for message %s failed: %r", callback.message_id, exc)
+            log.info("callback %s for %s failed: %r", callback.status, callback.message_id,
+                     exc)
             return RETRY
         if answer.status >= 500 or answer.status in RETRY_STATUSES:
-            log.info("callback for message %s: HTTP %s", callback.message_id, answer.status)
+            log.info("callback %s for %s: HTTP %s", callback.status, callback.message_id,
+                     answer.status)
             return RETRY
         return DELIVERED
 
@@ -309,24 +231,25 @@ class DlrCallbacks:
             self._give_up(callback)
             return
         self.retried += 1
-        if callback.id:
-            self.journal.retry(callback.id, callback.attempts, at)
-        else:  # its row could not be written when recorded: try again now
-            callback.next_attempt_at, callback.holder = at, ""
-            self.journal.add(callback).add_done_callback(
-                lambda future: self._stored_late(future, callback))
-
-    def _stored_late(self, future: "asyncio.Future[int]", callback: PendingCallback) -> None:
-        if future.cancelled() or future.exception() is not None:
-            log.error("callback %s for message %s lost: it could not be stored",
-                      callback.status, callback.message_id)
+        self._settle(callback, partial(self.writer.retry_callback, callback.id,
+                                       callback.attempts, at))
 
     def _give_up(self, callback: PendingCallback) -> None:
         self.failed += 1
-        log.warning("callback %s for message %s given up after %d attempts",
+        log.warning("callback %s for %s given up after %d attempts",
                     callback.status, callback.message_id, callback.attempts)
-        if callback.id:
-            self.journal.done(callback.id)
+        self._settle(callback, partial(self.writer.done_callback, callback.id))
+
+    def _settle(self, callback: PendingCallback,
+                write: Callable[[], "asyncio.Future[None]"]) -> None:
+        """Write a delete or a reschedule; if its commit fails, write it again a little
+        later (both are idempotent): else the row would stay held by this node, and
+        wait for the node's next start."""
+        def written(future: "asyncio.Future[None]") -> None:
+            if (future.cancelled() or future.exception() is not None) and self._sending:
+                asyncio.get_running_loop().call_later(
+                    COMMIT_RETRY_SECONDS, self._settle, callback, write)
+        write().add_done_callback(written)
 
     # -- claiming what waits in the store ----------------------------------------------
 
@@ -335,7 +258,7 @@ class DlrCallbacks:
             try:
                 await self._claim_due()
             except Exception:  # the store may be back at the next look
-                log.exception("loading delivery report callbacks failed")
+                log.exception("loading HTTP callbacks failed")
             await asyncio.sleep(self.config.poll)
 
     async def _claim_due(self) -> None:
@@ -345,7 +268,7 @@ class DlrCallbacks:
             if room <= 0:
                 return
             now = time.time()
-            claimed = await self.journal.store.claim_callbacks(self.node, now, room)
+            claimed = await self.store.claim_callbacks(self.node, now, room)
             self._take(claimed, now)
             if len(claimed) < room:
                 return

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..core.binds import RX, TRX, TX
 from ..core.gateway import Gateway
-from .http_callbacks import DlrCallbacks
+from .http_callbacks import HttpCallbacks
 from .http_connections import ConnectionGuard
 from .smpp_server import SmppServer
 
@@ -66,7 +66,7 @@ class GatewayCollector(Collector):
     """The gateway's own metrics, named smsgate_*."""
 
     def __init__(self, gateway: Gateway, writer: WriterCounters, smpp: SmppServer,
-                 callbacks: DlrCallbacks) -> None:
+                 callbacks: HttpCallbacks) -> None:
         self.gw = gateway
         self.writer = writer
         self.smpp = smpp
@@ -122,26 +122,27 @@ class GatewayCollector(Collector):
 
     def _receipts(self) -> Iterable[Metric]:
         yield counter("smsgate_receipts_delivered_total",
-                      "Delivery receipts (deliver_sm) acknowledged by SMPP receivers.",
+                      "Receipts and MO (deliver_sm) acknowledged by SMPP receivers.",
                       self.gw.receipts.delivered)
 
     def _callbacks(self) -> Iterable[Metric]:
         callbacks = self.callbacks
         yield counter("smsgate_callbacks_delivered_total",
-                      "dlrurl callbacks answered by the customer's server.", callbacks.delivered)
+                      "HTTP callbacks (dlrurl, mo-url) answered by the customer's server.",
+                      callbacks.delivered)
         yield counter("smsgate_callbacks_retried_total",
-                      "dlrurl callback attempts that failed and were rescheduled.",
+                      "HTTP callback attempts that failed and were rescheduled.",
                       callbacks.retried)
         yield counter("smsgate_callbacks_failed_total",
-                      "dlrurl callbacks given up after max_age.", callbacks.failed)
+                      "HTTP callbacks given up after max_age.", callbacks.failed)
         yield counter("smsgate_callbacks_unstored_total",
-                      "dlrurl callbacks whose row could not be stored (kept in memory only).",
+                      "HTTP callbacks whose commit failed (with what they report).",
                       callbacks.unstored)
         yield counter("smsgate_callbacks_refused_total",
-                      "dlrurl callbacks not sent: the target is not a public address.",
+                      "HTTP callbacks not sent: the target is not a public address.",
                       callbacks.refused)
         yield gauge("smsgate_callbacks_in_memory",
-                    "dlrurl callbacks queued or in flight on this node.", callbacks.in_memory)
+                    "HTTP callbacks queued or in flight on this node.", callbacks.in_memory)
 
     def _smpp(self) -> Iterable[Metric]:
         connections = self.smpp.connections

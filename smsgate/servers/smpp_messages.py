@@ -1,5 +1,6 @@
 """What a bound SMPP session does with messages: submit_sm, data_sm, submit_multi,
-query_sm, cancel_sm, replace_sm, and delivery receipts (deliver_sm) to Rx/TRx.
+query_sm, cancel_sm, replace_sm, and deliver_sm to Rx/TRx (delivery receipts and MO,
+built in one place: `deliver_sm_pdu`).
 
 `MessageHandlers` is a part of `SmppConnection` (smpp_server.py), kept apart so that the
 connection's life (transport, timers, binds, limits) and the message operations each
@@ -14,10 +15,10 @@ from datetime import UTC, datetime
 from functools import partial
 
 from ..core.errors import UNKNOWN_ID_STATUS_BY_OPERATION, Err, GatewayError
-from ..core.models import Message, PendingReceipt
+from ..core.models import MO, Message, PendingReceipt
 from ..core.submit import SubmitRequest
 from ..core.validation import user_data_parts
-from ..smpp.codec import encode_tlvs
+from ..smpp.codec import decode_tlvs, encode_tlvs
 from ..smpp.constants import (
     ESM_DELIVERY_RECEIPT,
     CommandId,
@@ -33,6 +34,7 @@ from ..smpp.smpptime import SmppTimeError, format_smpp_time, parse_smpp_time
 log = logging.getLogger("smsgate.servers.smpp_server")
 
 MAX_PRIORITY = 3  # SMPP 3.4 §5.2.14: priority_flag 0-3
+MAX_SHORT_MESSAGE = 254  # octets (sm_length is one octet; 255 is reserved)
 Done = Callable[[bool], None]
 
 
@@ -184,12 +186,13 @@ class MessageHandlers:
         except Exception:
             self._handler_failed(pdu)
 
-    # -- receipts (core.receipts.ReceiverSession) --------------------------------------
+    # -- receipts and MO (core.receipts.ReceiverSession) --------------------------------
 
     def send_receipt(self, receipt: PendingReceipt, done: Done) -> None:
-        """deliver_sm now if the window has room; else wait in a bounded backlog; else
-        (or when the peer is gone) done(False) at once, and the receipt service retries
-        later. So a receiver that does not read costs at most window + backlog."""
+        """A receipt's or MO's deliver_sm now if the window has room; else wait in a
+        bounded backlog; else (or when the peer is gone) done(False) at once, and the
+        receipt service retries later. So a receiver that does not read costs at most
+        window + backlog."""
         if not self.session.can_receive or self.transport is None or \
                 self.transport.is_closing():
             return done(False)
@@ -201,7 +204,7 @@ class MessageHandlers:
         self._receipt_backlog.append((receipt, done))
 
     def _send_receipt(self, receipt: PendingReceipt, done: Done) -> None:
-        sequence = self.session.send(_receipt_pdu(receipt), self._now())
+        sequence = self.session.send(deliver_sm_pdu(receipt), self._now())
         self._receipts[sequence] = done
         self._after_request()
 
@@ -246,21 +249,41 @@ def _smpp_time(value: str, error: Err) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
-def _receipt_pdu(receipt: PendingReceipt) -> Pdu:
+def deliver_sm_pdu(item: PendingReceipt) -> Pdu:
+    """The deliver_sm of a stored receipt or MO (the one place that builds either)."""
+    fields = {"source_addr_ton": item.source_ton, "source_addr_npi": item.source_npi,
+              "source_addr": item.source_addr, "dest_addr_ton": item.dest_ton,
+              "dest_addr_npi": item.dest_npi, "destination_addr": item.dest_addr}
+    if item.kind == MO:
+        return _mo_pdu(item, fields)
+    return _receipt_pdu(item, fields)
+
+
+def _mo_pdu(mo: PendingReceipt, fields: dict) -> Pdu:
+    """An MO as the upstream gave it: its data_coding, its user data (with its UDH and
+    esm_class 0x40, or its sar_* TLVs), in short_message, or in message_payload when
+    longer than short_message can hold (an upstream's message_payload MO)."""
+    tlvs = decode_tlvs(mo.options) if mo.options else []
+    fields.update(esm_class=mo.esm_class, data_coding=mo.data_coding)
+    if len(mo.payload) <= MAX_SHORT_MESSAGE:
+        fields["short_message"] = mo.payload
+    else:
+        tlvs.append((Tag.message_payload, mo.payload))
+    return Pdu(CommandId.deliver_sm, fields=fields, tlvs=tlvs)
+
+
+def _receipt_pdu(receipt: PendingReceipt, fields: dict) -> Pdu:
     text = format_receipt(Receipt(
         id=str(receipt.message_id),
         submit_date=datetime.fromtimestamp(receipt.submitted_at, UTC),
         done_date=datetime.fromtimestamp(receipt.done_at, UTC),
         stat=receipt.status, sub=1, dlvrd=int(receipt.status == "DELIVRD"),
         err=f"{receipt.error_code:03d}", text=_printable(receipt.text)))
-    return Pdu(CommandId.deliver_sm, fields={
-        "source_addr_ton": receipt.source_ton, "source_addr_npi": receipt.source_npi,
-        "source_addr": receipt.source_addr, "dest_addr_ton": receipt.dest_ton,
-        "dest_addr_npi": receipt.dest_npi, "destination_addr": receipt.dest_addr,
-        "esm_class": ESM_DELIVERY_RECEIPT,
-        "short_message": text.encode("latin-1", "replace")[:254],
-    }, tlvs=[(Tag.receipted_message_id, str(receipt.message_id)),
-             (Tag.message_state, STAT_TO_STATE.get(receipt.status, MessageState.UNKNOWN))])
+    fields.update(esm_class=ESM_DELIVERY_RECEIPT,
+                  short_message=text.encode("latin-1", "replace")[:MAX_SHORT_MESSAGE])
+    return Pdu(CommandId.deliver_sm, fields=fields, tlvs=[
+        (Tag.receipted_message_id, str(receipt.message_id)),
+        (Tag.message_state, STAT_TO_STATE.get(receipt.status, MessageState.UNKNOWN))])
 
 
 def _printable(text: str) -> str:

@@ -359,6 +359,64 @@ CREATE TABLE unmatched_reports (
     received_at DOUBLE PRECISION NOT NULL)"""
 
 
+# MO (SPEC §8, core/inbound.py): every inbound SMS as received, routed (account_id) or
+# not (NULL: to no known number, kept for the operator). `joining` = 1 marks a part of
+# a concatenated MO whose message is not settled yet (reloaded at start; the partial
+# index keeps that look cheap however many MO are stored). A deliver_sm waiting for a
+# customer's receiver is one concept whether it is a receipt or an MO: pending_receipts
+# takes the MO's user data (kind 'mo'); receipts keep the defaults.
+_MO_SHARED = """
+CREATE INDEX inbound_joining ON inbound_messages (id) WHERE joining = 1"""
+
+_MO_SQLITE = """
+CREATE TABLE inbound_messages (
+    id INTEGER PRIMARY KEY,
+    connector TEXT NOT NULL,
+    source_addr TEXT NOT NULL,
+    dest_addr TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    data_coding INTEGER NOT NULL,
+    esm_class INTEGER NOT NULL,
+    source_ton INTEGER NOT NULL,
+    source_npi INTEGER NOT NULL,
+    dest_ton INTEGER NOT NULL,
+    dest_npi INTEGER NOT NULL,
+    options BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    account_id INTEGER,
+    joining INTEGER NOT NULL DEFAULT 0);
+ALTER TABLE pending_receipts ADD COLUMN kind TEXT NOT NULL DEFAULT 'receipt';
+ALTER TABLE pending_receipts ADD COLUMN payload BLOB NOT NULL DEFAULT X'';
+ALTER TABLE pending_receipts ADD COLUMN data_coding INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pending_receipts ADD COLUMN esm_class INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pending_receipts ADD COLUMN options BLOB NOT NULL DEFAULT X'';
+""" + _MO_SHARED
+
+_MO_POSTGRES = """
+CREATE TABLE inbound_messages (
+    id BIGINT PRIMARY KEY,
+    connector TEXT NOT NULL,
+    source_addr TEXT NOT NULL,
+    dest_addr TEXT NOT NULL,
+    payload BYTEA NOT NULL,
+    data_coding INTEGER NOT NULL,
+    esm_class INTEGER NOT NULL,
+    source_ton INTEGER NOT NULL,
+    source_npi INTEGER NOT NULL,
+    dest_ton INTEGER NOT NULL,
+    dest_npi INTEGER NOT NULL,
+    options BYTEA NOT NULL,
+    received_at DOUBLE PRECISION NOT NULL,
+    account_id BIGINT,
+    joining INTEGER NOT NULL DEFAULT 0);
+ALTER TABLE pending_receipts ADD COLUMN kind TEXT NOT NULL DEFAULT 'receipt';
+ALTER TABLE pending_receipts ADD COLUMN payload BYTEA NOT NULL DEFAULT ''::bytea;
+ALTER TABLE pending_receipts ADD COLUMN data_coding INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pending_receipts ADD COLUMN esm_class INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE pending_receipts ADD COLUMN options BYTEA NOT NULL DEFAULT ''::bytea;
+""" + _MO_SHARED
+
+
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _INITIAL_SQLITE, _INITIAL_POSTGRES),
     Migration("0002_dlr_callbacks", _CALLBACKS_SQLITE, _CALLBACKS_POSTGRES),
@@ -367,6 +425,7 @@ MIGRATIONS: list[Migration] = [
               "ALTER TABLE accounts ADD COLUMN status_auth BOOLEAN NOT NULL DEFAULT FALSE"),
     Migration("0004_upstreams", _UPSTREAMS_SQLITE, _UPSTREAMS_POSTGRES),
     Migration("0005_correlation", _PARTS_SQLITE, _PARTS_POSTGRES),
+    Migration("0006_mo", _MO_SQLITE, _MO_POSTGRES),
 ]
 
 

@@ -27,6 +27,7 @@ from ..core.models import (
     Connector,
     ConnectorState,
     CoverageEntry,
+    InboundMessage,
     InboundNumber,
     LedgerEntry,
     Message,
@@ -459,13 +460,19 @@ class PostgresStore:
                 "DELETE FROM pending_receipts WHERE expires_at <= $1", now)
         return int(status.split()[-1])
 
-    # -- dlrurl callbacks --------------------------------------------------------------
+    # -- MO ----------------------------------------------------------------------------
 
-    async def write_callbacks(self, new: Sequence[PendingCallback], done: Sequence[int],
-                              retry: Sequence[tuple[int, int, float]]) -> list[int]:
+    async def joining_inbound(self) -> list[InboundMessage]:
         with _errors():
-            async with self.pool.acquire() as c, c.transaction():
-                return await _write_callbacks(c, new, done, retry)
+            found = await self.pool.fetch(JOINING_INBOUND)
+        return [rows.inbound_from_row(r) for r in found]
+
+    async def recent_inbound(self, limit: int = 100) -> list[InboundMessage]:
+        with _errors():
+            found = await self.pool.fetch(RECENT_INBOUND, limit)
+        return [rows.inbound_from_row(r) for r in found]
+
+    # -- HTTP callbacks (dlrurl, mo-url) -----------------------------------------------
 
     async def claim_callbacks(self, node: str, now: float, limit: int) -> list[PendingCallback]:
         with _errors():
@@ -524,6 +531,9 @@ async def _write(c: asyncpg.Connection, batch: WriteBatch) -> BatchResult:
         await c.execute(RETRY_RECEIPTS, *zip(*batch.retry_receipts, strict=True))
     if batch.part_statuses or batch.unmatched or batch.sent:
         await _write_correlation(c, batch, now)
+    if batch.new_callbacks or batch.done_callbacks or batch.retry_callbacks \
+            or batch.new_inbound or batch.joined_inbound:
+        result.callback_ids = await _write_outbox(c, batch)
     return result
 
 
@@ -631,7 +641,7 @@ async def _remove_connector(c: asyncpg.Connection, name: str) -> bool:
     return True
 
 
-# -- dlrurl callbacks ---------------------------------------------------------------------
+# -- HTTP callbacks (dlrurl, mo-url) and MO ----------------------------------------------
 
 _CALLBACK = columns(rows.CALLBACK_COLUMNS)
 INSERT_CALLBACK = (f"INSERT INTO dlr_callbacks ({columns(rows.CALLBACK_INSERT_COLUMNS)}) "
@@ -648,17 +658,30 @@ CLAIM_CALLBACKS = ("UPDATE dlr_callbacks SET holder = $1 WHERE id IN (SELECT id 
                    f"RETURNING {_CALLBACK}")
 
 
-async def _write_callbacks(c: asyncpg.Connection, new: Sequence[PendingCallback],
-                           done: Sequence[int],
-                           retry: Sequence[tuple[int, int, float]]) -> list[int]:
+_INBOUND = columns(rows.INBOUND_COLUMNS)
+INSERT_INBOUND = (f"INSERT INTO inbound_messages ({_INBOUND}) "
+                  f"VALUES ({_marks(len(rows.INBOUND_COLUMNS))})")
+SET_JOINED = "UPDATE inbound_messages SET joining = 0 WHERE id = ANY($1::bigint[])"
+JOINING_INBOUND = f"SELECT {_INBOUND} FROM inbound_messages WHERE joining = 1 ORDER BY id"
+RECENT_INBOUND = f"SELECT {_INBOUND} FROM inbound_messages ORDER BY id DESC LIMIT $1"
+
+
+async def _write_outbox(c: asyncpg.Connection, batch: WriteBatch) -> list[int]:
+    """The batch's callback rows and MO; returns the new callbacks' ids."""
     ids: list[int] = []
+    new = batch.new_callbacks
     if new:
         ids = [r[0] for r in await c.fetch(CALLBACK_IDS, len(new))]
         records = [(i, *rows.callback_values(cb)) for i, cb in zip(ids, new, strict=True)]
         await _insert(c, "dlr_callbacks", rows.CALLBACK_INSERT_COLUMNS, INSERT_CALLBACK,
                       records)
-    if done:
-        await c.execute(DELETE_CALLBACKS, list(done))
-    if retry:
-        await c.execute(RETRY_CALLBACKS, *zip(*retry, strict=True))
+    if batch.done_callbacks:
+        await c.execute(DELETE_CALLBACKS, batch.done_callbacks)
+    if batch.retry_callbacks:
+        await c.execute(RETRY_CALLBACKS, *zip(*batch.retry_callbacks, strict=True))
+    if batch.new_inbound:
+        await _insert(c, "inbound_messages", rows.INBOUND_COLUMNS, INSERT_INBOUND,
+                      list(map(rows.inbound_row, batch.new_inbound)))
+    if batch.joined_inbound:
+        await c.execute(SET_JOINED, batch.joined_inbound)
     return ids

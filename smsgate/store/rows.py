@@ -16,6 +16,7 @@ from ..core.models import (
     Connector,
     ConnectorState,
     CoverageEntry,
+    InboundMessage,
     InboundNumber,
     LedgerEntry,
     Message,
@@ -39,6 +40,20 @@ RECEIPT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(PendingReceipt))
 # Inserted with ids the store assigns: the id goes first, the rest in this order.
 RECEIPT_INSERT_COLUMNS: tuple[str, ...] = ("id", *(c for c in RECEIPT_COLUMNS if c != "id"))
 receipt_values = attrgetter(*RECEIPT_INSERT_COLUMNS[1:])
+
+INBOUND_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(InboundMessage))
+_inbound_values = attrgetter(*INBOUND_COLUMNS[:-1])  # all but `joining`
+
+
+def inbound_row(message: InboundMessage) -> tuple:
+    """INBOUND_COLUMNS values; `joining` as 0/1 (an INTEGER in both backends)."""
+    return (*_inbound_values(message), int(message.joining))
+
+
+def inbound_from_row(row) -> InboundMessage:
+    *values, joining = row
+    return InboundMessage(*values, joining=bool(joining))
+
 
 ACCOUNT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Account))
 # Everything but id and balance: what add_account/update_account write.

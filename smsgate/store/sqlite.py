@@ -27,6 +27,7 @@ from ..core.models import (
     Connector,
     ConnectorState,
     CoverageEntry,
+    InboundMessage,
     InboundNumber,
     LedgerEntry,
     Message,
@@ -516,11 +517,17 @@ class SqliteStore:
         return await self._tx(_rowcount, "DELETE FROM pending_receipts WHERE expires_at <= ?",
                               (now,))
 
-    # -- dlrurl callbacks --------------------------------------------------------------
+    # -- MO ----------------------------------------------------------------------------
 
-    async def write_callbacks(self, new: Sequence[PendingCallback], done: Sequence[int],
-                              retry: Sequence[tuple[int, int, float]]) -> list[int]:
-        return await self._tx(_write_callbacks, new, done, retry)
+    async def joining_inbound(self) -> list[InboundMessage]:
+        found = await self._run(_all, JOINING_INBOUND, ())
+        return [rows.inbound_from_row(r) for r in found]
+
+    async def recent_inbound(self, limit: int = 100) -> list[InboundMessage]:
+        found = await self._run(_all, RECENT_INBOUND, (limit,))
+        return [rows.inbound_from_row(r) for r in found]
+
+    # -- HTTP callbacks (dlrurl, mo-url) -----------------------------------------------
 
     async def claim_callbacks(self, node: str, now: float, limit: int) -> list[PendingCallback]:
         found = await self._tx(_all, CLAIM_CALLBACKS, (node, now, limit))
@@ -618,6 +625,9 @@ def _write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
         c.executemany(RETRY_RECEIPT, batch.retry_receipts)
     if batch.part_statuses or batch.unmatched or batch.sent:
         _write_correlation(c, batch, now)
+    if batch.new_callbacks or batch.done_callbacks or batch.retry_callbacks \
+            or batch.new_inbound or batch.joined_inbound:
+        result.callback_ids = _write_outbox(c, batch)
     return result
 
 
@@ -711,7 +721,7 @@ def _remove_connector(c: sqlite3.Connection, name: str) -> bool:
     return c.execute("DELETE FROM connectors WHERE name = ?", (name,)).rowcount > 0
 
 
-# -- dlrurl callbacks ---------------------------------------------------------------------
+# -- HTTP callbacks (dlrurl, mo-url) and MO ----------------------------------------------
 
 _CALLBACK = columns(rows.CALLBACK_COLUMNS)
 INSERT_CALLBACK = (f"INSERT INTO dlr_callbacks ({columns(rows.CALLBACK_INSERT_COLUMNS)}) "
@@ -725,17 +735,30 @@ CLAIM_CALLBACKS = ("UPDATE dlr_callbacks SET holder = ?1 WHERE id IN (SELECT id 
                    f"ORDER BY next_attempt_at, id LIMIT ?3) RETURNING {_CALLBACK}")
 
 
-def _write_callbacks(c: sqlite3.Connection, new: Sequence[PendingCallback],
-                     done: Sequence[int], retry: Sequence[tuple[int, int, float]]) -> list[int]:
+_INBOUND = columns(rows.INBOUND_COLUMNS)
+INSERT_INBOUND = (f"INSERT INTO inbound_messages ({_INBOUND}) "
+                  f"VALUES ({_marks(len(rows.INBOUND_COLUMNS))})")
+SET_JOINED = "UPDATE inbound_messages SET joining = 0 WHERE id = ?"
+JOINING_INBOUND = f"SELECT {_INBOUND} FROM inbound_messages WHERE joining = 1 ORDER BY id"
+RECENT_INBOUND = f"SELECT {_INBOUND} FROM inbound_messages ORDER BY id DESC LIMIT ?"
+
+
+def _write_outbox(c: sqlite3.Connection, batch: WriteBatch) -> list[int]:
+    """The batch's callback rows and MO; returns the new callbacks' ids."""
     ids: list[int] = []
+    new = batch.new_callbacks
     if new:
         # As for receipts: ids above the AUTOINCREMENT mark, safe under BEGIN IMMEDIATE.
         first = (_scalar(c, CALLBACK_SEQ, ()) or 0) + 1
         ids = list(range(first, first + len(new)))
         c.executemany(INSERT_CALLBACK, [(i, *rows.callback_values(cb))
                                         for i, cb in zip(ids, new, strict=True)])
-    if done:
-        c.executemany(DELETE_CALLBACK, [(i,) for i in done])
-    if retry:
-        c.executemany(RETRY_CALLBACK, retry)
+    if batch.done_callbacks:
+        c.executemany(DELETE_CALLBACK, [(i,) for i in batch.done_callbacks])
+    if batch.retry_callbacks:
+        c.executemany(RETRY_CALLBACK, batch.retry_callbacks)
+    if batch.new_inbound:
+        c.executemany(INSERT_INBOUND, map(rows.inbound_row, batch.new_inbound))
+    if batch.joined_inbound:
+        c.executemany(SET_JOINED, [(i,) for i in batch.joined_inbound])
     return ids

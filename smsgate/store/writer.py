@@ -10,6 +10,13 @@ thousands under pressure, and never a timer on the way.
 A failed commit fails every future of its batch with StoreError (nothing of it was
 written: the store rolled back) and the writer carries on with the next batch.
 
+One commit for what belongs together: `_commit_next` takes everything queued at once,
+so whatever a caller adds without awaiting in between (in one loop turn) is written in
+one transaction -- a status and its dlrurl callback row, an MO with its deliver_sm and
+its mo-url request. (New messages past `max_batch` are the one exception: they wait for
+the next commit, whole atomic groups at a time.) This is the only writer: every durable
+row of the hot path (messages, statuses, receipts, callbacks, MO) goes through it.
+
 New messages can be added without a Future (`add_message_then`): the writer calls the
 caller's function right after the commit. On the SMPP hot path that saves a Future, its
 done-callbacks and their trips through the event loop's ready queue for every message.
@@ -22,7 +29,9 @@ from functools import partial
 
 from ..core.models import (
     BatchResult,
+    InboundMessage,
     Message,
+    PendingCallback,
     PendingReceipt,
     SentUpdate,
     StatusUpdate,
@@ -76,6 +85,12 @@ class BatchWriter:
         self._retry: list[tuple[int, float]] = []
         self._part_statuses: list[tuple[int, int, str]] = []
         self._unmatched: list[UpstreamReport] = []
+        self._callbacks: list[PendingCallback] = []
+        self._callback_futures: list[Future] = []
+        self._done_callbacks: list[int] = []
+        self._retry_callbacks: list[tuple[int, int, float]] = []
+        self._inbound: list[InboundMessage] = []
+        self._joined: list[int] = []
         self._other_futures: list[Future] = []
 
     # -- adding work (synchronous, cheap) ------------------------------------------------
@@ -119,11 +134,18 @@ class BatchWriter:
         return futures
 
     def add_receipt(self, receipt: PendingReceipt) -> "Future[int]":
-        """The receipt's new id once stored."""
+        """The receipt's (or MO deliver_sm's) new id once stored."""
+        return self._add_with_id(self._receipts, self._receipt_futures, receipt)
+
+    def add_callback(self, callback: PendingCallback) -> "Future[int]":
+        """A new row of the HTTP callback outbox; its id once stored."""
+        return self._add_with_id(self._callbacks, self._callback_futures, callback)
+
+    def _add_with_id(self, queue: list, futures: list[Future], item: object) -> Future:
         future = self._future()
         if not self._closed:
-            self._receipts.append(receipt)
-            self._receipt_futures.append(future)
+            queue.append(item)
+            futures.append(future)
             self._queued += 1
             self._wakeup.set()
         return future
@@ -158,6 +180,23 @@ class BatchWriter:
     def add_unmatched(self, report: UpstreamReport) -> "Future[None]":
         """A delivery report that matched no message, kept for the operator."""
         return self._add(self._unmatched, report)
+
+    def done_callback(self, callback_id: int) -> "Future[None]":
+        """Delete an outbox row: sent, refused or given up."""
+        return self._add(self._done_callbacks, callback_id)
+
+    def retry_callback(self, callback_id: int, attempts: int, at: float) -> "Future[None]":
+        """Store an outbox row's attempts and next attempt's time, and give it back to
+        the store (holder '') for whichever node claims it then."""
+        return self._add(self._retry_callbacks, (callback_id, attempts, at))
+
+    def add_inbound(self, message: InboundMessage) -> "Future[None]":
+        """An MO as received (its id given by the caller)."""
+        return self._add(self._inbound, message)
+
+    def joined_inbound(self, inbound_id: int) -> "Future[None]":
+        """An MO part whose concatenated message is settled: no longer `joining`."""
+        return self._add(self._joined, inbound_id)
 
     @property
     def queued(self) -> int:
@@ -217,8 +256,10 @@ class BatchWriter:
         messages, message_waiters = self._take_messages()
         batch = WriteBatch(messages, self._sent, self._statuses, self._receipts, self._done,
                            self._retry, self._take_groups(messages), self._part_statuses,
-                           self._unmatched)
-        receipt_futures, other_futures = self._receipt_futures, self._other_futures
+                           self._unmatched, self._callbacks, self._done_callbacks,
+                           self._retry_callbacks, self._inbound, self._joined)
+        id_futures = (self._receipt_futures, self._callback_futures)
+        other_futures = self._other_futures
         self._reset_queues()
         self._queued = len(self._messages)
         size = len(batch)
@@ -230,14 +271,14 @@ class BatchWriter:
         except BaseException as exc:
             error = exc if isinstance(exc, StoreError) else StoreError(f"write failed: {exc!r}")
             _tell_all(message_waiters, error)
-            for future in (*receipt_futures, *other_futures):
+            for future in (*id_futures[0], *id_futures[1], *other_futures):
                 _fail(future, error)
             if isinstance(exc, asyncio.CancelledError):
                 raise
             self.failed_batches += 1
             log.error("group commit of %d items failed: %s", size, exc)
         else:
-            _resolve(messages, message_waiters, receipt_futures, other_futures, result)
+            _resolve(messages, message_waiters, id_futures, other_futures, result)
         finally:
             self._batches_done += 1
             self._messages_done += len(messages)
@@ -282,7 +323,8 @@ class BatchWriter:
 
     def _fail_queued(self, error: StoreError) -> None:
         _tell_all(self._message_waiters, error)
-        for future in (*self._receipt_futures, *self._other_futures):
+        for future in (*self._receipt_futures, *self._callback_futures,
+                       *self._other_futures):
             _fail(future, error)
         self._messages, self._message_waiters = [], []
         self._group_of.clear()
@@ -291,7 +333,7 @@ class BatchWriter:
 
 
 def _resolve(messages: list[Message], message_waiters: list[MessageWaiter],
-             receipt_futures: list[Future], other_futures: list[Future],
+             id_futures: tuple[list[Future], list[Future]], other_futures: list[Future],
              result: BatchResult) -> None:
     refused = result.refused
     if refused:
@@ -299,19 +341,22 @@ def _resolve(messages: list[Message], message_waiters: list[MessageWaiter],
             _tell(then, message.id not in refused)
     else:
         _tell_all(message_waiters, True)
-    ids = result.receipt_ids
-    if len(ids) == len(receipt_futures):
-        for future, receipt_id in zip(receipt_futures, ids, strict=True):
-            if not future.done():
-                future.set_result(receipt_id)
-    else:  # a store bug; still never leave a future hanging
-        error = StoreError(f"store returned {len(ids)} receipt ids for "
-                           f"{len(receipt_futures)} receipts")
-        for future in receipt_futures:
-            _fail(future, error)
+    _give_ids(id_futures[0], result.receipt_ids, "receipt")
+    _give_ids(id_futures[1], result.callback_ids, "callback")
     for future in other_futures:
         if not future.done():
             future.set_result(None)
+
+
+def _give_ids(futures: list[Future], ids: list[int], what: str) -> None:
+    if len(ids) == len(futures):
+        for future, row_id in zip(futures, ids, strict=True):
+            if not future.done():
+                future.set_result(row_id)
+    else:  # a store bug; still never leave a future hanging
+        error = StoreError(f"store returned {len(ids)} {what} ids for {len(futures)} rows")
+        for future in futures:
+            _fail(future, error)
 
 
 def _tell_all(waiters: list[MessageWaiter], result: bool | StoreError) -> None:

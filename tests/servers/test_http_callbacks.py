@@ -162,26 +162,23 @@ async def test_callback_of_a_cancelled_message(api):
         await receiver.stop()
 
 
-class SlowCallbackCommits:
-    """The store, with every callback commit taking `delay` seconds longer."""
+def slow_callback_commits(store, delay: float) -> None:
+    """Every commit that writes new callback rows takes `delay` seconds longer."""
+    write = store.write
 
-    def __init__(self, store, delay: float) -> None:
-        self._store = store
-        self.delay = delay
-
-    def __getattr__(self, name: str):
-        return getattr(self._store, name)
-
-    async def write_callbacks(self, *args):
-        await asyncio.sleep(self.delay)
-        return await self._store.write_callbacks(*args)
+    async def slow_write(batch):
+        if batch.new_callbacks:
+            await asyncio.sleep(delay)
+        return await write(batch)
+    store.write = slow_write
 
 
 async def test_a_status_is_stored_only_after_its_callback(api):
     """The crash window: the store never shows a status whose callback row is not
-    stored yet (callback commits are slowed down here to make that window wide)."""
+    stored yet (both go in one commit; commits with callback rows are slowed down here
+    to make a window wide if there were one)."""
     await api.seed_account()
-    api.app.http.callbacks.journal.store = SlowCallbackCommits(api.store, 0.4)
+    slow_callback_commits(api.store, 0.4)
     [message_id] = ids_of(await api.submit(dlrurl=f"http://127.0.0.1:{free_port()}/dlr"))
     started = time.monotonic()
     while True:
@@ -246,7 +243,7 @@ async def test_callbacks_beyond_the_memory_bound_wait_in_the_store(api):
 
     receiver.handle = watching  # type: ignore[method-assign]
     claimed: list[int] = []
-    store = callbacks.journal.store
+    store = callbacks.store
     claim = store.claim_callbacks
 
     async def counting_claim(*args):
@@ -269,3 +266,24 @@ async def test_callbacks_beyond_the_memory_bound_wait_in_the_store(api):
         assert len(claimed) >= 8  # those beyond the bound came from the store
     finally:
         await receiver.stop()
+
+
+async def test_a_status_and_its_callback_are_one_commit(api):
+    """The recorder queues the callback row in the status's own loop turn: the writer
+    puts both into one WriteBatch, one transaction."""
+    await api.seed_account()
+    batches = []
+    write = api.store.write
+
+    async def watching(batch):
+        batches.append(batch)
+        return await write(batch)
+    api.store.write = watching
+    [message_id] = ids_of(await api.submit(dlrurl=f"http://127.0.0.1:{free_port()}/dlr"))
+
+    async def delivered():
+        return (await api.message(message_id)).status == "DELIVRD"
+    await eventually(delivered, what="DELIVRD")
+    [batch] = [b for b in batches if any(u.message_id == message_id for u in b.statuses)]
+    assert [(c.message_id, c.status) for c in batch.new_callbacks] \
+        == [(message_id, "DELIVRD")]

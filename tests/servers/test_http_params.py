@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from smsgate.core.callback_urls import dlr_url as callback_url
 from smsgate.core.errors import Err, GatewayError
 from smsgate.core.models import Account, Message, StatusUpdate
-from smsgate.servers.http_callbacks import callback_url
 from smsgate.servers.http_params import INVALID_TIME, Params, SubmitFields, submit_request
 
 ACCOUNT = Account("acme", "hash", id=3)

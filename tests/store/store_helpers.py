@@ -3,7 +3,7 @@
 import itertools
 import time
 
-from smsgate.core.models import CREDIT_SCALE, Account, Message, PendingReceipt
+from smsgate.core.models import CREDIT_SCALE, Account, Message, PendingReceipt, WriteBatch
 
 _ids = itertools.count(1_000_001)
 
@@ -35,3 +35,11 @@ def receipt(account_id: int, message_id: int, now: float, **fields) -> PendingRe
                     created_at=now, expires_at=now + 3600, next_attempt_at=now)
     defaults.update(fields)
     return PendingReceipt(**defaults)
+
+
+async def write_callbacks(store, new, done, retry) -> list[int]:
+    """One commit of the callback outbox through the store's group-commit write: insert
+    `new` (their ids returned, in order), delete `done`, reschedule `retry`."""
+    result = await store.write(WriteBatch(new_callbacks=list(new), done_callbacks=list(done),
+                                          retry_callbacks=list(retry)))
+    return result.callback_ids

@@ -1,9 +1,10 @@
-"""The dlrurl outbox: write_callbacks, claim_callbacks, release_callbacks, on each backend."""
+"""The HTTP callback outbox: its rows written through Store.write (store_helpers
+write_callbacks), claim_callbacks, release_callbacks, on each backend."""
 
 import asyncio
 import time
 
-from store_helpers import next_id
+from store_helpers import next_id, write_callbacks
 
 from smsgate.core.models import PendingCallback
 
@@ -19,9 +20,9 @@ def callback(now: float, holder: str = "", **fields) -> PendingCallback:
 async def test_write_gives_ids_in_order_and_rows_round_trip(store) -> None:
     now = time.time()
     new = [callback(now), callback(now, status="ACCEPTD"), callback(now + 5, attempts=2)]
-    ids = await store.write_callbacks(new, [], [])
+    ids = await write_callbacks(store, new, [], [])
     assert len(ids) == 3 and len(set(ids)) == 3 and ids == sorted(ids)
-    more = await store.write_callbacks([callback(now)], [], [])
+    more = await write_callbacks(store, [callback(now)], [], [])
     assert more[0] > ids[-1]
     assert await store.count_callbacks() == 4
     claimed = await store.claim_callbacks("n1", now + 10, 10)
@@ -36,7 +37,7 @@ async def test_claim_takes_due_rows_held_by_nobody_earliest_first(store) -> None
     now = time.time()
     late, early, held, future = (callback(now - 1), callback(now - 5),
                                  callback(now - 9, holder="n1"), callback(now + 60))
-    late_id, early_id, _held_id, future_id = await store.write_callbacks(
+    late_id, early_id, _held_id, future_id = await write_callbacks(store,
         [late, early, held, future], [], [])
     claimed = await store.claim_callbacks("n2", now, 10)
     assert [c.id for c in claimed] == [early_id, late_id]
@@ -48,7 +49,7 @@ async def test_claim_takes_due_rows_held_by_nobody_earliest_first(store) -> None
 
 async def test_claim_pages(store) -> None:
     now = time.time()
-    ids = await store.write_callbacks([callback(now - 100 + n) for n in range(25)], [], [])
+    ids = await write_callbacks(store, [callback(now - 100 + n) for n in range(25)], [], [])
     pages = []
     while page := await store.claim_callbacks("n1", now, 10):
         pages.append([c.id for c in page])
@@ -58,23 +59,23 @@ async def test_claim_pages(store) -> None:
 
 async def test_done_deletes_and_retry_reschedules_and_gives_back(store) -> None:
     now = time.time()
-    delivered, failed, other = await store.write_callbacks(
+    delivered, failed, other = await write_callbacks(store,
         [callback(now, holder="n1"), callback(now, holder="n1"), callback(now)], [], [])
     # one commit: a new row, a delete and a reschedule
-    [newer] = await store.write_callbacks([callback(now)], [delivered],
+    [newer] = await write_callbacks(store, [callback(now)], [delivered],
                                           [(failed, 3, now + 30)])
     assert await store.count_callbacks() == 3
     assert {c.id for c in await store.claim_callbacks("n2", now, 10)} == {other, newer}
     [again] = await store.claim_callbacks("n2", now + 31, 10)
     assert (again.id, again.attempts, again.next_attempt_at, again.holder) \
         == (failed, 3, now + 30, "n2")
-    await store.write_callbacks([], [failed, other, newer], [])
+    await write_callbacks(store, [], [failed, other, newer], [])
     assert await store.count_callbacks() == 0
 
 
 async def test_release_gives_back_only_that_nodes_rows(store) -> None:
     now = time.time()
-    mine, theirs = await store.write_callbacks(
+    mine, theirs = await write_callbacks(store,
         [callback(now, holder="n1"), callback(now, holder="n2")], [], [])
     assert await store.claim_callbacks("n1", now, 10) == []
     assert await store.release_callbacks("n1") == 1
@@ -86,7 +87,7 @@ async def test_release_gives_back_only_that_nodes_rows(store) -> None:
 
 async def test_concurrent_claims_never_share_a_row(store) -> None:
     now = time.time()
-    ids = await store.write_callbacks([callback(now - 1) for _ in range(200)], [], [])
+    ids = await write_callbacks(store, [callback(now - 1) for _ in range(200)], [], [])
     pages = await asyncio.gather(*(store.claim_callbacks(f"n{n}", now, 30)
                                    for n in range(10)))
     claimed = [c.id for page in pages for c in page]
