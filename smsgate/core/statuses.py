@@ -8,8 +8,9 @@ The "sent" mark of a message whose connector can safely send it twice (the simul
 `resend_safe`) is held back for up to `sent_hold` seconds: when its first status comes
 within that time, both go to the store in one row write instead of two. The price: a
 message sent in the last `sent_hold` seconds before a crash is sent again after the
-restart. A real upstream's sent mark (with its upstream id) goes to the very next
-group commit, so that only messages truly in flight at a crash can be sent twice.
+restart (so is one still waiting for its outcome at a stop: see `stop`). A real
+upstream's sent mark (with its upstream id) goes to the very next group commit, so that
+only messages truly in flight at a crash can be sent twice.
 
 A `recorder` (the dlrurl callback outbox) makes its own record of a status durable
 before the status is stored: so that no stored status lacks its record, whenever the
@@ -168,7 +169,11 @@ class StatusBook:
                 del self._held[message_id]
 
     def stop(self) -> None:
+        """Held sent marks are dropped, not written: a held mark is a message whose
+        outcome has not come yet, and its connector (resend_safe: the simulator) forgets
+        that outcome when it stops. Unmarked, the message is sent again after the
+        restart and gets one; marked, it would stay ATES for good."""
         if self._hold_timer is not None:
             self._hold_timer.cancel()
             self._hold_timer = None
-        self.release_held()
+        self._held.clear()
