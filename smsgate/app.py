@@ -158,7 +158,9 @@ class App:
             settings=settings.submit, node=settings.node_id)
         self.connectors = ConnectorRegistry(self.store, self.dispatcher, make_connector,
                                             settings.node_id)
-        self.scheduler = Scheduler(self.store, self.dispatcher.dispatch, self.dispatcher.on_status)
+        self.scheduler = Scheduler(
+            self.store, self.dispatcher.dispatch, self.dispatcher.on_status,
+            cancel_generation=lambda: self.dispatcher.cancel_generation)
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), BindRegistry(),
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
                                LoginGuard(settings.login), genuine_id=self.ids.is_genuine)

@@ -685,11 +685,31 @@ def cmd_connector_add(args) -> int:
 STALE_AFTER = 15.0  # seconds: a state older than this is shown with its age
 
 
-def _state_text(states: list, now: float) -> str:
+def _state_summary(state: dict) -> str:
+    """The figures an operator scans a list for: up or down, binds, window in use, rate,
+    errors (`connector show` prints every reported figure)."""
+    parts = []
+    if "available" in state:
+        parts.append("up" if state["available"] else "down")
+    if "binds_wanted" in state:
+        parts.append(f"binds {state.get('binds_up', 0)}/{state['binds_wanted']}")
+    if "window" in state:
+        parts.append(f"window {state.get('window_in_use', 0)}/{state['window']}")
+    elif "in_flight" in state:
+        parts.append(f"in flight {state['in_flight']}")
+    if "sent_per_second" in state:
+        parts.append(f"{state['sent_per_second']}/s")
+    if "errors" in state:
+        parts.append(f"errors {state['errors']}")
+    return " ".join(parts)
+
+
+def _state_text(states: list, now: float, full: bool = False) -> str:
     """A connector's live state as the nodes last reported it; "-" before any."""
     parts = []
     for state in states:
-        text = " ".join(f"{k}={v}" for k, v in state.state.items()) or "reported"
+        text = (" ".join(f"{k}={v}" for k, v in state.state.items()) if full
+                else _state_summary(state.state)) or "reported"
         age = now - state.reported_at
         if age > STALE_AFTER:
             text += f" ({age:.0f}s ago)"

@@ -152,13 +152,16 @@ async def test_connectors_routes_and_numbers(store_url):
         assert (up.config["binds"], up.config["mode"], up.config["enquire_link"]) == \
             (2, "tx+rx", 15.0)
         await store.report_connector_state(ConnectorState(
-            "up", "node-a", {"binds": "2/2", "window": 3}, time.time()))
+            "up", "node-a", {"available": True, "binds_up": 1, "binds_wanted": 2,
+                             "window_in_use": 3, "window": 20, "sent_per_second": 12.5,
+                             "errors": 4, "throttled": 7}, time.time()))
     finally:
         await store.close()
     line = next(x for x in ok("connector", "list", database=db).splitlines()
                 if x.startswith("up "))
-    assert "binds=2/2 window=3" in line
-    assert "node-a: binds=2/2" in ok("connector", "show", "up", database=db)
+    assert "up binds 1/2 window 3/20 12.5/s errors 4" in line, line
+    shown = ok("connector", "show", "up", database=db)
+    assert "node-a: available=True binds_up=1" in shown and "throttled=7" in shown, shown
 
     added = ok("route", "add", "+44", "up", "--price", "0.05", "--cost", "0.02", "--priority",
                "-1", "--weight", "3", "--sender", "Acme", "12345", database=db)

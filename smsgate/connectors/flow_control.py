@@ -1,41 +1,82 @@
-"""Flow control an upstream connector needs whatever its protocol: pacing to a TPS
-limit, a circuit breaker that makes a failing upstream unavailable for a while (so
-that the dispatcher fails over), and the sent-per-second figure of its live state.
-Plain state machines that take `now` from the caller: tested without a clock."""
+"""Flow control any upstream connector needs, whatever its protocol: a pacer that keeps
+it to its messages a second, a meter of what it actually sent (for its live state), and
+a circuit breaker that makes a failing upstream unavailable for a while (so that the
+dispatcher fails over). Plain state machines with no I/O and no timers: they take `now`
+(any monotonic clock, seconds) from the caller, as the SMPP session does, so that the
+connector decides when to wake and tests need no clock.
+"""
 
 import math
 from collections import deque
 
-RATE_WINDOW = 5  # seconds over which SentRate averages
 
+class Pacer:
+    """A shared limit of `rate` sends a second (GCRA, the virtual-scheduling form of a
+    token bucket): the next send is due at `_due`, each one pushes it by 1/rate.
 
-class RequestPacer:
-    """A token bucket: at most `rate` request starts a second, in bursts of at most
-    50 ms worth (at least one), so that starts are spread over the second."""
+    A small burst is allowed (`burst` sends at once, 1/20 of a second's worth) so that
+    a connector sending thousands a second fills its windows in a few batches rather
+    than waking once per message; over any second it sends at most rate + burst.
+    rate 0 means no limit.
+    """
+
+    __slots__ = ("_due", "_interval", "_tolerance", "burst", "rate")
 
     def __init__(self, rate: int) -> None:
         self.rate = rate
-        self.burst = max(1, math.ceil(rate / 20))
-        self._tokens = float(self.burst)
-        self._at = -math.inf
+        self.burst = max(1, rate // 20)
+        self._interval = 1.0 / rate if rate else 0.0
+        self._tolerance = (self.burst - 1) * self._interval
+        self._due = -math.inf
 
-    def available(self, now: float) -> float:
+    def available(self, now: float) -> int:
+        """How many sends the limit allows at `now` (a large number when unlimited)."""
         if not self.rate:
-            return math.inf
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        return self._tokens
+            return 1 << 30
+        start = max(self._due, now)
+        slack = now + self._tolerance - start
+        if slack < 0:
+            return 0
+        return min(self.burst, int(slack / self._interval + 1e-9) + 1)
 
-    def take(self, now: float) -> bool:
-        """Use one token if there is one."""
-        if self.available(now) < 1:
-            return False
-        self._tokens -= 1
-        return True
+    def take(self, count: int, now: float) -> None:
+        """`count` sends went out at `now`."""
+        if self.rate and count:
+            self._due = max(self._due, now) + count * self._interval
 
-    def wait(self, now: float) -> float:
-        """Seconds until the next token."""
-        return max(0.0, (1 - self.available(now)) / self.rate) if self.rate else 0.0
+    def next_at(self, now: float) -> float:
+        """When the next send will be allowed (now, if it is)."""
+        if not self.rate:
+            return now
+        return max(now, self._due - self._tolerance)
+
+
+class RateMeter:
+    """Events counted per whole second over the last `seconds` seconds: `rate(now)` is
+    their mean per second, for `state()` (what an operator watches, not a limit)."""
+
+    __slots__ = ("_buckets", "_seconds")
+
+    def __init__(self, seconds: int = 5) -> None:
+        self._seconds = seconds
+        self._buckets: deque[list[int]] = deque()  # [second, count], oldest first
+
+    def add(self, count: int, now: float) -> None:
+        second = int(now)
+        buckets = self._buckets
+        if buckets and buckets[-1][0] == second:
+            buckets[-1][1] += count
+            return
+        buckets.append([second, count])
+        while buckets[0][0] <= second - self._seconds:
+            buckets.popleft()
+
+    def rate(self, now: float) -> float:
+        """Mean per second over the last full `seconds` (the current one excluded)."""
+        second = int(now)
+        total = sum(count for at, count in self._buckets
+                    if second - self._seconds <= at < second)
+        return total / self._seconds
 
 
 class Circuit:
@@ -72,24 +113,3 @@ class Circuit:
         if self.is_open(now):
             return "open"
         return "half-open" if self.probing(now) else "closed"
-
-
-class SentRate:
-    """Messages sent per second, averaged over the last RATE_WINDOW whole seconds."""
-
-    def __init__(self) -> None:
-        self._seconds: deque[list[int]] = deque()  # [second, count], oldest first
-
-    def add(self, now: float) -> None:
-        second = int(now)
-        if self._seconds and self._seconds[-1][0] == second:
-            self._seconds[-1][1] += 1
-        else:
-            self._seconds.append([second, 1])
-        while self._seconds[0][0] < second - RATE_WINDOW:
-            self._seconds.popleft()
-
-    def per_second(self, now: float) -> float:
-        second = int(now)
-        counted = sum(n for s, n in self._seconds if second - RATE_WINDOW <= s < second)
-        return counted / RATE_WINDOW

@@ -42,7 +42,7 @@ from ..core.models import Connector, Message, UpstreamFailure
 from ..core.ports import ConnectorEvents
 from ..smpp.constants import ESM_UDHI
 from ..text import decode_payload, strip_udh
-from .flow_control import Circuit, RequestPacer, SentRate
+from .flow_control import Circuit, Pacer, RateMeter
 from .settings import HttpSettings, SettingsError, mask_secrets
 from .templates import body_escape, render, url_escape
 
@@ -188,11 +188,11 @@ class HttpConnector:
         self._session: aiohttp.ClientSession | None = None
         self._queue: deque[Message] = deque()
         self._in_flight: dict[asyncio.Task, Message] = {}
-        self._pacer = RequestPacer(settings.tps)
+        self._pacer = Pacer(settings.tps)
         self._circuit = Circuit(settings.circuit_failures, settings.circuit_cooldown)
         self._wake: asyncio.TimerHandle | None = None
         self._stopping = False
-        self._rate = SentRate()
+        self._rate = RateMeter()
         self.sent = 0
         self.temporary_failures = 0
         self.permanent_failures = 0
@@ -272,8 +272,9 @@ class HttpConnector:
     def state(self) -> dict:
         now = time.time()
         return {"in_flight": len(self._in_flight), "queued": len(self._queue),
-                "sent": self.sent, "sent_per_second": self._rate.per_second(now),
-                "failures": self.temporary_failures + self.permanent_failures,
+                "sent": self.sent, "sent_per_second": self._rate.rate(now),
+                "available": self.available,
+                "errors": self.temporary_failures + self.permanent_failures,
                 "temporary_failures": self.temporary_failures,
                 "permanent_failures": self.permanent_failures,
                 "circuit": self._circuit.describe(time.monotonic()),
@@ -290,10 +291,12 @@ class HttpConnector:
             now = time.monotonic()
             if self._circuit.probing(now) and self._in_flight:
                 return
-            if not self._pacer.take(now):
+            if not self._pacer.available(now):
                 if self._wake is None:
-                    self._wake = loop.call_later(self._pacer.wait(now), self._on_wake)
+                    self._wake = loop.call_later(self._pacer.next_at(now) - now,
+                                                 self._on_wake)
                 return
+            self._pacer.take(1, now)
             message = self._queue.popleft()
             task = loop.create_task(self._attempt(message), name=f"http-{self.name}")
             self._in_flight[task] = message
@@ -321,7 +324,7 @@ class HttpConnector:
         if not isinstance(outcome, UpstreamFailure):
             self._circuit.answered()
             self.sent += 1
-            self._rate.add(time.time())
+            self._rate.add(1, time.time())
             assert self._events is not None
             self._events.sent(message, (outcome,))
             return

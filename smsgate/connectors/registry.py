@@ -41,8 +41,12 @@ class ConnectorRegistry:
 
     def status(self, name: str) -> str | None:
         """RUNNING, DISABLED (by the operator), BROKEN (its settings cannot run), or None
-        for a name the store does not have."""
-        return self._status.get(name)
+        for a name the store does not have (unless it runs anyway: added to the
+        dispatcher directly)."""
+        status = self._status.get(name)
+        if status is None and name in self._dispatcher.connectors:
+            return RUNNING
+        return status
 
     async def start(self) -> None:
         await self.reload()

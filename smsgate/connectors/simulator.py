@@ -57,7 +57,8 @@ class SimulatorConnector:
         return 1 << 30  # takes everything at once
 
     def state(self) -> dict:
-        return {"sent": self.sent, "pending": sum(map(len, self._slots.values()))}
+        return {"available": self.available, "sent": self.sent,
+                "pending": sum(map(len, self._slots.values()))}
 
     def send(self, messages: Sequence[Message]) -> None:
         events = self._events

@@ -34,7 +34,7 @@ from ..core.models import Message, UpstreamFailure
 from ..core.ports import ConnectorEvents
 from ..smpp.constants import TEMPORARY_STATUSES, CommandId, Status
 from ..smpp.pdu import Pdu
-from .pacing import Pacer, RateMeter
+from .flow_control import Pacer, RateMeter
 from .settings import SmppSettings
 from .smpp_inbound import BadReport, is_report, read_inbound, read_report
 from .smpp_link import SmppLink, client_tls_context, status_name
@@ -146,6 +146,7 @@ class SmppConnector:
             "queued": self._queue.parts,
             "sent_per_second": round(self._meter.rate(now), 1),
             "available": self.available,
+            "errors": self.counts.refused + self.counts.failed_temporary + self.counts.timeouts,
             **asdict(self.counts),
             "last_error": self.last_error,
         }

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from ..core.models import Message
 from ..smpp.pdu import Pdu
 from ..smpp.session import LocalProtocolError
-from .pacing import Pacer
+from .flow_control import Pacer
 from .smpp_link import SmppLink
 
 Ticket = tuple["Submission", int]

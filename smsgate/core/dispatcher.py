@@ -20,16 +20,28 @@ core/correlation.py and core/reports.py), `inbound` (MO, to core/inbound.py).
 
 Nothing is lost if the process dies: undispatched messages are reloaded from the store
 at start (core/scheduler.py).
+
+Cancel and dispatch agree: a message is either cancelled (and refunded) or sent, never
+both. A message counts as sent from the moment it is handed to a connector until its
+sent mark is committed (`sent_not_stored`); the store refuses to cancel it after that.
+A cancel first claims its ids here (`begin_cancel`): those already sent are left out,
+and the others are held back in their queue while the cancel's transaction runs, so
+none can go out meanwhile. `end_cancel` then drops from the queues those the store
+cancelled (or may have: an unknown commit outcome) and releases the rest. Only ids of
+cancels in flight are remembered. A reader of the store that dispatches what it read
+(the scheduler) compares `cancel_generation` around its read, since a cancel that
+overlapped the read may have cancelled what it saw as pending.
 """
 
 import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 
 from .correlation import Match, ReceiptCorrelator
 from .models import (
+    FINAL_STATUSES,
     REJECTD,
     InboundMessage,
     Message,
@@ -64,7 +76,10 @@ class Dispatcher:
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due = 0.0  # loop time the timer fires at (uvloop's has no when())
-        self._cancelled: set[int] = set()  # cancelled while possibly queued or armed
+        # Handed to a connector that has not reported them sent (or failed) yet
+        self._sending: set[int] = set()
+        self._cancelling: dict[int, int] = {}  # id -> cancels in flight: held back
+        self.cancel_generation = 0  # changes when a cancel begins or ends
         self._inbound: InboundHandler | None = None
         self.reports = ReportBook(store, writer, self._apply_report) if store else None
         self.correlator = ReceiptCorrelator(store, self._matched, self._keep_unmatched) \
@@ -114,14 +129,38 @@ class Dispatcher:
 
     # -- sending ------------------------------------------------------------------------
 
-    def cancel(self, message_id: int) -> None:
-        """A cancelled message must not go out even if it is queued here already."""
-        self._cancelled.add(message_id)
+    def begin_cancel(self, ids: Iterable[int]) -> list[int]:
+        """The ids a cancel may take (those not sent), held back from their connector
+        until end_cancel: none goes out while the cancel's transaction runs."""
+        claimed = [i for i in ids if not self.sent_not_stored(i)]
+        for message_id in claimed:
+            self._cancelling[message_id] = self._cancelling.get(message_id, 0) + 1
+        self.cancel_generation += 1
+        return claimed
+
+    def end_cancel(self, claimed: list[int], gone: Collection[int]) -> None:
+        """The cancel of `claimed` is over: the `gone` ones (cancelled, or perhaps: the
+        commit's outcome is unknown) never go out; the others are released."""
+        for message_id in claimed:
+            left = self._cancelling.pop(message_id) - 1
+            if left:
+                self._cancelling[message_id] = left
+        if gone:
+            gone = set(gone)
+            for name, queue in self._queues.items():
+                if queue:
+                    self._queues[name] = deque(m for m in queue if m.id not in gone)
+            self._retrying = [m for m in self._retrying if m.id not in gone]
+        self.cancel_generation += 1
+        if self.queued:
+            self._schedule(0.0)
+
+    @property
+    def cancels_pending(self) -> int:
+        """Ids remembered for cancels: only those of cancels in flight."""
+        return len(self._cancelling)
 
     def dispatch(self, message: Message) -> None:
-        if self._cancelled and message.id in self._cancelled:
-            self._cancelled.discard(message.id)
-            return
         queue = self._queues.get(message.connector)
         if queue is None:
             queue = self._queues[message.connector] = deque()
@@ -162,14 +201,22 @@ class Dispatcher:
         """Send the front of `queue`; True when messages are left for lack of room."""
         room = connector.room
         batch = []
+        held: list[Message] = []  # a cancel in flight decides these; end_cancel flushes
         while queue and len(batch) < room:
             message = queue.popleft()
-            if self._sendable(message, now):
+            if self._cancelling and message.id in self._cancelling:
+                held.append(message)
+            elif self._sendable(message, now):
                 batch.append(message)
+        queue.extendleft(reversed(held))
         if batch:
             self.dispatched += len(batch)
             connector.send(batch)
-        return bool(queue)
+            # Sent now, whenever the upstream answers: those not reported yet stay
+            # "sent" for cancel_sm until then (the simulator reports within send()).
+            self._sending.update(m.id for m in batch
+                                 if m.sent_at is None and m.status not in FINAL_STATUSES)
+        return len(queue) > len(held)
 
     def _fail_over(self, queue: deque[Message], now: float) -> bool:
         """Move what another route can take now to that route's queue; True when
@@ -191,10 +238,8 @@ class Dispatcher:
         queue.extend(kept)
         return bool(queue)
 
-    def _sendable(self, message: Message, now: float) -> bool:
-        if self._cancelled and message.id in self._cancelled:
-            self._cancelled.discard(message.id)
-            return False
+    @staticmethod
+    def _sendable(message: Message, now: float) -> bool:
         # past its validity: the expiry loop stores EXPIRED (core/scheduler.py)
         return message.expires_at is None or message.expires_at >= now
 
@@ -233,6 +278,7 @@ class Dispatcher:
     # -- ConnectorEvents (core/ports.py) ------------------------------------------------
 
     def sent(self, message: Message, upstream_ids: Sequence[str]) -> None:
+        self._sending.discard(message.id)
         connector = self.connectors.get(message.connector)
         hold = connector is not None and connector.resend_safe
         first = upstream_ids[0] if upstream_ids else ""
@@ -245,6 +291,7 @@ class Dispatcher:
             self.reports.split(message, upstream_ids)
 
     def failed(self, message: Message, failure: UpstreamFailure) -> None:
+        self._sending.discard(message.id)
         if failure.temporary:
             self.retried += 1
             self._retrying.append(message)
@@ -258,6 +305,8 @@ class Dispatcher:
                         refund=self.book.refund_upstream_rejections)
 
     def status(self, message: Message, update: StatusUpdate) -> None:
+        if self._sending and update.status in FINAL_STATUSES:
+            self._sending.discard(message.id)
         self.book.apply(message, update)
 
     def report(self, report: UpstreamReport, done: Done) -> None:
@@ -297,4 +346,7 @@ class Dispatcher:
         self.book.notify(message, update)
 
     def sent_not_stored(self, message_id: int) -> bool:
-        return self.book.sent_not_stored(message_id)
+        """Sent upstream although the store does not say so yet (handed to a connector
+        that has not reported it, or its mark is held or not committed): cancel_sm and
+        replace_sm must not touch it."""
+        return message_id in self._sending or self.book.sent_not_stored(message_id)

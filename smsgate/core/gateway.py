@@ -12,7 +12,7 @@ from .dispatcher import Dispatcher
 from .errors import LOGIN_FAILURES, Err, GatewayError
 from .login_guard import LoginGuard
 from .models import DELETED, Account, Message, StatusUpdate, UpstreamReport
-from .ports import Store
+from .ports import CommitUnknown, Store, StoreError
 from .receipts import ReceiptService
 from .submit import SubmitPipeline
 
@@ -96,14 +96,30 @@ class Gateway:
         else:
             ids = await self.store.find_pending(account.id, source_addr, dest_addr,
                                                 service_type)
-        ids = [i for i in ids if not self.dispatcher.sent_not_stored(i)]
-        cancelled = await self.store.cancel_messages(account.id, ids, time.time())
+        cancelled = await self._cancel_claimed(account, self.dispatcher.begin_cancel(ids))
         if not cancelled:
             raise GatewayError(Err.UNKNOWN_MESSAGE_ID, "nothing to cancel")
         for message in cancelled:
-            self.dispatcher.cancel(message.id)
             self.dispatcher.notify(message, StatusUpdate(message.id, DELETED, time.time()))
         return len(cancelled)
+
+    async def _cancel_claimed(self, account: Account, claimed: list[int]) -> list[Message]:
+        """Cancel (and refund) in the store what the dispatcher holds back for us, then
+        tell it which of those must never go out: the cancelled ones, or every one when
+        the outcome is unknown (a lost commit, or we were cancelled while the store
+        worked): a message may then wait for the next start's recovery, but is never
+        both sent and refunded. A StoreError otherwise means the store rolled back."""
+        gone: list[int] = claimed
+        try:
+            cancelled = await self.store.cancel_messages(account.id, claimed, time.time())
+            gone = [m.id for m in cancelled]
+            return cancelled
+        except StoreError as exc:
+            if not isinstance(exc, CommitUnknown):
+                gone = []
+            raise
+        finally:
+            self.dispatcher.end_cancel(claimed, gone)
 
     async def replace(self, account: Account, message_id: str, payload: bytes,
                       schedule_at: float | None, expires_at: float | None,

@@ -191,6 +191,9 @@ class StatusUpdate:
     # instead of two); None when the message's sent_at is stored already.
     sent_at: float | None = None
     connector: str = ""
+    # Money back for the message, granted in the same transaction as this status and
+    # only if this very write moves the message into its final state (store/charging.py).
+    refund: "Refund | None" = None
 
 
 @dataclass(slots=True)
@@ -257,12 +260,12 @@ class WriteBatch:
     New messages are charged in the same transaction as they are inserted: a message
     is either stored and charged, or neither. The store refuses (does not insert) a new
     message whose charge would take its account below -credit_limit, and reports it.
+    Refunds ride on statuses (`StatusUpdate.refund`): there is no refund of its own.
     """
 
     new_messages: list[Message] = field(default_factory=list)
     sent: list[SentUpdate] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
-    refunds: list[Refund] = field(default_factory=list)
     new_receipts: list[PendingReceipt] = field(default_factory=list)
     done_receipts: list[int] = field(default_factory=list)  # PendingReceipt ids to delete
     retry_receipts: list[tuple[int, float]] = field(default_factory=list)  # (id, next time)
@@ -275,8 +278,8 @@ class WriteBatch:
 
     def __len__(self) -> int:
         return (len(self.new_messages) + len(self.sent) + len(self.statuses)
-                + len(self.refunds) + len(self.new_receipts) + len(self.done_receipts)
-                + len(self.retry_receipts) + len(self.part_statuses) + len(self.unmatched))
+                + len(self.new_receipts) + len(self.done_receipts) + len(self.retry_receipts)
+                + len(self.part_statuses) + len(self.unmatched))
 
 
 @dataclass(slots=True)

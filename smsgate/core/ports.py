@@ -27,6 +27,11 @@ class StoreError(Exception):
     """Storage failed (connection lost, disk full, ...): the request gets HTTP03/RSYSERR."""
 
 
+class CommitUnknown(StoreError):
+    """The connection broke while a COMMIT was under way and its outcome could not be
+    learnt: the transaction may or may not have been applied."""
+
+
 class Conflict(StoreError):
     """A unique key already exists (account system_id, connector name)."""
 

@@ -20,9 +20,12 @@ class Scheduler:
     def __init__(self, store: Store, dispatch: Callable[[Message], None],
                  on_expired: Callable[[Message, StatusUpdate], None],
                  poll_seconds: float = 0.25, horizon: float = 1.0,
-                 expiry_seconds: float = 5.0) -> None:
+                 expiry_seconds: float = 5.0,
+                 cancel_generation: Callable[[], int] = lambda: 0) -> None:
         self._store = store
         self._dispatch = dispatch
+        # Changes whenever a cancel begins or ends (Dispatcher.cancel_generation).
+        self._cancel_generation = cancel_generation
         self._on_expired = on_expired
         self._poll_seconds = poll_seconds
         self._horizon = horizon
@@ -79,7 +82,7 @@ class Scheduler:
     async def _send_fresh(self, message_id: int) -> None:
         # Re-read: replace_sm or cancel_sm may have changed it since it was armed.
         try:
-            message = await self._store.get_message(message_id)
+            message = await self._read_fresh(message_id)
         except Exception:
             log.exception("loading scheduled message %s failed", message_id)
             self._armed.discard(message_id)  # the next poll arms it again
@@ -91,6 +94,19 @@ class Scheduler:
             return
         message.schedule_at = None
         self._dispatch(message)
+
+    async def _read_fresh(self, message_id: int, attempts: int = 3) -> Message | None:
+        """The message as stored, read while no cancel began or ended: a cancel that
+        overlapped the read may have cancelled (and refunded) what the read saw as
+        pending. One that spans the whole read holds the message back in the dispatcher
+        itself. None (the next poll re-arms it) if cancels keep overlapping."""
+        for _ in range(attempts):
+            generation = self._cancel_generation()
+            message = await self._store.get_message(message_id)
+            if self._cancel_generation() == generation:
+                return message
+        self._armed.discard(message_id)
+        return None
 
     async def _expiry_loop(self) -> None:
         while True:

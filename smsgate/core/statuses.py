@@ -93,15 +93,17 @@ class StatusBook:
             update.sent_at, update.connector = held.at, held.connector
             update.upstream_id = update.upstream_id or held.upstream_id
             self._writing.add(message.id)  # sent, and not stored until the write commits
+        if update.status == REJECTD and message.price and \
+                (self._refundable(message) if refund is None else refund):
+            # Rides on the status: paid in its commit, and only if that write is what
+            # ends the message (a repeated or late REJECTD is not paid again).
+            update.refund = Refund(message.account_id, message.price, message.id,
+                                   "refund: rejected upstream")
         if not self._record(message, update, lambda: self._store(update, held, done)):
             self._store(update, held, done)
         message.status = update.status
         if update.status in FINAL_STATUSES:
             message.done_at = update.at
-            if update.status == REJECTD and (self._refundable(message) if refund is None
-                                              else refund):
-                self._writer.add_refund(Refund(message.account_id, message.price, message.id,
-                                               "refund: rejected upstream"))
         elif update.status == ACCEPTD:
             message.accepted_at = update.at
         self._tell(message, update)

@@ -16,11 +16,36 @@ would double the write volume. Each message's own price stays in the messages ta
 every charge remains auditable (an account's charges add up to the prices of its stored
 messages; the row's message_id points into its batch), and refunds are still written
 one row per message.
+
+Refunds. A message is refunded at most once, and only together with the status that
+ends it: a refund is granted only when, in the same transaction, the status write moves
+its message from a live state (ATES, ACCEPTD) into a final one. An upstream may report
+REJECTD several times, or after DELIVRD; a cancel may race a rejection: the status write
+changes the row once (`status NOT IN final`), so only one of them is paid. A refund rides
+on its status (`StatusUpdate.refund`, set by the dispatcher's refund policy); the store
+learns which rows its status write really moved (`granted`):
+- SQLite reads, just before its set-based UPDATE, which of the refunded messages are
+  still live: under BEGIN IMMEDIATE nothing else writes, and the batch holds one folded
+  row per message, so these are exactly the rows the UPDATE moves;
+- PostgreSQL takes them from the UPDATE's own RETURNING (another node may change a row
+  until the UPDATE locks it); the refunded accounts are locked first, with the charged
+  ones, in id order, so the later credit takes no new lock.
+Why no crash pays twice: the refund and its status are written by one statement group
+in one transaction, the group commit's (`Store.write`: SQLite's `_write` between BEGIN
+IMMEDIATE and COMMIT, PostgreSQL's `_write` inside `write()`'s transaction). A kill -9
+before that COMMIT leaves neither (the message is still live; whatever ends it later is
+paid once); after it, both, and the message is final, so no later write (a repeated
+report, the outcome of a message sent again after the restart, a cancel: CANCEL wants
+status ATES) moves it again, and none is paid.
+Cancel refunds follow the same shape (`cancel_refunds`): the cancel's UPDATE ... RETURNING
+names the messages it moved to DELETED, each with a price is refunded. Every refund
+costs one balance update per account per transaction (`refund_totals`) and one ledger
+row per refunded message (`refund_ledger_rows`), on both backends.
 """
 
 from collections.abc import Iterable
 
-from ..core.models import Message, Refund
+from ..core.models import FINAL_STATUSES, Message, Refund, StatusUpdate
 
 
 class ChargePlan:
@@ -108,6 +133,33 @@ class ChargePlan:
             reason = f"charge: {count} message{'s' if count != 1 else ''}"
             rows.append((aid, -total, reason, taken[0].id, now))
         return rows
+
+
+def carried_refunds(statuses: list[StatusUpdate]) -> dict[int, Refund]:
+    """message id -> the refund carried by the status that ends it in this batch (the
+    first final one, as `rows.status_rows` folds them; later ones are not stored)."""
+    if not any(u.refund for u in statuses):  # the common case: one cheap pass
+        return {}
+    refunds: dict[int, Refund] = {}
+    ended: set[int] = set()
+    for u in statuses:
+        if u.status in FINAL_STATUSES and u.message_id not in ended:
+            ended.add(u.message_id)
+            if u.refund is not None:
+                refunds[u.message_id] = u.refund
+    return refunds
+
+
+def granted(refunds: dict[int, Refund], moved: Iterable[int]) -> list[Refund]:
+    """The refunds whose message this transaction's status write moved into its final
+    state; the others are dropped (the message had ended already)."""
+    return [refunds[i] for i in moved if i in refunds]
+
+
+def cancel_refunds(cancelled: Iterable[Message]) -> list[Refund]:
+    """One refund per message a cancel moved to DELETED, unless it was free."""
+    return [Refund(m.account_id, m.price, m.id, "refund: cancelled")
+            for m in cancelled if m.price]
 
 
 def refund_totals(refunds: Iterable[Refund]) -> list[tuple[int, int]]:

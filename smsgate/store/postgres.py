@@ -29,12 +29,21 @@ from ..core.models import (
     Message,
     PendingCallback,
     PendingReceipt,
+    Refund,
     Route,
+    StatusUpdate,
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, StoreError
 from . import rows
-from .charging import ChargePlan, refund_ledger_rows, refund_totals
+from .charging import (
+    ChargePlan,
+    cancel_refunds,
+    carried_refunds,
+    granted,
+    refund_ledger_rows,
+    refund_totals,
+)
 from .migrations import ADVISORY_LOCK_KEY, SCHEMA_MIGRATIONS_POSTGRES, missing
 from .rows import LIVE, columns
 
@@ -79,6 +88,8 @@ INSERT_PART = ("INSERT INTO message_parts (message_id, part, connector, upstream
 SET_PART_STATUS = "UPDATE message_parts SET status = $3 WHERE message_id = $1 AND part = $2"
 INSERT_UNMATCHED = ("INSERT INTO unmatched_reports (connector, upstream_id, status, error_code, "
                     "reported_at, received_at) VALUES ($1, $2, $3, $4, $5, $6)")
+# The same, naming the rows it moved (a batch whose statuses carry refunds).
+SET_STATUS_MOVED = f"{SET_STATUS} RETURNING m.id"
 RECEIPT_IDS = "SELECT nextval('pending_receipts_id_seq') FROM generate_series(1, $1)"
 DELETE_RECEIPTS = "DELETE FROM pending_receipts WHERE id = ANY($1::bigint[])"
 RETRY_RECEIPTS = ("UPDATE pending_receipts r SET attempts = r.attempts + 1, "
@@ -406,9 +417,8 @@ class PostgresStore:
             return []
         with _errors():
             async with self.pool.acquire() as c, c.transaction():
-                found = await _cancel(c, account_id, list(message_ids), at)
+                cancelled = await _cancel(c, account_id, list(message_ids), at)
         order = {mid: n for n, mid in enumerate(message_ids)}
-        cancelled = [Message(*r) for r in found]
         cancelled.sort(key=lambda m: order[m.id])
         return cancelled
 
@@ -495,14 +505,14 @@ async def _insert(c: asyncpg.Connection, table: str, names: tuple[str, ...], sql
 async def _write(c: asyncpg.Connection, batch: WriteBatch) -> BatchResult:
     now = time.time()
     result = BatchResult()
-    ledger: list[tuple] = []
-    if batch.new_messages or batch.refunds:
-        result.refused = await _settle_balances(c, batch, ledger, now)
-    await _insert(c, "ledger", rows.LEDGER_COLUMNS, INSERT_LEDGER, ledger)
+    plan = ChargePlan(batch.new_messages, batch.atomic)
+    refunds = carried_refunds(batch.statuses) if batch.statuses else {}
+    locked = await _lock_accounts(c, plan, refunds)
     if batch.sent:
         await c.execute(SET_SENT, *zip(*rows.sent_rows(batch.sent), strict=True))
-    if batch.statuses:
-        await c.execute(SET_STATUS, *zip(*rows.status_rows(batch.statuses), strict=True))
+    paid = await _set_statuses(c, batch.statuses, refunds) if batch.statuses else []
+    if batch.new_messages or paid:
+        result.refused = await _settle_balances(c, batch, plan, locked, paid, now)
     if batch.new_receipts:
         result.receipt_ids = await _insert_receipts(c, batch.new_receipts)
     if batch.done_receipts:
@@ -524,26 +534,43 @@ async def _write_correlation(c: asyncpg.Connection, batch: WriteBatch, now: floa
         await c.executemany(INSERT_UNMATCHED, rows.unmatched_rows(batch.unmatched, now))
 
 
-async def _settle_balances(c: asyncpg.Connection, batch: WriteBatch, ledger: list[tuple],
+async def _lock_accounts(c: asyncpg.Connection, plan: ChargePlan,
+                         refunds: dict[int, Refund]) -> dict[int, tuple[int, int]]:
+    """Lock and read, in id order and before any message row, every account this
+    transaction may change: those charged, and those a status may refund."""
+    touched = {aid for aid, _ in plan.debits()}
+    touched.update(r.account_id for r in refunds.values())
+    if not touched:
+        return {}
+    return {r[0]: (r[1], r[2]) for r in await c.fetch(LOCK_ACCOUNTS, sorted(touched))}
+
+
+async def _set_statuses(c: asyncpg.Connection, statuses: list[StatusUpdate],
+                        refunds: dict[int, Refund]) -> list[Refund]:
+    """Set-based status write; returns the carried refunds it grants: those of the
+    messages its RETURNING says it moved into their final state (charging.py)."""
+    columns = zip(*rows.status_rows(statuses), strict=True)
+    if not refunds:
+        await c.execute(SET_STATUS, *columns)
+        return []
+    return granted(refunds, [r[0] for r in await c.fetch(SET_STATUS_MOVED, *columns)])
+
+
+async def _settle_balances(c: asyncpg.Connection, batch: WriteBatch, plan: ChargePlan,
+                           locked: dict[int, tuple[int, int]], refunds: list[Refund],
                            now: float) -> set[int]:
-    """Charge new messages (inserting the accepted ones) and apply refunds: one lock of
-    every account touched, one balance update; appends the ledger rows."""
-    plan = ChargePlan(batch.new_messages, batch.atomic)
-    debits = plan.debits()
-    refunds = refund_totals(batch.refunds) if batch.refunds else []
-    touched = sorted({aid for aid, _ in debits} | {aid for aid, _ in refunds})
-    locked = ({r[0]: (r[1], r[2]) for r in await c.fetch(LOCK_ACCOUNTS, touched)}
-              if touched else {})
+    """Charge new messages (inserting the accepted ones) and grant refunds, on the
+    accounts locked before: one balance update per account, then the ledger rows."""
     delta: dict[int, int] = {}
-    for aid, _ in debits:
+    for aid, _ in plan.debits():
         delta[aid] = -plan.decide(aid, *locked.get(aid, (None, 0)))
-    for aid, amount in refunds:
+    for aid, amount in refund_totals(refunds):
         delta[aid] = delta.get(aid, 0) + amount
     changes = [(aid, amount) for aid, amount in delta.items() if amount]
     if changes:
         await c.execute(ADD_BALANCES, *zip(*changes, strict=True))
-    ledger += plan.ledger_rows(now)
-    ledger += refund_ledger_rows(batch.refunds, now)
+    ledger = plan.ledger_rows(now) + refund_ledger_rows(refunds, now)
+    await _insert(c, "ledger", rows.LEDGER_COLUMNS, INSERT_LEDGER, ledger)
     accepted = plan.accepted(batch.new_messages)
     await _insert(c, "messages", rows.MESSAGE_COLUMNS, INSERT_MESSAGE,
                   list(map(rows.message_row, accepted)))
@@ -559,17 +586,16 @@ async def _insert_receipts(c: asyncpg.Connection, receipts: list[PendingReceipt]
 
 
 async def _cancel(c: asyncpg.Connection, account_id: int, ids: list[int],
-                  at: float) -> list:
+                  at: float) -> list[Message]:
     # The account first, then its messages: the same order as write() (no deadlock).
     await c.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
-    found = await c.fetch(CANCEL, at, account_id, ids)
-    refunds = [(account_id, r["price"], "refund: cancelled", r["id"], at)
-               for r in found if r["price"]]
-    if refunds:
-        await c.execute("UPDATE accounts SET balance = balance + $1 WHERE id = $2",
-                        sum(r[1] for r in refunds), account_id)
-        await c.executemany(INSERT_LEDGER, refunds)
-    return found
+    cancelled = [Message(*r) for r in await c.fetch(CANCEL, at, account_id, ids)]
+    refunds = cancel_refunds(cancelled)
+    if refunds:  # one balance update per account, one ledger row per message
+        await c.execute(ADD_BALANCES, *zip(*refund_totals(refunds), strict=True))
+        await _insert(c, "ledger", rows.LEDGER_COLUMNS, INSERT_LEDGER,
+                      refund_ledger_rows(refunds, at))
+    return cancelled
 
 
 # -- connectors, routes, numbers ----------------------------------------------------------

@@ -32,12 +32,21 @@ from ..core.models import (
     Message,
     PendingCallback,
     PendingReceipt,
+    Refund,
     Route,
+    StatusUpdate,
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, StoreError
 from . import rows
-from .charging import ChargePlan, refund_ledger_rows, refund_totals
+from .charging import (
+    ChargePlan,
+    cancel_refunds,
+    carried_refunds,
+    granted,
+    refund_ledger_rows,
+    refund_totals,
+)
 from .migrations import SCHEMA_MIGRATIONS_SQLITE, missing, statements
 from .rows import LIVE, columns
 
@@ -75,6 +84,9 @@ INSERT_PART = ("INSERT OR REPLACE INTO message_parts (message_id, part, connecto
 SET_PART_STATUS = "UPDATE message_parts SET status = ?3 WHERE message_id = ?1 AND part = ?2"
 INSERT_UNMATCHED = ("INSERT INTO unmatched_reports (connector, upstream_id, status, error_code, "
                     "reported_at, received_at) VALUES (?, ?, ?, ?, ?, ?)")
+# Which of these messages SET_STATUS would move into a final state (charging.py).
+NOT_FINAL = ("SELECT id FROM messages WHERE id IN (SELECT value FROM json_each(?1)) "
+             f"AND status NOT IN {rows.FINAL_SQL}")
 RECEIPT_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'pending_receipts'"
 DELETE_RECEIPT = "DELETE FROM pending_receipts WHERE id = ?"
 RETRY_RECEIPT = ("UPDATE pending_receipts SET attempts = attempts + 1, next_attempt_at = ?2 "
@@ -470,9 +482,8 @@ class SqliteStore:
         if not message_ids:
             return []
         ids = "[" + ",".join(str(int(i)) for i in message_ids) + "]"
-        found = await self._tx(_cancel, account_id, ids, at)
+        cancelled = await self._tx(_cancel, account_id, ids, at)
         order = {mid: n for n, mid in enumerate(message_ids)}
-        cancelled = [Message(*r) for r in found]
         cancelled.sort(key=lambda m: order[m.id])
         return cancelled
 
@@ -598,10 +609,7 @@ def _write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
     if batch.sent:
         c.executemany(SET_SENT, rows.sent_rows(batch.sent))
     if batch.statuses:
-        c.executemany(SET_STATUS, rows.status_rows(batch.statuses))
-    if batch.refunds:
-        c.executemany(CREDIT, refund_totals(batch.refunds))
-        c.executemany(INSERT_LEDGER, refund_ledger_rows(batch.refunds, now))
+        _set_statuses(c, batch.statuses, now)
     if batch.new_receipts:
         result.receipt_ids = _insert_receipts(c, batch.new_receipts)
     if batch.done_receipts:
@@ -641,6 +649,26 @@ def _charge_and_insert(c: sqlite3.Connection, messages: list[Message], now: floa
     return plan.refused
 
 
+def _set_statuses(c: sqlite3.Connection, statuses: list[StatusUpdate], now: float) -> None:
+    """Set-based status write; the refunds it carries are granted only for the messages
+    it moves into their final state. BEGIN IMMEDIATE holds the write lock, so the live
+    ones read just before are exactly those the UPDATE moves (charging.py)."""
+    refunds = carried_refunds(statuses)
+    if refunds:
+        ids = "[" + ",".join(map(str, refunds)) + "]"
+        moved = [r[0] for r in c.execute(NOT_FINAL, (ids,))]
+    c.executemany(SET_STATUS, rows.status_rows(statuses))
+    if refunds:
+        _refund(c, granted(refunds, moved), now)
+
+
+def _refund(c: sqlite3.Connection, refunds: list[Refund], now: float) -> None:
+    """One balance update per account, one ledger row per refunded message."""
+    if refunds:
+        c.executemany(CREDIT, refund_totals(refunds))
+        c.executemany(INSERT_LEDGER, refund_ledger_rows(refunds, now))
+
+
 def _insert_receipts(c: sqlite3.Connection, receipts: list[PendingReceipt]) -> list[int]:
     # Ids above the AUTOINCREMENT high-water mark, assigned here so that one executemany
     # inserts them all; the write lock (BEGIN IMMEDIATE) makes the read-then-insert safe,
@@ -652,13 +680,11 @@ def _insert_receipts(c: sqlite3.Connection, receipts: list[PendingReceipt]) -> l
     return ids
 
 
-def _cancel(c: sqlite3.Connection, account_id: int, ids_json: str, at: float) -> list[tuple]:
-    found = c.execute(CANCEL, (at, account_id, ids_json)).fetchall()
-    price_at = rows.MESSAGE_COLUMNS.index("price")
-    for r in found:
-        if r[price_at]:
-            _credit(c, account_id, r[price_at], "refund: cancelled", r[0], at)
-    return found
+def _cancel(c: sqlite3.Connection, account_id: int, ids_json: str,
+            at: float) -> list[Message]:
+    cancelled = [Message(*r) for r in c.execute(CANCEL, (at, account_id, ids_json))]
+    _refund(c, cancel_refunds(cancelled), at)
+    return cancelled
 
 
 # -- connectors, routes, numbers ----------------------------------------------------------

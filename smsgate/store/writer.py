@@ -24,7 +24,6 @@ from ..core.models import (
     BatchResult,
     Message,
     PendingReceipt,
-    Refund,
     SentUpdate,
     StatusUpdate,
     UpstreamReport,
@@ -71,7 +70,6 @@ class BatchWriter:
         """Fresh lists for everything but new messages (which a batch may leave behind)."""
         self._sent: list[SentUpdate] = []
         self._statuses: list[StatusUpdate] = []
-        self._refunds: list[Refund] = []
         self._receipts: list[PendingReceipt] = []
         self._receipt_futures: list[Future] = []
         self._done: list[int] = []
@@ -143,10 +141,9 @@ class BatchWriter:
         return self._add(self._sent, update)
 
     def add_status(self, update: StatusUpdate) -> "Future[None]":
+        """Its `refund`, if any, is granted in the same commit, and only if this status
+        ends the message (store/charging.py): there is no refund on its own."""
         return self._add(self._statuses, update)
-
-    def add_refund(self, refund: Refund) -> "Future[None]":
-        return self._add(self._refunds, refund)
 
     def done_receipt(self, receipt_id: int) -> "Future[None]":
         return self._add(self._done, receipt_id)
@@ -218,9 +215,9 @@ class BatchWriter:
 
     async def _commit_next(self) -> None:
         messages, message_waiters = self._take_messages()
-        batch = WriteBatch(messages, self._sent, self._statuses, self._refunds,
-                           self._receipts, self._done, self._retry, self._take_groups(messages),
-                           self._part_statuses, self._unmatched)
+        batch = WriteBatch(messages, self._sent, self._statuses, self._receipts, self._done,
+                           self._retry, self._take_groups(messages), self._part_statuses,
+                           self._unmatched)
         receipt_futures, other_futures = self._receipt_futures, self._other_futures
         self._reset_queues()
         self._queued = len(self._messages)

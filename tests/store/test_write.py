@@ -12,6 +12,7 @@ from smsgate.core.models import (
     ATES,
     CREDIT_SCALE,
     DELIVRD,
+    REJECTD,
     UNDELIV,
     UNKNOWN,
     Refund,
@@ -152,19 +153,32 @@ async def test_statuses_and_the_final_guard(store) -> None:
             got_a.upstream_id) == (DELIVRD, t, t + 5, 3, "UA")
 
 
-async def test_refunds(store) -> None:
+async def test_refunds_ride_on_the_status_that_ends_the_message(store) -> None:
     account = await funded(store, credits=10)
-    other = await funded(store, "other", credits=0)
+    other = await funded(store, "other", credits=1)
     a, b = message(account.id, price=2 * C), message(account.id, price=3 * C)
-    await store.write(WriteBatch(new_messages=[a, b]))
-    await store.write(WriteBatch(refunds=[Refund(account.id, 2 * C, a.id),
-                                          Refund(account.id, 3 * C, b.id, "refund: rejected"),
-                                          Refund(other.id, C, 7)]))
-    assert await balance(store, account) == 10 * C
+    c, d = message(other.id, price=C), message(account.id, price=C)
+    await store.write(WriteBatch(new_messages=[a, b, c, d]))
+    t = time.time()
+    await store.write(WriteBatch(statuses=[
+        StatusUpdate(a.id, REJECTD, t, refund=Refund(account.id, 2 * C, a.id)),
+        StatusUpdate(b.id, ACCEPTD, t),
+        StatusUpdate(b.id, REJECTD, t, refund=Refund(account.id, 3 * C, b.id, "refund: x")),
+        StatusUpdate(c.id, REJECTD, t, refund=Refund(other.id, C, c.id)),
+        StatusUpdate(d.id, DELIVRD, t),  # ended first: the refund after it is not paid
+        StatusUpdate(d.id, REJECTD, t, refund=Refund(account.id, C, d.id))]))
+    assert await balance(store, account) == 9 * C
     assert await balance(store, other) == C
     entries = await store.ledger(account.id)
-    assert [(e.amount, e.reason, e.message_id) for e in entries[:2]] == [
-        (3 * C, "refund: rejected", b.id), (2 * C, "refund", a.id)]
+    assert sorted((e.amount, e.reason, e.message_id) for e in entries
+                  if e.amount > 0 and e.message_id) == [
+        (2 * C, "refund", a.id), (3 * C, "refund: x", b.id)]
+    # A status of a message that has ended already pays nothing, in a later batch too.
+    await store.write(WriteBatch(statuses=[
+        StatusUpdate(a.id, REJECTD, t, refund=Refund(account.id, 2 * C, a.id)),
+        StatusUpdate(d.id, REJECTD, t, refund=Refund(account.id, C, d.id))]))
+    assert await balance(store, account) == 9 * C
+    assert len(await store.ledger(account.id)) == len(entries)
 
 
 async def test_charge_and_refund_in_one_batch(store) -> None:
@@ -173,8 +187,8 @@ async def test_charge_and_refund_in_one_batch(store) -> None:
     await store.write(WriteBatch(new_messages=[old]))
     new = message(account.id, price=C)
     # Charging is decided on the balance before this batch's refunds.
-    result = await store.write(WriteBatch(new_messages=[new],
-                                          refunds=[Refund(account.id, C, old.id)]))
+    result = await store.write(WriteBatch(new_messages=[new], statuses=[
+        StatusUpdate(old.id, REJECTD, time.time(), refund=Refund(account.id, C, old.id))]))
     assert result.refused == {new.id}
     assert await balance(store, account) == C
 
@@ -230,8 +244,8 @@ async def test_a_failing_batch_rolls_back_entirely(store) -> None:
     with pytest.raises(StoreError):
         await store.write(WriteBatch(
             new_messages=[message(account.id, price=C), duplicate],
-            statuses=[StatusUpdate(old.id, DELIVRD, time.time())],
-            refunds=[Refund(account.id, 5 * C, old.id)],
+            statuses=[StatusUpdate(old.id, REJECTD, time.time(),
+                                   refund=Refund(account.id, 5 * C, old.id))],
             new_receipts=[receipt(account.id, old.id, time.time())]))
     assert await balance(store, account) == 9 * C
     assert (await store.get_message(old.id)).status == ATES
@@ -247,27 +261,32 @@ async def test_empty_batch(store) -> None:
 
 
 async def test_two_nodes_writing_at_once_keep_balances_exact(store, store_url: str) -> None:
-    # Opposite account orders on each node: PostgreSQL must not deadlock, SQLite must
-    # wait for its lock; either way every charge and refund lands exactly once.
+    # Opposite account orders on each node (each charges one account most and refunds
+    # the other): PostgreSQL must not deadlock, SQLite must wait for its lock; either
+    # way every charge and refund lands exactly once.
     a = await funded(store, "a", credits=2000)
     b = await funded(store, "b", credits=2000)
+    rejected = {account.id: [message(account.id, price=C) for _ in range(20)]
+                for account in (a, b)}
+    await store.write(WriteBatch(new_messages=rejected[a.id] + rejected[b.id]))
     other = open_store(store_url)
     await other.open()
 
     async def node(s, first, second) -> None:
-        for _ in range(20):
+        for victim in rejected[second.id]:
             messages = [message(first.id, price=C) for _ in range(60)]
             messages += [message(second.id, price=C) for _ in range(5)]
-            result = await s.write(WriteBatch(new_messages=messages,
-                                              refunds=[Refund(second.id, C, 0)]))
+            refund = Refund(second.id, C, victim.id)
+            result = await s.write(WriteBatch(new_messages=messages, statuses=[
+                StatusUpdate(victim.id, REJECTD, time.time(), refund=refund)]))
             assert result.refused == set()
     try:
         await asyncio.gather(node(store, a, b), node(other, b, a))
     finally:
         await other.close()
-    # Each account: 20 x 60 charged by one node, 20 x 5 by the other, 20 refunded.
+    # Each account: 20 x 60 charged by one node, 20 x 5 by the other; 20 charged, refunded.
     for account in (a, b):
-        assert await balance(store, account) == (2000 - 20 * 65 + 20) * C
+        assert await balance(store, account) == (2000 - 20 * 65) * C
         entries = await store.ledger(account.id, limit=1000)
         assert sum(e.amount for e in entries) == await balance(store, account)
 

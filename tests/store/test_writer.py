@@ -9,6 +9,7 @@ from store_helpers import funded, message, receipt
 from smsgate.core.models import (
     CREDIT_SCALE,
     DELIVRD,
+    REJECTD,
     BatchResult,
     Refund,
     SentUpdate,
@@ -119,12 +120,13 @@ async def test_a_failed_commit_fails_its_whole_batch_and_the_writer_goes_on(writ
     writer = writer_on(fake)
     doomed = [writer.add_message(message(1)) for _ in range(10)]
     doomed_receipt = writer.add_receipt(receipt(1, 1, time.time()))
-    doomed_refund = writer.add_refund(Refund(1, C, 1))
+    doomed_status = writer.add_status(StatusUpdate(1, REJECTD, time.time(),
+                                                   refund=Refund(1, C, 1)))
     await asyncio.sleep(0)
     await asyncio.sleep(0)
     survivors = [writer.add_message(message(1)) for _ in range(5)]
     fake.gate.set()
-    for future in (*doomed, doomed_receipt, doomed_refund):
+    for future in (*doomed, doomed_receipt, doomed_status):
         with pytest.raises(StoreError, match="disk full"):
             await future
     assert await asyncio.gather(*survivors) == [True] * 5
@@ -148,14 +150,14 @@ async def test_receipts_and_other_work(store, writer_on) -> None:
     assert await writer.add_message(m) is True
     now = time.time()
     futures = [writer.add_sent(SentUpdate(m.id, "sim", now, "U1")),
-               writer.add_status(StatusUpdate(m.id, DELIVRD, now + 1)),
-               writer.add_refund(Refund(account.id, 2 * C, m.id))]
+               writer.add_status(StatusUpdate(m.id, REJECTD, now + 1,
+                                              refund=Refund(account.id, 2 * C, m.id)))]
     receipt_ids = await asyncio.gather(*(writer.add_receipt(receipt(account.id, m.id, now))
                                          for _ in range(3)))
-    assert await asyncio.gather(*futures) == [None, None, None]
+    assert await asyncio.gather(*futures) == [None, None]
     assert len(set(receipt_ids)) == 3
     got = await store.get_message(m.id)
-    assert (got.status, got.upstream_id, got.done_at) == (DELIVRD, "U1", now + 1)
+    assert (got.status, got.upstream_id, got.done_at) == (REJECTD, "U1", now + 1)
     assert (await store.get_account_by_id(account.id)).balance == 10 * C
     await writer.done_receipt(receipt_ids[0])
     await writer.retry_receipt(receipt_ids[1], now + 30)

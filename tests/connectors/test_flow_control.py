@@ -1,6 +1,6 @@
 """The connector's pacer and rate meter, with no clock: every test says what time it is."""
 
-from smsgate.connectors.pacing import Pacer, RateMeter
+from smsgate.connectors.flow_control import Pacer, RateMeter
 
 
 def sends_in(pacer: Pacer, start: float, seconds: float, step: float) -> int:
