@@ -63,18 +63,21 @@ class StatusBook:
 
     # -- sent ---------------------------------------------------------------------------
 
-    def sent(self, message: Message, sent: SentUpdate, hold: bool) -> None:
-        """The upstream accepted `message`; `hold`: its mark may wait (see above)."""
+    def sent(self, message: Message, sent: SentUpdate, hold: bool) -> asyncio.Future | None:
+        """The upstream accepted `message`; `hold`: its mark may wait (see above).
+        Returns the mark's write (None when held)."""
         self.statuses["ATES"] = self.statuses.get("ATES", 0) + 1
         message.sent_at = sent.at
         message.upstream_id = sent.upstream_id
         if not hold or self.sent_hold <= 0:
-            self._track_write(sent.message_id, self._writer.add_sent(sent))
-            return
+            future = self._writer.add_sent(sent)
+            self._track_write(sent.message_id, future)
+            return future
         self._held[sent.message_id] = sent
         if self._hold_timer is None:
             self._hold_timer = asyncio.get_running_loop().call_later(
                 self.sent_hold / 4, self._on_hold_timer)
+        return None
 
     def sent_not_stored(self, message_id: int) -> bool:
         """Sent upstream although the store does not say so yet (its mark is held or
