@@ -15,6 +15,12 @@ and the first that matches wins:
    the submit reaches us). Past that it is kept in the store as unmatched and logged:
    never dropped in silence.
 
+Another spelling than the id as given is a guess: an SMSC numbering from 1 in hex
+gives "29" (41) and "41" (65), so the receipt for "29" (or "0000000041") also spells
+another message's id. Such a match is taken only when the report's handset number does
+not contradict the message (`_plausible`); otherwise the report waits for its own id,
+like one that comes before its submit's answer.
+
 Memory is bounded (`memory_size` ids, the oldest forgotten first; forgotten ids are
 still found in the store; ids are kept after their message is final, so that a
 repeated report is recognised, and ignored, at once) and so is the park (`max_parked`;
@@ -79,7 +85,7 @@ class ReceiptCorrelator:
             self._recent[key] = Match(message, part)
             parked = self._parked.get(key) if self._parked else None
             if parked:
-                self._unpark(list(parked), Match(message, part))
+                self._unpark(list(parked), Match(message, part), upstream_id)
         while len(self._recent) > self.memory_size:
             self._recent.popitem(last=False)
 
@@ -96,9 +102,9 @@ class ReceiptCorrelator:
 
     def _in_memory(self, report: UpstreamReport) -> Match | None:
         recent = self._recent
-        for upstream_id in report.upstream_ids:
+        for n, upstream_id in enumerate(report.upstream_ids):
             match = recent.get((report.connector, upstream_id))
-            if match is not None:
+            if match is not None and (n == 0 or _plausible(match.message, report)):
                 return match
         return None
 
@@ -120,7 +126,8 @@ class ReceiptCorrelator:
 
     async def _lookup(self, report: UpstreamReport) -> Match | None:
         ids = list(dict.fromkeys(report.upstream_ids))
-        found = await self._store.messages_by_upstream_id(report.connector, ids)
+        found = [m for m in await self._store.messages_by_upstream_id(report.connector, ids)
+                 if m.upstream_id == ids[0] or _plausible(m, report)]
         if found:
             return Match(_first_by_spelling(found, ids))
         part = await self._store.part_by_upstream_id(report.connector, ids)
@@ -145,8 +152,12 @@ class ReceiptCorrelator:
             self._timer = asyncio.get_running_loop().call_later(
                 self.park_seconds / 4, self._expire_parked)
 
-    def _unpark(self, parked: list[tuple[UpstreamReport, Done, float]], match: Match) -> None:
+    def _unpark(self, parked: list[tuple[UpstreamReport, Done, float]], match: Match,
+                upstream_id: str) -> None:
         for report, done, _deadline in parked:
+            if upstream_id != report.upstream_ids[0] and \
+                    not _plausible(match.message, report):
+                continue
             if self._drop_parked(report):
                 self.matched_memory += 1
                 self._deliver(report, match, done)
@@ -209,6 +220,25 @@ class ReceiptCorrelator:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+
+
+PLAUSIBLE_DIGITS = 6  # a handset number's last digits, the same in any format
+
+
+def _plausible(message: Message, report: UpstreamReport) -> bool:
+    """Whether a match by another spelling is believable: the report's number agrees
+    with the message's destination (or sender: not every SMSC swaps them) in its last
+    PLAUSIBLE_DIGITS digits, or there is no such number to compare."""
+    theirs = _digits(report.address)
+    if len(theirs) < PLAUSIBLE_DIGITS:
+        return True
+    ours = [d for d in (_digits(message.dest_addr), _digits(message.source_addr))
+            if len(d) >= PLAUSIBLE_DIGITS]
+    return not ours or any(d[-PLAUSIBLE_DIGITS:] == theirs[-PLAUSIBLE_DIGITS:] for d in ours)
+
+
+def _digits(address: str) -> str:
+    return "".join(c for c in address if c.isdigit())
 
 
 def _first_by_spelling(found: list[Message], ids: list[str]) -> Message:

@@ -140,3 +140,55 @@ async def test_a_store_failure_answers_false_so_the_upstream_retries(store):
     c.report(report("5"), recorder.done)
     await settle()
     assert recorder.outcomes == [False] and not recorder.unmatched
+
+
+# -- ids that read as another message's in another base ---------------------------------
+# An SMSC numbering from 1 in hex: "29" is 41, "41" is 65. A receipt for "29" whose text
+# says "0000000041" also spells "41", another message's id. Found by
+# tests/e2e/test_kill_sender.py with the sink numbering from 1: 844 of 54,491 messages
+# never final, as many others marked DELIVRD by the wrong receipt.
+
+def handset_report(receipt_id: str, handset: str):
+    from smsgate.core.models import UpstreamReport
+    return UpstreamReport("up", tuple(id_variants(receipt_id)), DELIVRD, time.time(),
+                          address=handset)
+
+
+async def test_another_spelling_never_takes_another_handsets_message(store):
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=5.0)
+    other = message(1, connector="up", upstream_id="41", dest_addr="447700000065")
+    c.remember(other, "up", ["41"])
+    # The receipt for "29" (TLV) comes before the answer that gave "29" is read: it
+    # waits for it instead of taking the message that is "41".
+    c.report(handset_report("29", "447700000041"), recorder.done)
+    await settle()
+    assert not recorder.delivered and c.parked == 1
+    c.remember(message(1, connector="up", upstream_id="1d", dest_addr="447700000029"),
+               "up", ["1d"])  # "1d" is 29: another spelling, another handset
+    assert not recorder.delivered and c.parked == 1
+    mine = message(1, connector="up", upstream_id="29", dest_addr="447700000041")
+    c.remember(mine, "up", ["29"])
+    assert recorder.delivered == [("29", Match(mine, 0))]
+    # Decimal in the text only: "0000000041" is "29" in hex, not the message "41".
+    c.report(handset_report("0000000041", "447700000041"), recorder.done)
+    assert recorder.delivered[-1] == ("0000000041", Match(mine, 0))
+    # Without a handset number to check, another spelling is still taken.
+    c.report(report("0000000041"), recorder.done)
+    assert recorder.delivered[-1][1].message in (mine, other)
+    c.stop()
+
+
+async def test_another_spelling_in_the_store_is_checked_against_the_handset(store):
+    account = await funded(store)
+    other = message(account.id, connector="up", upstream_id="41", dest_addr="447700000065")
+    mine = message(account.id, connector="up", upstream_id="29", dest_addr="447700000041")
+    await store.write(WriteBatch(new_messages=[other, mine]))
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=5.0)
+    c.report(handset_report("0000000041", "447700000041"), recorder.done)
+    c.report(handset_report("0000000065", "447700000065"), recorder.done)
+    await settle()
+    assert {rid: m.message.id for rid, m in recorder.delivered} == {
+        "0000000041": mine.id, "0000000065": other.id}
+    c.stop()

@@ -3,7 +3,9 @@ ids in hex in submit_sm_resp, the same numbers in decimal in the receipts (text 
 with the receipted_message_id TLV in hex), and every 7th submit_sm throttled.
 
 Every message ends DELIVRD at A, and the SMSC took each message (each part) once:
-throttled submits are sent again, accepted ones never.
+throttled submits are sent again, accepted ones never. The SMSC numbers from 1, so a
+receipt's decimal id ("0000000041" for "29") is often also another message's hex id
+("41"): each message must still get its own receipt.
 """
 
 import aiohttp

@@ -23,10 +23,10 @@ CUSTOMER, PASSWORD = "flood", "flood-pw-1"
 SESSIONS, OUTSTANDING = 2, 32  # customer Tx sessions, submits outstanding on each
 BINDS, WINDOW = 2, 10  # A's connector to the sink
 FLOOD_SECONDS = 3.0
-# The sink's first id: large, as real SMSCs' are. From 1, hex ids like "29" are also
-# decimal spellings of other ids ("41" = 0x29 is another message's "0000000041"), and
-# the receipt correlation's `auto` guesses between them (see the report of issue 9).
-FIRST_ID = 100_000_000
+# The sink numbers from 1: hex ids like "29" are then also decimal spellings of other
+# ids ("0000000041" = 0x29, while "41" is another message's), which receipt correlation
+# must tell apart (core/correlation.py `_plausible`).
+FIRST_ID = 1
 
 
 class Flood:

@@ -5,7 +5,9 @@ independent of our codec) running in the test process. It answers submit_sm with
 ids, sends a DELIVRD receipt for each accepted one whose id is the decimal value of
 that hex id, zero-padded to 10 digits, in the text (every second receipt also carries
 the receipted_message_id TLV in hex, the usual real-world mix, SMPP34.md §6.3), and
-can answer every Nth submit_sm ESME_RTHROTTLED.
+can answer every Nth submit_sm ESME_RTHROTTLED. Its ids start at 1 unless told: then
+many hex ids are all digits and read as other ids in decimal ("29" is 41, and "41" is
+another message), the hard case for receipt correlation.
 
 Each submit is keyed by (destination, short_message): the tests give every message its
 own destination or text, so `accepted[key] > 1` is a message sent twice.
@@ -27,7 +29,7 @@ def free_port() -> int:
 
 
 class Smpp34Smsc:
-    def __init__(self, first_id: int = 0x38601F0, throttle_every: int = 0,
+    def __init__(self, first_id: int = 1, throttle_every: int = 0,
                  receipts: bool = True) -> None:
         self.next_id = first_id
         self.throttle_every = throttle_every
