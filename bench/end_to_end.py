@@ -252,7 +252,12 @@ async def measure(port: int, args: argparse.Namespace, pids: dict[str, int]) -> 
     cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
     book.recording = True
     started = time.perf_counter()
-    await asyncio.sleep(args.seconds)
+    for second in range(int(args.seconds)):
+        before = book.completed
+        await asyncio.sleep(1.0)
+        if args.progress:
+            print(f"  {second + 1:3d} s  {book.completed - before:>8,} receipts", flush=True)
+    await asyncio.sleep(args.seconds - int(args.seconds))
     book.recording = False
     elapsed = time.perf_counter() - started
     used = {name: (cpu_seconds(pid) - cpu[name]) / elapsed for name, pid in pids.items()}
@@ -308,7 +313,8 @@ async def main_async(args: argparse.Namespace) -> None:
             options = ()
             if args.config:
                 options = ("--config", args.config)
-            proc, port = await start_server(url, "SMPP", *options)
+            proc, port = await start_server(url, "SMPP", *options,
+                                            log=Path(args.server_log) if args.server_log else None)
             try:
                 await asyncio.sleep(args.bind_wait)  # the connector binds to the sink
                 print(f"{args.binds} customer Tx x window {args.window} + 1 Rx; connector "
@@ -339,7 +345,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="seconds for the connector to bind before the load")
     parser.add_argument("--database", help="postgresql://... (default: a fresh SQLite file)")
     parser.add_argument("--skip-yardstick", action="store_true")
+    parser.add_argument("--progress", action="store_true", help="receipts per second")
     parser.add_argument("--config", help="a TOML settings file for `serve`")
+    parser.add_argument("--server-log", help="write serve's log (INFO) to this file")
     run(main_async(parser.parse_args(argv)))
 
 

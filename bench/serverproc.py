@@ -41,13 +41,15 @@ async def prepare(url: str, max_tx: int = 10) -> None:
         await store.close()
 
 
-async def start_server(url: str, protocol: str,
-                       *options: str) -> tuple[asyncio.subprocess.Process, int]:
-    """Start `smsgate serve`; returns it and the port of `protocol` ("SMPP" or "HTTP")."""
+async def start_server(url: str, protocol: str, *options: str,
+                       log: Path | None = None) -> tuple[asyncio.subprocess.Process, int]:
+    """Start `smsgate serve`; returns it and the port of `protocol` ("SMPP" or "HTTP").
+    Its warnings go to our stderr, or everything from INFO up to `log`."""
+    level = "INFO" if log else "WARNING"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "smsgate.cli", "serve", "--database", url, "--smpp-port", "0",
-        "--http-port", "0", "--log-level", "WARNING", *options, stdout=asyncio.subprocess.PIPE,
-        cwd=ROOT)
+        "--http-port", "0", "--log-level", level, *options, stdout=asyncio.subprocess.PIPE,
+        stderr=log.open("ab") if log else None, cwd=ROOT)
     assert proc.stdout is not None
     async with asyncio.timeout(60):
         while True:

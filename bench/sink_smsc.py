@@ -34,6 +34,7 @@ ESME_ROK, ESME_RTHROTTLED, ESME_RINVCMDID = 0x00, 0x58, 0x03
 TAG_RECEIPTED_ID, TAG_MESSAGE_STATE = 0x001E, 0x0427
 MAX_PDU = 64 * 1024
 WINDOW = 100  # receipts outstanding per receiver session
+RETRY_SECONDS = 1.0  # a receipt refused by the gateway is sent again this much later
 
 
 def cstr(data: bytes, start: int, end: int) -> tuple[bytes, int]:
@@ -46,6 +47,7 @@ class Counts:
     throttled = 0
     receipts_sent = 0
     receipts_acked = 0
+    receipts_refused = 0  # answered with an error: sent again after RETRY_SECONDS
 
 
 class Sink:
@@ -119,13 +121,13 @@ class SmscSession(asyncio.Protocol):
         buffer += data
         offset = 0
         while len(buffer) - offset >= 16:
-            length, command, _status, sequence = HEADER.unpack_from(buffer, offset)
+            length, command, status, sequence = HEADER.unpack_from(buffer, offset)
             if length < 16 or length > MAX_PDU:
                 self.transport.abort()  # type: ignore[union-attr]
                 return
             if len(buffer) - offset < length:
                 break
-            self.handle(command, sequence, bytes(buffer[offset + 16:offset + length]))
+            self.handle(command, status, sequence, bytes(buffer[offset + 16:offset + length]))
             offset += length
         del buffer[:offset]
         self.flush()
@@ -135,13 +137,13 @@ class SmscSession(asyncio.Protocol):
             sink.record.flush()  # type: ignore[union-attr]
             sink.recorded.clear()
 
-    def handle(self, command: int, sequence: int, body: bytes) -> None:
+    def handle(self, command: int, status: int, sequence: int, body: bytes) -> None:
         if command in (BIND_TX, BIND_RX, BIND_TRX):
             self.bind(command, sequence, body)
         elif command == SUBMIT_SM:
             self.submit(sequence, body)
         elif command == DELIVER_SM | RESPONSE:
-            self.receipt_answered(sequence)
+            self.receipt_answered(sequence, status)
         elif command == ENQUIRE_LINK:
             self.write(ENQUIRE_LINK | RESPONSE, ESME_ROK, sequence)
         elif command == UNBIND:
@@ -205,9 +207,16 @@ class SmscSession(asyncio.Protocol):
         self.sink.counts.receipts_sent += 1
         self.flush_soon()
 
-    def receipt_answered(self, sequence: int) -> None:
-        if self.outstanding.pop(sequence, None) is not None:
+    def receipt_answered(self, sequence: int, status: int) -> None:
+        """ESME_ROK: done. Anything else (the gateway could not store it): sent again
+        later, as an SMSC does."""
+        body = self.outstanding.pop(sequence, None)
+        if body is not None and status == ESME_ROK:
             self.sink.counts.receipts_acked += 1
+        elif body is not None:
+            self.sink.counts.receipts_refused += 1
+            asyncio.get_running_loop().call_later(
+                RETRY_SECONDS, self.sink.queue_receipt, self.system_id, body)
         while self.backlog and len(self.outstanding) < WINDOW:
             self.send_receipt(self.backlog.popleft())
 
@@ -257,7 +266,7 @@ async def main(args: argparse.Namespace) -> None:
     server.close()
     c = sink.counts
     print(f"submits={c.submits} throttled={c.throttled} receipts_sent={c.receipts_sent} "
-          f"receipts_acked={c.receipts_acked}", flush=True)
+          f"receipts_acked={c.receipts_acked} receipts_refused={c.receipts_refused}", flush=True)
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -160,7 +160,7 @@ class App:
                                             settings.node_id)
         self.scheduler = Scheduler(
             self.store, self.dispatcher.dispatch, self.dispatcher.on_status,
-            cancel_generation=lambda: self.dispatcher.cancel_generation)
+            hold_generation=lambda: self.dispatcher.hold_generation)
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), BindRegistry(),
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
                                LoginGuard(settings.login), genuine_id=self.ids.is_genuine)

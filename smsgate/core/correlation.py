@@ -8,18 +8,22 @@ and the first that matches wins:
 1. **Memory**: the ids of messages sent lately, kept here when the upstream accepted
    them (`remember`). Most reports come within seconds, and this also matches a report
    that arrives before the message's sent mark is committed.
+
+   A numeric id is ambiguous ("16" may be sixteen, or 0x16 of a hex id), and an SMSC
+   with several sessions may deliver a receipt on one before the answer to its submit
+   on another. So the correlator learns, per connector, the *relation* between the
+   ids of its receipts and of its answers (the same string, the same decimal number,
+   the same hex number, decimal in the receipt for hex in the answer, or the reverse;
+   only those the connector's `id_format` allows) from the first unambiguous match,
+   and from then on looks up only the spelling that relation gives. A report that
+   matches nothing, or several messages, is never guessed at: it goes on to the store
+   and the park, where the message's own answer will come.
 2. **The store**: the (connector, upstream_id) index of the messages table, and of the
    message_parts table for the later parts of a message we split ourselves.
 3. **Parked**: a report matching nothing waits `park_seconds` in memory; an id
    remembered meanwhile matches it (some SMSCs send the receipt before the answer to
    the submit reaches us). Past that it is kept in the store as unmatched and logged:
    never dropped in silence.
-
-Another spelling than the id as given is a guess: an SMSC numbering from 1 in hex
-gives "29" (41) and "41" (65), so the receipt for "29" (or "0000000041") also spells
-another message's id. Such a match is taken only when the report's handset number does
-not contradict the message (`_plausible`); otherwise the report waits for its own id,
-like one that comes before its submit's answer.
 
 Memory is bounded (`memory_size` ids, the oldest forgotten first; forgotten ids are
 still found in the store; ids are kept after their message is final, so that a
@@ -65,7 +69,10 @@ class ReceiptCorrelator:
         self.memory_size = memory_size
         self.park_seconds = park_seconds
         self.max_parked = max_parked
-        self._recent: OrderedDict[tuple[str, str], Match] = OrderedDict()
+        # (connector, key) -> match; keys are ("s", spelling), ("d", decimal value) and
+        # ("h", hex value) of each id: a report is looked up by its relation's key
+        self._recent: OrderedDict[tuple[str, tuple], Match] = OrderedDict()
+        self._relation: dict[str, str] = {}  # connector -> learned relation (RELATIONS)
         # (connector, spelling) -> parked reports waiting for that id
         self._parked: dict[tuple[str, str], list[tuple[UpstreamReport, Done, float]]] = {}
         self._parked_count = 0
@@ -81,11 +88,12 @@ class ReceiptCorrelator:
         """The upstream accepted `message` (one id per part); a parked report for one
         of the ids is delivered now."""
         for part, upstream_id in enumerate(upstream_ids):
-            key = (connector, upstream_id)
-            self._recent[key] = Match(message, part)
-            parked = self._parked.get(key) if self._parked else None
+            match = Match(message, part)
+            for key in _keys(upstream_id):
+                self._recent[(connector, key)] = match
+            parked = self._parked.get((connector, upstream_id)) if self._parked else None
             if parked:
-                self._unpark(list(parked), Match(message, part), upstream_id)
+                self._unpark(list(parked), match)
         while len(self._recent) > self.memory_size:
             self._recent.popitem(last=False)
 
@@ -101,12 +109,30 @@ class ReceiptCorrelator:
         asyncio.get_running_loop().create_task(self._from_store(report, done))
 
     def _in_memory(self, report: UpstreamReport) -> Match | None:
-        recent = self._recent
-        for n, upstream_id in enumerate(report.upstream_ids):
-            match = recent.get((report.connector, upstream_id))
-            if match is not None and (n == 0 or _plausible(match.message, report)):
-                return match
-        return None
+        """By the learned relation's key; before one is learned, the same string, or
+        else a match only when every allowed relation that finds something finds the
+        same message."""
+        connector, recent = report.connector, self._recent
+        learned = self._relation.get(connector)
+        if learned is not None:
+            key = RELATIONS[learned](report.upstream_ids[0])
+            return None if key is None else recent.get((connector, key))
+        same = recent.get((connector, ("s", report.upstream_ids[0])))
+        if same is not None:
+            self._relation[connector] = "same"
+            return same
+        found: dict[str, Match] = {}
+        for name in _allowed(report.upstream_ids):
+            key = RELATIONS[name](report.upstream_ids[0])
+            match = None if key is None else recent.get((connector, key))
+            if match is not None:
+                found[name] = match
+        messages = {id(m.message) for m in found.values()}
+        if len(messages) != 1:
+            return None
+        name, match = next(iter(found.items()))
+        self._relation[connector] = name
+        return match
 
     async def _from_store(self, report: UpstreamReport, done: Done) -> None:
         try:
@@ -116,20 +142,27 @@ class ReceiptCorrelator:
                       report.connector, exc)
             done(False)
             return
-        if match is None:
-            match = self._in_memory(report)  # remembered while the store was asked
-        if match is not None:
+        memory = self._in_memory(report)  # remembered while the store was asked?
+        if memory is not None:
+            self.matched_memory += 1
+            self._deliver(report, memory, done)
+        elif match is not None:
             self.matched_store += 1
             self._deliver(report, match, done)
         else:
             self._park(report, done)
 
-    async def _lookup(self, report: UpstreamReport) -> Match | None:
+    async def _lookup(self, report: UpstreamReport, guess: bool = False) -> Match | None:
+        """The store's match: by the learned relation, or the only candidate; with
+        `guess` (the park is over), the likeliest spelling's."""
         ids = list(dict.fromkeys(report.upstream_ids))
-        found = [m for m in await self._store.messages_by_upstream_id(report.connector, ids)
-                 if m.upstream_id == ids[0] or _plausible(m, report)]
+        found = await self._store.messages_by_upstream_id(report.connector, ids)
         if found:
-            return Match(_first_by_spelling(found, ids))
+            chosen = self._choose(report, found)
+            if chosen is None and guess:
+                chosen = _first_by_spelling(found, ids)
+                self._relearn(report.connector, ids[0], chosen.upstream_id)
+            return None if chosen is None else Match(chosen)
         part = await self._store.part_by_upstream_id(report.connector, ids)
         if part is None:
             return None
@@ -152,12 +185,8 @@ class ReceiptCorrelator:
             self._timer = asyncio.get_running_loop().call_later(
                 self.park_seconds / 4, self._expire_parked)
 
-    def _unpark(self, parked: list[tuple[UpstreamReport, Done, float]], match: Match,
-                upstream_id: str) -> None:
+    def _unpark(self, parked: list[tuple[UpstreamReport, Done, float]], match: Match) -> None:
         for report, done, _deadline in parked:
-            if upstream_id != report.upstream_ids[0] and \
-                    not _plausible(match.message, report):
-                continue
             if self._drop_parked(report):
                 self.matched_memory += 1
                 self._deliver(report, match, done)
@@ -196,7 +225,7 @@ class ReceiptCorrelator:
         """One more look in the store before giving up: on PostgreSQL the sent mark's
         commit can land after the first look although it began before the report."""
         try:
-            match = await self._lookup(report)
+            match = await self._lookup(report, guess=True)
         except Exception:
             match = None  # kept as unmatched: the operator still sees it
         if match is not None:
@@ -222,23 +251,83 @@ class ReceiptCorrelator:
             self._timer = None
 
 
-PLAUSIBLE_DIGITS = 6  # a handset number's last digits, the same in any format
+    def _choose(self, report: UpstreamReport, found: list[Message]) -> Message | None:
+        """Of the stored messages some spelling found, the one the learned relation
+        gives, or (none learned) the only one: then its relation is learned."""
+        report_id = report.upstream_ids[0]
+        learned = self._relation.get(report.connector)
+        names = [learned] if learned else _allowed(report.upstream_ids)
+        fits = {name: [m for m in found if _related(name, report_id, m.upstream_id)]
+                for name in names}
+        chosen = {m.id: m for ms in fits.values() for m in ms}
+        if len(chosen) != 1:
+            return None
+        if learned is None:
+            self._relation[report.connector] = next(n for n, ms in fits.items() if ms)
+        return next(iter(chosen.values()))
 
 
-def _plausible(message: Message, report: UpstreamReport) -> bool:
-    """Whether a match by another spelling is believable: the report's number agrees
-    with the message's destination (or sender: not every SMSC swaps them) in its last
-    PLAUSIBLE_DIGITS digits, or there is no such number to compare."""
-    theirs = _digits(report.address)
-    if len(theirs) < PLAUSIBLE_DIGITS:
-        return True
-    ours = [d for d in (_digits(message.dest_addr), _digits(message.source_addr))
-            if len(d) >= PLAUSIBLE_DIGITS]
-    return not ours or any(d[-PLAUSIBLE_DIGITS:] == theirs[-PLAUSIBLE_DIGITS:] for d in ours)
+    def _relearn(self, connector: str, report_id: str, upstream_id: str) -> None:
+        """A match the learned relation missed (found only when the park was over):
+        the connector's ids are related otherwise; learn how."""
+        for name in RELATIONS:
+            if _related(name, report_id, upstream_id):
+                if self._relation.get(connector) != name:
+                    log.info("connector %s: receipt ids now matched as %r", connector, name)
+                    self._relation[connector] = name
+                return
 
 
-def _digits(address: str) -> str:
-    return "".join(c for c in address if c.isdigit())
+# How a receipt's id relates to the submit answer's id, as a lookup key of the answer's
+# id computed from the receipt's (None: this relation cannot hold for that id).
+RELATIONS: dict[str, Callable[[str], tuple | None]] = {
+    "same": lambda r: ("s", r),
+    "number": lambda r: ("d", int(r)) if _is_dec(r) else None,
+    "hex number": lambda r: ("h", int(r, 16)) if _is_hex(r) else None,
+    "decimal for hex": lambda r: ("h", int(r)) if _is_dec(r) else None,
+    "hex for decimal": lambda r: ("d", int(r, 16)) if _is_hex(r) else None,
+}
+# The answer's id the connector must have allowed for a relation to be possible
+_IMPLIED: dict[str, Callable[[str], str]] = {
+    "same": lambda r: r,
+    "number": lambda r: str(int(r)),
+    "hex number": lambda r: r,
+    "decimal for hex": lambda r: f"{int(r):x}",
+    "hex for decimal": lambda r: str(int(r, 16)),
+}
+
+
+def _is_dec(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 20
+
+
+def _is_hex(text: str) -> bool:
+    return 0 < len(text) <= 16 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def _keys(upstream_id: str) -> list[tuple]:
+    """Every key an answer's id is found under in memory."""
+    keys: list[tuple] = [("s", upstream_id)]
+    if _is_dec(upstream_id):
+        keys.append(("d", int(upstream_id)))
+    if _is_hex(upstream_id):
+        keys.append(("h", int(upstream_id, 16)))
+    return keys
+
+
+def _allowed(spellings: Sequence[str]) -> list[str]:
+    """The relations the connector's spellings of a report id allow (its id_format)."""
+    report_id, allowed = spellings[0], {s.lower() for s in spellings}
+    names = []
+    for name, implied in _IMPLIED.items():
+        if RELATIONS[name](report_id) is not None and implied(report_id).lower() in allowed:
+            names.append(name)
+    return names
+
+
+def _related(name: str, report_id: str, upstream_id: str) -> bool:
+    key = RELATIONS[name](report_id)
+    return key is not None and key in _keys(upstream_id)
 
 
 def _first_by_spelling(found: list[Message], ids: list[str]) -> Message:

@@ -24,13 +24,14 @@ at start (core/scheduler.py).
 Cancel and dispatch agree: a message is either cancelled (and refunded) or sent, never
 both. A message counts as sent from the moment it is handed to a connector until its
 sent mark is committed (`sent_not_stored`); the store refuses to cancel it after that.
-A cancel first claims its ids here (`begin_cancel`): those already sent are left out,
-and the others are held back in their queue while the cancel's transaction runs, so
-none can go out meanwhile. `end_cancel` then drops from the queues those the store
-cancelled (or may have: an unknown commit outcome) and releases the rest. Only ids of
-cancels in flight are remembered. A reader of the store that dispatches what it read
-(the scheduler) compares `cancel_generation` around its read, since a cancel that
-overlapped the read may have cancelled what it saw as pending.
+A cancel first claims its ids here (`hold`): those already sent are left out, and the
+others are held back in their queue while the cancel's transaction runs, so none can
+go out meanwhile. `release` then drops from the queues those the store cancelled (or
+may have: an unknown commit outcome) and releases the rest. replace_sm does the same,
+and `release` puts the new text into the copy waiting here, so that what goes out is
+what the store holds. Only ids of changes in flight are remembered. A reader of the
+store that dispatches what it read (the scheduler) compares `hold_generation` around
+its read, since a change that overlapped the read may have changed what it saw.
 """
 
 import asyncio
@@ -78,8 +79,8 @@ class Dispatcher:
         self._timer_due = 0.0  # loop time the timer fires at (uvloop's has no when())
         # Handed to a connector that has not reported them sent (or failed) yet
         self._sending: set[int] = set()
-        self._cancelling: dict[int, int] = {}  # id -> cancels in flight: held back
-        self.cancel_generation = 0  # changes when a cancel begins or ends
+        self._holding: dict[int, int] = {}  # id -> cancels/replaces in flight: held back
+        self.hold_generation = 0  # changes when a cancel or replace begins or ends
         self._inbound: InboundHandler | None = None
         self.reports = ReportBook(store, writer, self._apply_report) if store else None
         self.correlator = ReceiptCorrelator(store, self._matched, self._keep_unmatched) \
@@ -129,36 +130,53 @@ class Dispatcher:
 
     # -- sending ------------------------------------------------------------------------
 
-    def begin_cancel(self, ids: Iterable[int]) -> list[int]:
-        """The ids a cancel may take (those not sent), held back from their connector
-        until end_cancel: none goes out while the cancel's transaction runs."""
+    def hold(self, ids: Iterable[int]) -> list[int]:
+        """The ids a cancel_sm or replace_sm may change (those not sent), held back from
+        their connector until `release`: none goes out while its transaction runs."""
         claimed = [i for i in ids if not self.sent_not_stored(i)]
         for message_id in claimed:
-            self._cancelling[message_id] = self._cancelling.get(message_id, 0) + 1
-        self.cancel_generation += 1
+            self._holding[message_id] = self._holding.get(message_id, 0) + 1
+        self.hold_generation += 1
         return claimed
 
-    def end_cancel(self, claimed: list[int], gone: Collection[int]) -> None:
-        """The cancel of `claimed` is over: the `gone` ones (cancelled, or perhaps: the
-        commit's outcome is unknown) never go out; the others are released."""
+    def release(self, claimed: list[int], gone: Collection[int] = (),
+                replaced: Callable[[Message], None] | None = None) -> None:
+        """The change of `claimed` is over: the `gone` ones (cancelled, or perhaps: the
+        commit's outcome is unknown; recovery sends the stored version at the next
+        start) never go out from here; `replaced` updates the waiting copy of a
+        replaced one; the others are released as they were."""
         for message_id in claimed:
-            left = self._cancelling.pop(message_id) - 1
+            left = self._holding.pop(message_id) - 1
             if left:
-                self._cancelling[message_id] = left
-        if gone:
-            gone = set(gone)
-            for name, queue in self._queues.items():
-                if queue:
-                    self._queues[name] = deque(m for m in queue if m.id not in gone)
-            self._retrying = [m for m in self._retrying if m.id not in gone]
-        self.cancel_generation += 1
+                self._holding[message_id] = left
+        if gone or replaced:
+            self._amend_queues(set(claimed), set(gone), replaced)
+        self.hold_generation += 1
         if self.queued:
             self._schedule(0.0)
 
+    def _amend_queues(self, claimed: set[int], gone: set[int],
+                      replaced: Callable[[Message], None] | None) -> None:
+        """Apply a replace to the waiting copies, then drop the gone ones and those a
+        replace scheduled for later (the scheduler sends them at their time)."""
+        if replaced is not None:
+            for message in (*self._retrying, *(m for q in self._queues.values() for m in q)):
+                if message.id in claimed:
+                    replaced(message)
+        now = time.time()
+
+        def keep(m: Message) -> bool:
+            return m.id not in gone and not (m.id in claimed and m.schedule_at is not None
+                                             and m.schedule_at > now)
+        for name, queue in self._queues.items():
+            if queue:
+                self._queues[name] = deque(filter(keep, queue))
+        self._retrying = list(filter(keep, self._retrying))
+
     @property
-    def cancels_pending(self) -> int:
-        """Ids remembered for cancels: only those of cancels in flight."""
-        return len(self._cancelling)
+    def holds_pending(self) -> int:
+        """Ids remembered for cancels and replaces: only those of ones in flight."""
+        return len(self._holding)
 
     def dispatch(self, message: Message) -> None:
         queue = self._queues.get(message.connector)
@@ -201,10 +219,10 @@ class Dispatcher:
         """Send the front of `queue`; True when messages are left for lack of room."""
         room = connector.room
         batch = []
-        held: list[Message] = []  # a cancel in flight decides these; end_cancel flushes
+        held: list[Message] = []  # a cancel or replace in flight decides these
         while queue and len(batch) < room:
             message = queue.popleft()
-            if self._cancelling and message.id in self._cancelling:
+            if self._holding and message.id in self._holding:
                 held.append(message)
             elif self._sendable(message, now):
                 batch.append(message)

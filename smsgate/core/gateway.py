@@ -96,7 +96,7 @@ class Gateway:
         else:
             ids = await self.store.find_pending(account.id, source_addr, dest_addr,
                                                 service_type)
-        cancelled = await self._cancel_claimed(account, self.dispatcher.begin_cancel(ids))
+        cancelled = await self._cancel_claimed(account, self.dispatcher.hold(ids))
         if not cancelled:
             raise GatewayError(Err.UNKNOWN_MESSAGE_ID, "nothing to cancel")
         for message in cancelled:
@@ -119,14 +119,41 @@ class Gateway:
                 gone = []
             raise
         finally:
-            self.dispatcher.end_cancel(claimed, gone)
+            self.dispatcher.release(claimed, gone)
 
     async def replace(self, account: Account, message_id: str, payload: bytes,
                       schedule_at: float | None, expires_at: float | None,
                       registered_delivery: int) -> None:
         message = await self.find_message(account, message_id)
-        if self.dispatcher.sent_not_stored(message.id):
+        claimed = self.dispatcher.hold([message.id])
+        if not claimed:
             raise GatewayError(Err.UNKNOWN_MESSAGE_ID, "message already sent")
-        if not await self.store.replace_message(account.id, message.id, payload, schedule_at,
-                                                expires_at, registered_delivery):
+        gone: list[int] = []
+        replaced = False
+        try:
+            replaced = await self.store.replace_message(account.id, message.id, payload,
+                                                        schedule_at, expires_at,
+                                                        registered_delivery)
+        except CommitUnknown:
+            gone = claimed  # which text the store holds is unknown: recovery sends it
+            raise
+        finally:
+            self.dispatcher.release(claimed, gone, _replacer(
+                payload, schedule_at, expires_at, registered_delivery) if replaced else None)
+        if not replaced:
             raise GatewayError(Err.UNKNOWN_MESSAGE_ID, "message already sent or final")
+
+
+def _replacer(payload: bytes, schedule_at: float | None, expires_at: float | None,
+              registered_delivery: int | None) -> Callable[[Message], None]:
+    """Applies a replace_sm to the copy of a message waiting in the dispatcher, as the
+    store's REPLACE did to the row (None: that field unchanged)."""
+    def replace(message: Message) -> None:
+        message.payload = payload
+        if expires_at is not None:
+            message.expires_at = expires_at
+        if registered_delivery is not None:
+            message.registered_delivery = registered_delivery
+        if schedule_at is not None:
+            message.schedule_at = schedule_at
+    return replace

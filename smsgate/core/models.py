@@ -300,9 +300,6 @@ class UpstreamReport:
     status: str  # ACCEPTD or a final status word (DELIVRD, UNDELIV, ...)
     at: float
     error_code: int = 0
-    # The handset's number as the report gives it (a receipt's source_addr; "" when
-    # none): a match by another spelling than the id as given must not contradict it.
-    address: str = ""
 
 
 @dataclass(slots=True)

@@ -21,11 +21,11 @@ class Scheduler:
                  on_expired: Callable[[Message, StatusUpdate], None],
                  poll_seconds: float = 0.25, horizon: float = 1.0,
                  expiry_seconds: float = 5.0,
-                 cancel_generation: Callable[[], int] = lambda: 0) -> None:
+                 hold_generation: Callable[[], int] = lambda: 0) -> None:
         self._store = store
         self._dispatch = dispatch
-        # Changes whenever a cancel begins or ends (Dispatcher.cancel_generation).
-        self._cancel_generation = cancel_generation
+        # Changes whenever a cancel or replace begins or ends (Dispatcher.hold_generation).
+        self._hold_generation = hold_generation
         self._on_expired = on_expired
         self._poll_seconds = poll_seconds
         self._horizon = horizon
@@ -101,9 +101,9 @@ class Scheduler:
         pending. One that spans the whole read holds the message back in the dispatcher
         itself. None (the next poll re-arms it) if cancels keep overlapping."""
         for _ in range(attempts):
-            generation = self._cancel_generation()
+            generation = self._hold_generation()
             message = await self._store.get_message(message_id)
-            if self._cancel_generation() == generation:
+            if self._hold_generation() == generation:
                 return message
         self._armed.discard(message_id)
         return None

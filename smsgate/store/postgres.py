@@ -8,6 +8,9 @@ transaction that changes balances first locks all the accounts it touches, sorte
 (`SELECT ... ORDER BY id FOR UPDATE`), and only then touches messages. write() then
 decides its charges from the balances it locked, which gives exactly the outcome of the
 conditional debit described in `charging`.
+
+The transactions that move money (write, cancel_messages, adjust_balance) learn their
+outcome when the answer to their COMMIT is lost (`pg_commit`).
 """
 
 import asyncio
@@ -45,6 +48,7 @@ from .charging import (
     refund_totals,
 )
 from .migrations import ADVISORY_LOCK_KEY, SCHEMA_MIGRATIONS_POSTGRES, missing
+from .pg_commit import in_transaction
 from .rows import LIVE, columns
 
 COPY_THRESHOLD = 50  # rows from which COPY beats a pipelined executemany
@@ -241,8 +245,8 @@ class PostgresStore:
 
     async def adjust_balance(self, account_id: int, amount: int, reason: str) -> int:
         with _errors():
-            async with self.pool.acquire() as c, c.transaction():
-                return await _credit(c, account_id, amount, reason, None, time.time())
+            return await in_transaction(self.pool, self.dsn, _credit, account_id, amount,
+                                        reason, None, time.time())
 
     async def ledger(self, account_id: int, limit: int = 100) -> list[LedgerEntry]:
         """Newest first."""
@@ -379,8 +383,7 @@ class PostgresStore:
 
     async def write(self, batch: WriteBatch) -> BatchResult:
         with _errors():
-            async with self.pool.acquire() as c, c.transaction():
-                return await _write(c, batch)
+            return await in_transaction(self.pool, self.dsn, _write, batch)
 
     # -- messages ----------------------------------------------------------------------
 
@@ -416,8 +419,8 @@ class PostgresStore:
         if not message_ids:
             return []
         with _errors():
-            async with self.pool.acquire() as c, c.transaction():
-                cancelled = await _cancel(c, account_id, list(message_ids), at)
+            cancelled = await in_transaction(self.pool, self.dsn, _cancel, account_id,
+                                             list(message_ids), at)
         order = {mid: n for n, mid in enumerate(message_ids)}
         cancelled.sort(key=lambda m: order[m.id])
         return cancelled

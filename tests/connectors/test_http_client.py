@@ -123,7 +123,7 @@ async def test_success_takes_the_upstream_id_from_the_answer(provider):
         connector.send([message(1), message(2)])
         await events.wait(2)
     assert events.ids == {1: ("ab-123",), 2: ("ab-123",)}
-    assert connector.state()["sent"] == 2 and connector.state()["failures"] == 0
+    assert connector.state()["sent"] == 2 and connector.state()["errors"] == 0
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 408, 429])
@@ -332,7 +332,7 @@ async def test_state_reports_rate_and_errors(provider):
         connector.send([message(6)])
         await events.wait(6)
         state = connector.state()
-    assert (state["sent"], state["failures"], state["in_flight"]) == (5, 1, 0)
+    assert (state["sent"], state["errors"], state["in_flight"]) == (5, 1, 0)
     assert state["last_error"] == "HTTP 503: maintenance" and state["last_error_at"]
     assert 0 <= state["sent_per_second"] <= 1.0
 

@@ -142,53 +142,45 @@ async def test_a_store_failure_answers_false_so_the_upstream_retries(store):
     assert recorder.outcomes == [False] and not recorder.unmatched
 
 
-# -- ids that read as another message's in another base ---------------------------------
-# An SMSC numbering from 1 in hex: "29" is 41, "41" is 65. A receipt for "29" whose text
-# says "0000000041" also spells "41", another message's id. Found by
-# tests/e2e/test_kill_sender.py with the sink numbering from 1: 844 of 54,491 messages
-# never final, as many others marked DELIVRD by the wrong receipt.
-
-def handset_report(receipt_id: str, handset: str):
-    from smsgate.core.models import UpstreamReport
-    return UpstreamReport("up", tuple(id_variants(receipt_id)), DELIVRD, time.time(),
-                          address=handset)
-
-
-async def test_another_spelling_never_takes_another_handsets_message(store):
+async def test_a_receipt_before_its_answer_is_not_taken_for_another_message(store):
+    """Two sessions: the receipt for '16' comes before the answer that says '16' was
+    the id, while '10' (0x16 is 22, '16' hex is 22, '10' hex is 16) and '22' are known:
+    it waits for its own message instead of matching a spelling of another."""
     recorder = Recorder()
     c = correlator(store, recorder, park_seconds=5.0)
-    other = message(1, connector="up", upstream_id="41", dest_addr="447700000065")
-    c.remember(other, "up", ["41"])
-    # The receipt for "29" (TLV) comes before the answer that gave "29" is read: it
-    # waits for it instead of taking the message that is "41".
-    c.report(handset_report("29", "447700000041"), recorder.done)
+    sent = {n: message(1, connector="up") for n in (10, 16, 22)}
+    c.remember(sent[10], "up", ["10"])
+    c.remember(sent[22], "up", ["22"])
+    c.report(report("10"), recorder.done)  # exact: the relation "same" is learned
+    c.report(report("16"), recorder.done)
     await settle()
-    assert not recorder.delivered and c.parked == 1
-    c.remember(message(1, connector="up", upstream_id="1d", dest_addr="447700000029"),
-               "up", ["1d"])  # "1d" is 29: another spelling, another handset
-    assert not recorder.delivered and c.parked == 1
-    mine = message(1, connector="up", upstream_id="29", dest_addr="447700000041")
-    c.remember(mine, "up", ["29"])
-    assert recorder.delivered == [("29", Match(mine, 0))]
-    # Decimal in the text only: "0000000041" is "29" in hex, not the message "41".
-    c.report(handset_report("0000000041", "447700000041"), recorder.done)
-    assert recorder.delivered[-1] == ("0000000041", Match(mine, 0))
-    # Without a handset number to check, another spelling is still taken.
-    c.report(report("0000000041"), recorder.done)
-    assert recorder.delivered[-1][1].message in (mine, other)
+    assert [m.message for _, m in recorder.delivered] == [sent[10]]
+    c.remember(sent[16], "up", ["16"])
+    assert [m.message for _, m in recorder.delivered] == [sent[10], sent[16]]
     c.stop()
 
 
-async def test_another_spelling_in_the_store_is_checked_against_the_handset(store):
-    account = await funded(store)
-    other = message(account.id, connector="up", upstream_id="41", dest_addr="447700000065")
-    mine = message(account.id, connector="up", upstream_id="29", dest_addr="447700000041")
-    await store.write(WriteBatch(new_messages=[other, mine]))
+async def test_hex_answers_and_decimal_receipts_are_learned_then_followed(store):
     recorder = Recorder()
     c = correlator(store, recorder, park_seconds=5.0)
-    c.report(handset_report("0000000041", "447700000041"), recorder.done)
-    c.report(handset_report("0000000065", "447700000065"), recorder.done)
+    first, second, decoy = (message(1, connector="up") for _ in range(3))
+    c.remember(first, "up", ["38601fa"])  # 59113978: unambiguous, only as decimal-for-hex
+    c.report(report("0059113978"), recorder.done)
+    assert recorder.delivered[-1][1].message is first
+    c.remember(second, "up", ["16"])  # hex 0x16 = 22
+    c.remember(decoy, "up", ["22"])  # the same string as the next receipt
+    c.report(report("22"), recorder.done)  # decimal 22 = 0x16: the second, not the decoy
+    assert recorder.delivered[-1][1].message is second
+    c.stop()
+
+
+async def test_ambiguous_first_reports_are_not_guessed_in_memory(store):
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=5.0)
+    a, b = message(1, connector="up"), message(1, connector="up")
+    c.remember(a, "up", ["16"])
+    c.remember(b, "up", ["22"])
+    c.report(report("0016"), recorder.done)  # decimal 16 is a, hex 0x16 = 22 is b
     await settle()
-    assert {rid: m.message.id for rid, m in recorder.delivered} == {
-        "0000000041": mine.id, "0000000065": other.id}
+    assert not recorder.delivered and c.parked == 1
     c.stop()

@@ -25,7 +25,7 @@ BINDS, WINDOW = 2, 10  # A's connector to the sink
 FLOOD_SECONDS = 3.0
 # The sink numbers from 1: hex ids like "29" are then also decimal spellings of other
 # ids ("0000000041" = 0x29, while "41" is another message's), which receipt correlation
-# must tell apart (core/correlation.py `_plausible`).
+# must tell apart (core/correlation.py: the relation it learns per connector).
 FIRST_ID = 1
 
 

@@ -4,79 +4,14 @@ with an upstream that is not ready (messages wait in the dispatcher's queue) or 
 answers later, and with a hook around the store call of the cancel."""
 
 import asyncio
-import time
 
+from gated_upstream import DEST, with_upstream
 from smpp_harness import PRICE, SENDER, eventually
 
-from smsgate.core.models import DELETED, DELIVRD, Message, Route, StatusUpdate
-from smsgate.core.ports import ConnectorEvents
+from smsgate.core.models import DELETED, DELIVRD
 from smsgate.smpp.constants import CommandId, Status
 from smsgate.smpp.pdu import Pdu
 from smsgate.smpp.smpptime import format_relative
-
-GATED = "449900"  # destinations routed to the gated upstream
-DEST = GATED + "000001"
-
-
-class GatedUpstream:
-    """An upstream the test opens and closes. Records what it was sent; reports it sent
-    at once, or only when told (`report_later`), as an SMPP upstream would."""
-
-    def __init__(self, name: str = "gated") -> None:
-        self.name = name
-        self.open = False
-        self.report_later = False
-        self.sent: list[int] = []
-        self.asked_while_open = asyncio.Event()  # the dispatcher looked while open
-        self._unreported: list[Message] = []
-        self._events: ConnectorEvents | None = None
-
-    resend_safe = False
-
-    async def start(self, events: ConnectorEvents) -> None:
-        self._events = events
-
-    async def stop(self) -> None:
-        pass
-
-    @property
-    def available(self) -> bool:
-        if self.open:
-            self.asked_while_open.set()
-        return self.open
-
-    @property
-    def room(self) -> int:
-        return 1000
-
-    def state(self) -> dict:
-        return {}
-
-    def send(self, messages) -> None:
-        for message in messages:
-            self.sent.append(message.id)
-            if self.report_later:
-                self._unreported.append(message)
-            else:
-                self._report(message)
-
-    def report_all(self) -> None:
-        for message in self._unreported:
-            self._report(message)
-        self._unreported.clear()
-
-    def _report(self, message: Message) -> None:
-        assert self._events is not None
-        self._events.sent(message, ["g"])
-        self._events.status(message, StatusUpdate(message.id, DELIVRD, time.time()))
-
-
-async def _with_upstream(gateway) -> GatedUpstream:
-    upstream = GatedUpstream()
-    await gateway.app.dispatcher.add_connector(upstream)
-    await gateway.store.add_route(Route(prefix=GATED, connector=upstream.name, price=PRICE))
-    await gateway.app.reload_routes()
-    return upstream
 
 
 def _cancel_sm(message_id: str) -> Pdu:
@@ -91,7 +26,7 @@ async def _refunds(gateway, account_id: int) -> list[int]:
 
 async def test_a_queued_message_cancelled_is_never_sent(gateway):
     account = await gateway.account(credits=10)
-    upstream = await _with_upstream(gateway)
+    upstream = await with_upstream(gateway)
     client = await gateway.bound("tx")
     queued = (await client.submit(DEST))["message_id"]  # waits: the upstream is closed
     cancel = await client.request(_cancel_sm(queued))
@@ -110,7 +45,7 @@ async def test_a_queued_message_cancelled_is_never_sent(gateway):
 
 async def test_nothing_goes_out_while_the_cancel_transaction_runs(gateway):
     account = await gateway.account(credits=10)
-    upstream = await _with_upstream(gateway)
+    upstream = await with_upstream(gateway)
     client = await gateway.bound("tx")
     queued = (await client.submit(DEST))["message_id"]
     store = gateway.store
@@ -141,7 +76,7 @@ async def test_nothing_goes_out_while_the_cancel_transaction_runs(gateway):
 
 async def test_a_message_handed_to_a_slow_upstream_cannot_be_cancelled(gateway):
     account = await gateway.account(credits=10)
-    upstream = await _with_upstream(gateway)
+    upstream = await with_upstream(gateway)
     upstream.open = upstream.report_later = True
     client = await gateway.bound("tx")
     sent = (await client.submit(DEST))["message_id"]
@@ -164,7 +99,7 @@ async def test_a_scheduled_message_cancelled_during_its_last_read_is_not_sent(ga
     # The scheduler re-reads a due message before sending it; a whole cancel_sm runs
     # between that read and its answer, which is then stale.
     account = await gateway.account(credits=10)
-    upstream = await _with_upstream(gateway)
+    upstream = await with_upstream(gateway)
     upstream.open = True
     client = await gateway.bound("tx")
     due = (await client.submit(DEST, schedule_delivery_time=format_relative(1)))["message_id"]
@@ -197,7 +132,7 @@ async def test_a_scheduled_message_cancelled_during_its_last_read_is_not_sent(ga
 
 async def test_cancels_leave_nothing_behind_in_the_dispatcher(gateway):
     await gateway.account(credits=100)
-    await _with_upstream(gateway)
+    await with_upstream(gateway)
     client = await gateway.bound("tx")
     in_an_hour = format_relative(3600)
     for _ in range(20):  # scheduled: never queued in the dispatcher
@@ -207,5 +142,43 @@ async def test_cancels_leave_nothing_behind_in_the_dispatcher(gateway):
     assert (await client.request(_cancel_sm(queued))).status == Status.ESME_ROK
     assert (await client.request(_cancel_sm(queued))).status == Status.ESME_RCANCELFAIL
     dispatcher = gateway.app.dispatcher
-    assert dispatcher.cancels_pending == 0
+    assert dispatcher.holds_pending == 0
     assert dispatcher.queued == 0
+
+
+def _replace_sm(message_id: str, text: bytes, **fields) -> Pdu:
+    return Pdu(CommandId.replace_sm, fields={"message_id": message_id, "source_addr": SENDER,
+                                             "short_message": text, **fields})
+
+
+async def test_a_queued_message_replaced_goes_out_with_its_new_text(gateway):
+    await gateway.account(credits=100)
+    upstream = await with_upstream(gateway)
+    client = await gateway.bound("tx")
+    message_id = (await client.submit(DEST, b"old text"))["message_id"]
+    await asyncio.sleep(0.1)  # queued in the dispatcher: the upstream is closed
+    reply = await client.request(_replace_sm(message_id, b"new text"))
+    assert reply.status == Status.ESME_ROK
+    upstream.open = True
+
+    async def sent():
+        return int(message_id) in upstream.sent
+    await eventually(sent, what="the message to go out")
+    assert upstream.payloads[int(message_id)] == b"new text"
+    assert (await gateway.message(message_id)).payload == b"new text"
+    assert gateway.app.dispatcher.holds_pending == 0
+
+
+async def test_a_queued_message_replaced_with_a_later_time_waits_for_it(gateway):
+    await gateway.account(credits=100)
+    upstream = await with_upstream(gateway)
+    client = await gateway.bound("tx")
+    message_id = (await client.submit(DEST, b"now"))["message_id"]
+    await asyncio.sleep(0.1)
+    reply = await client.request(_replace_sm(message_id, b"later",
+                                             schedule_delivery_time=format_relative(3600)))
+    assert reply.status == Status.ESME_ROK
+    upstream.open = True
+    await asyncio.sleep(0.7)  # the dispatcher and a scheduler poll had their chance
+    assert upstream.sent == []
+    assert gateway.app.dispatcher.queued == 0
