@@ -3,9 +3,9 @@
 `Smpp34Smsc` is PyPI smpp34 (a Rust SMPP implementation with an asyncio face,
 independent of our codec) running in the test process. It answers submit_sm with hex
 ids, sends a DELIVRD receipt for each accepted one whose id is the decimal value of
-that hex id, zero-padded to 10 digits, in the text (every second receipt also carries
-the receipted_message_id TLV in hex, the usual real-world mix, SMPP34.md §6.3), and
-can answer every Nth submit_sm ESME_RTHROTTLED. Its ids start at 1 unless told: then
+that hex id, zero-padded to 10 digits, in the text (with `tlv`, also the
+receipted_message_id TLV in hex: the CH and PYL vectors of SMPP34.md §6.3), and can
+answer every Nth submit_sm ESME_RTHROTTLED. Its ids start at 1 unless told: then
 many hex ids are all digits and read as other ids in decimal ("29" is 41, and "41" is
 another message), the hard case for receipt correlation.
 
@@ -30,10 +30,11 @@ def free_port() -> int:
 
 class Smpp34Smsc:
     def __init__(self, first_id: int = 1, throttle_every: int = 0,
-                 receipts: bool = True) -> None:
+                 receipts: bool = True, tlv: bool = True) -> None:
         self.next_id = first_id
         self.throttle_every = throttle_every
         self.receipts = receipts
+        self.tlv = tlv
         self.port = 0
         self.server: smpp34.Server | None = None
         self.sessions: dict[str, smpp34.Esme] = {}
@@ -103,7 +104,7 @@ class Smpp34Smsc:
         text = (b"id:%010d sub:001 dlvrd:001 submit date:%s done date:%s stat:DELIVRD "
                 b"err:000 text:" % (number, stamp, stamp))
         tlvs = []
-        if number % 2:
+        if self.tlv:
             tlvs = [smpp34.Tlv(smpp34.TLV_RECEIPTED_MESSAGE_ID, f"{number:x}".encode() + b"\0"),
                     smpp34.Tlv(smpp34.TLV_MESSAGE_STATE, bytes((2,)))]
         for _ in range(20):  # answered ESME_ROK once A stored it; else again
