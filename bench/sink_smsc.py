@@ -11,6 +11,7 @@ submit_sm_resp, the same number in decimal in the receipt).
 
     python bench/sink_smsc.py --port 2776            # prints "READY <port>"
     python bench/sink_smsc.py --id-format hex --receipt-ids dec --throttle-every 50
+    python bench/sink_smsc.py --record texts.txt     # each accepted text, one a line
 
 On SIGTERM/SIGINT it prints one line of counts and exits.
 """
@@ -56,6 +57,10 @@ class Sink:
         self.counts = Counts()
         self.receivers: dict[bytes, deque[SmscSession]] = {}
         self.waiting: dict[bytes, deque[bytes]] = {}  # receipts for ids without a receiver
+        # --record: the short_message of every accepted submit_sm, one a line (tests
+        # count what was sent twice); written once per read, not per message
+        self.record = open(args.record, "ab") if args.record else None  # noqa: SIM115
+        self.recorded: list[bytes] = []
 
     def receiver(self, system_id: bytes) -> "SmscSession | None":
         sessions = self.receivers.get(system_id)
@@ -126,6 +131,11 @@ class SmscSession(asyncio.Protocol):
             offset += length
         del buffer[:offset]
         self.flush()
+        sink = self.sink
+        if sink.recorded:
+            sink.record.write(b"".join(sink.recorded))  # type: ignore[union-attr]
+            sink.record.flush()  # type: ignore[union-attr]
+            sink.recorded.clear()
 
     def handle(self, command: int, status: int, sequence: int, body: bytes) -> None:
         if command in (BIND_TX, BIND_RX, BIND_TRX):
@@ -175,6 +185,8 @@ class SmscSession(asyncio.Protocol):
         number = next(self.sink.ids)
         resp_id = f"{number:x}" if self.sink.args.id_format == "hex" else str(number)
         self.write(SUBMIT_SM | RESPONSE, ESME_ROK, sequence, resp_id.encode() + b"\x00")
+        if self.sink.record is not None:
+            self.sink.recorded.append(short_message(body) + b"\n")
         if self.sink.args.no_receipts:
             return
         receipt = receipt_body(body, number, resp_id, self.sink.args.receipt_ids)
@@ -207,6 +219,18 @@ class SmscSession(asyncio.Protocol):
                 RETRY_SECONDS, self.sink.queue_receipt, self.system_id, body)
         while self.backlog and len(self.outstanding) < WINDOW:
             self.send_receipt(self.backlog.popleft())
+
+
+def short_message(submit: bytes) -> bytes:
+    """short_message of a submit_sm body."""
+    end = len(submit)
+    _, p = cstr(submit, 0, end)  # service_type
+    _, p = cstr(submit, p + 2, end)  # source ton, npi, addr
+    _, p = cstr(submit, p + 2, end)  # dest ton, npi, addr
+    _, p = cstr(submit, p + 3, end)  # esm_class, protocol_id, priority; schedule
+    _, p = cstr(submit, p, end)  # validity_period
+    length = submit[p + 4]  # registered, replace, data_coding, default_msg_id, sm_length
+    return submit[p + 5:p + 5 + length]
 
 
 def receipt_body(submit: bytes, number: int, resp_id: str, receipt_ids: str) -> bytes:
@@ -259,6 +283,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-receipts", action="store_true")
     parser.add_argument("--throttle-every", type=int, default=0,
                         help="answer every Nth submit_sm ESME_RTHROTTLED (0 = never)")
+    parser.add_argument("--record", metavar="FILE",
+                        help="append the text of every accepted submit_sm to FILE, one "
+                             "a line (for tests that count duplicates)")
     return parser.parse_args(argv)
 
 

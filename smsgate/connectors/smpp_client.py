@@ -9,6 +9,8 @@ one socket write per link per turn, no timer or Future per message.
 
 What each answer means:
 - ESME_ROK: the part's upstream id is kept; `sent(message, ids)` once every part has one.
+  The part keeps its window slot until the core has stored the ids (`_settle`): what a
+  crash can send twice stays within the window.
 - ESME_RTHROTTLED / ESME_RMSGQFUL: that link pauses (0.1 s, doubling while it goes on,
   at most 2 s) and the same part is sent again; nothing is reported.
 - No answer within response_timeout, the link lost before the answer, or another
@@ -236,6 +238,9 @@ class SmppConnector:
         if not status:
             link.throttles = 0
             self._failures = 0
+            if not submission.finished:  # its slot stays taken until the mark is stored
+                link.unsettled += 1
+                submission.unsettled.append(link)
             self._part_sent(submission, part, response.get("message_id", ""))
         elif status in SLOW_DOWN:
             self.counts.throttled += 1
@@ -298,11 +303,26 @@ class SmppConnector:
                 return
         submission.finished = True
         self.counts.sent += 1
+        stored = None
         try:
-            self._events.sent(submission.message, ids)  # type: ignore[union-attr]
+            stored = self._events.sent(submission.message, ids)  # type: ignore[union-attr]
         except Exception:
             log.exception("smpp %s: sent() failed for message %s", self.name,
                           submission.message.id)
+        if stored is None or stored.done():
+            self._settle(submission)
+        else:
+            stored.add_done_callback(lambda _f: self._settle(submission))
+
+    def _settle(self, submission: Submission) -> None:
+        """Free the window slots of a message's answered parts: its sent mark is stored
+        (or it failed). Until then a crash would send it again, so it counts as in
+        flight: what a kill -9 can send twice stays within binds x window."""
+        if submission.unsettled:
+            for link in submission.unsettled:
+                link.unsettled -= 1
+            submission.unsettled.clear()
+            self._pump.schedule()
 
     def _part_failed(self, submission: Submission, part: int,
                      failure: UpstreamFailure) -> None:
@@ -316,6 +336,7 @@ class SmppConnector:
     def _finish_failed(self, submission: Submission, failure: UpstreamFailure) -> None:
         if not submission.finished:
             submission.finished = True
+            self._settle(submission)
             self._report_failed(submission.message, failure)
 
     def _report_failed(self, message: Message, failure: UpstreamFailure) -> None:

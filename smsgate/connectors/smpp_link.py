@@ -97,6 +97,9 @@ class SmppLink(asyncio.Protocol):
         self.session = Session(Role.ESME, codec, session_config(settings), loop.time())
         self.transport: asyncio.Transport | None = None
         self.inflight: dict[int, Any] = {}  # our submit_sm sequence -> its ticket
+        # answered ESME_ROK, its sent mark not stored yet: still in the window (a crash
+        # now would send it again), see SmppConnector.answered
+        self.unsettled = 0
         self.paused_until = 0.0  # throttled by the SMSC: no submit_sm before this
         self.throttles = 0  # throttling answers in a row (the pause doubles with them)
         self.writable = True
@@ -125,8 +128,9 @@ class SmppLink(asyncio.Protocol):
 
     @property
     def free(self) -> int:
-        """submit_sm that may go out now (the window less what is outstanding)."""
-        return self.session.window - len(self.session.pending_out)
+        """submit_sm that may go out now: the window less what is outstanding or
+        answered but not stored yet."""
+        return self.session.window - len(self.session.pending_out) - self.unsettled
 
     # -- transport events --------------------------------------------------------------
 

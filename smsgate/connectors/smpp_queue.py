@@ -23,7 +23,8 @@ Ticket = tuple["Submission", int]
 class Submission:
     """One message on its way: its parts' submit_sm, their ids as they come back."""
 
-    __slots__ = ("acked", "finished", "ids", "message", "next_part", "pdus", "retries")
+    __slots__ = ("acked", "finished", "ids", "message", "next_part", "pdus", "retries",
+                 "unsettled")
 
     def __init__(self, message: Message, pdus: list[Pdu]) -> None:
         self.message = message
@@ -33,6 +34,7 @@ class Submission:
         self.acked = 0  # parts the SMSC took (multipart only)
         self.retries = 0  # parts sent again after a temporary failure
         self.finished = False  # sent or failed has been reported
+        self.unsettled: list[SmppLink] = []  # a window slot each until the mark is stored
 
 
 class PartQueue:

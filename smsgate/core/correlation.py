@@ -15,7 +15,9 @@ and the first that matches wins:
    ids of its receipts and of its answers (the same string, the same decimal number,
    the same hex number, decimal in the receipt for hex in the answer, or the reverse;
    only those the connector's `id_format` allows) from the first unambiguous match,
-   and from then on looks up only the spelling that relation gives. A report that
+   and from then on looks up only the spelling that relation gives. A match that
+   several relations explain (ids 0-9, the first of an SMSC numbering from 1, are
+   the same in every base) is taken, but teaches nothing. A report that
    matches nothing, or several messages, is never guessed at: it goes on to the store
    and the park, where the message's own answer will come.
 2. **The store**: the (connector, upstream_id) index of the messages table, and of the
@@ -131,7 +133,8 @@ class ReceiptCorrelator:
         if len(messages) != 1:
             return None
         name, match = next(iter(found.items()))
-        self._relation[connector] = name
+        if len(found) == 1:  # learnt only from an id no other relation explains
+            self._relation[connector] = name
         return match
 
     async def _from_store(self, report: UpstreamReport, done: Done) -> None:
@@ -262,8 +265,9 @@ class ReceiptCorrelator:
         chosen = {m.id: m for ms in fits.values() for m in ms}
         if len(chosen) != 1:
             return None
-        if learned is None:
-            self._relation[report.connector] = next(n for n, ms in fits.items() if ms)
+        fitting = [name for name, ms in fits.items() if ms]
+        if learned is None and len(fitting) == 1:  # as in _in_memory
+            self._relation[report.connector] = fitting[0]
         return next(iter(chosen.values()))
 
 

@@ -295,18 +295,19 @@ class Dispatcher:
 
     # -- ConnectorEvents (core/ports.py) ------------------------------------------------
 
-    def sent(self, message: Message, upstream_ids: Sequence[str]) -> None:
+    def sent(self, message: Message, upstream_ids: Sequence[str]) -> asyncio.Future | None:
         self._sending.discard(message.id)
         connector = self.connectors.get(message.connector)
         hold = connector is not None and connector.resend_safe
         first = upstream_ids[0] if upstream_ids else ""
         parts = tuple(upstream_ids) if len(upstream_ids) > 1 else ()
-        self.book.sent(message, SentUpdate(message.id, message.connector, time.time(), first,
-                                           parts), hold)
+        stored = self.book.sent(message, SentUpdate(message.id, message.connector,
+                                                    time.time(), first, parts), hold)
         if self.correlator is not None and not hold:
             self.correlator.remember(message, message.connector, upstream_ids)
         if parts and self.reports is not None:
             self.reports.split(message, upstream_ids)
+        return stored
 
     def failed(self, message: Message, failure: UpstreamFailure) -> None:
         self._sending.discard(message.id)

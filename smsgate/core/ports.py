@@ -259,9 +259,12 @@ class ConnectorEvents(Protocol):
     """What a connector tells the core (core/dispatcher.py implements it). Every message
     handed to `UpstreamConnector.send` later gets exactly one `sent` or `failed`."""
 
-    def sent(self, message: Message, upstream_ids: Sequence[str]) -> None:
+    def sent(self, message: Message, upstream_ids: Sequence[str]) -> "asyncio.Future | None":
         """The upstream accepted every part (`upstream_ids`: one per part, in order). The
-        ids are stored with the next group commit; the message is never sent again."""
+        ids are stored with the next group commit; the message is never sent again.
+        Returns that commit's future (None when the mark is held: a resend_safe
+        connector): until it is done a crash sends the message again, so an SMPP
+        connector counts it in its window until then."""
         ...
 
     def failed(self, message: Message, failure: UpstreamFailure) -> None:

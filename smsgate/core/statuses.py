@@ -8,8 +8,9 @@ The "sent" mark of a message whose connector can safely send it twice (the simul
 `resend_safe`) is held back for up to `sent_hold` seconds: when its first status comes
 within that time, both go to the store in one row write instead of two. The price: a
 message sent in the last `sent_hold` seconds before a crash is sent again after the
-restart. A real upstream's sent mark (with its upstream id) goes to the very next
-group commit, so that only messages truly in flight at a crash can be sent twice.
+restart (so is one still waiting for its outcome at a stop: see `stop`). A real
+upstream's sent mark (with its upstream id) goes to the very next group commit, so that
+only messages truly in flight at a crash can be sent twice.
 
 A `recorder` (the dlrurl callback outbox) queues its own row for a status (the
 callback) with the writer in the same call in which the status is queued: both are
@@ -67,18 +68,21 @@ class StatusBook:
 
     # -- sent ---------------------------------------------------------------------------
 
-    def sent(self, message: Message, sent: SentUpdate, hold: bool) -> None:
-        """The upstream accepted `message`; `hold`: its mark may wait (see above)."""
+    def sent(self, message: Message, sent: SentUpdate, hold: bool) -> asyncio.Future | None:
+        """The upstream accepted `message`; `hold`: its mark may wait (see above).
+        Returns the mark's write (None when held)."""
         self.statuses["ATES"] = self.statuses.get("ATES", 0) + 1
         message.sent_at = sent.at
         message.upstream_id = sent.upstream_id
         if not hold or self.sent_hold <= 0:
-            self._track_write(sent.message_id, self._writer.add_sent(sent))
-            return
+            future = self._writer.add_sent(sent)
+            self._track_write(sent.message_id, future)
+            return future
         self._held[sent.message_id] = sent
         if self._hold_timer is None:
             self._hold_timer = asyncio.get_running_loop().call_later(
                 self.sent_hold / 4, self._on_hold_timer)
+        return None
 
     def sent_not_stored(self, message_id: int) -> bool:
         """Sent upstream although the store does not say so yet (its mark is held or
@@ -173,7 +177,11 @@ class StatusBook:
                 del self._held[message_id]
 
     def stop(self) -> None:
+        """Held sent marks are dropped, not written: a held mark is a message whose
+        outcome has not come yet, and its connector (resend_safe: the simulator) forgets
+        that outcome when it stops. Unmarked, the message is sent again after the
+        restart and gets one; marked, it would stay ATES for good."""
         if self._hold_timer is not None:
             self._hold_timer.cancel()
             self._hold_timer = None
-        self.release_held()
+        self._held.clear()

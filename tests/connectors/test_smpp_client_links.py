@@ -9,6 +9,7 @@ import logging
 import time
 
 from upstream_harness import (
+    Recorder,
     deliver_body,
     eventually,
     message,
@@ -169,5 +170,39 @@ async def test_a_part_refused_for_good_fails_the_message_once(raw_smsc):
         await asyncio.sleep(0.05)
         assert recorder.permanent() == {1: 0x0B} and recorder.outcomes == {1: 1}
         assert json.loads(json.dumps(connector.state()))["refused"] == 2
+    finally:
+        await connector.stop()
+
+
+async def test_a_message_stays_in_the_window_until_its_sent_mark_is_stored(raw_smsc):
+    """Answered is not enough: until the core has stored the upstream id a crash sends
+    the message again, so its window slot is freed only then (what kill -9 can send
+    twice stays within binds x window; found by tests/e2e/test_kill_sender.py)."""
+    commits: list[asyncio.Future] = []
+
+    class Storing(Recorder):
+        def sent(self, message, upstream_ids):
+            super().sent(message, upstream_ids)
+            commits.append(asyncio.get_running_loop().create_future())
+            return commits[-1]
+
+    connector, recorder = await started(settings(raw_smsc.port, window=2), Storing())
+    try:
+        connector.send([message(n) for n in range(1, 6)])
+        await eventually(lambda: len(recorder.ids) == 2, what="2 answered")
+        await asyncio.sleep(0.05)
+        assert len(raw_smsc.submits) == 2 and connector.room == 0  # not stored yet
+        commits[0].set_result(None)
+        await eventually(lambda: len(raw_smsc.submits) == 3, what="a slot freed")
+        await asyncio.sleep(0.05)
+        assert len(raw_smsc.submits) == 3
+        for commit in commits[1:]:  # a failed commit frees the slot as well
+            commit.set_exception(OSError("store down"))
+            commit.exception()  # retrieved: no "never retrieved" warning
+        await eventually(lambda: len(recorder.ids) == 5, what="all 5 sent")
+        assert len(raw_smsc.submits) == 5 and connector.room == 0
+        for commit in commits[3:]:
+            commit.set_result(None)
+        await eventually(lambda: connector.room == 2, what="the window free again")
     finally:
         await connector.stop()

@@ -184,3 +184,22 @@ async def test_ambiguous_first_reports_are_not_guessed_in_memory(store):
     await settle()
     assert not recorder.delivered and c.parked == 1
     c.stop()
+
+
+async def test_a_relation_is_not_learned_from_ids_every_relation_explains(store):
+    """An SMSC numbering from 1, hex in its answers, decimal in its receipts: for 1-9
+    every relation finds the same message, so nothing may be learned from them (the
+    first learned, "number", then sent the receipt for 10 to the message "10", which is
+    16; found by tests/e2e/test_independent_upstream.py: 37 of 151 never final)."""
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=5.0)
+    sent = {n: message(1, connector="up") for n in range(1, 17)}
+    for n in range(1, 11):
+        c.remember(sent[n], "up", [f"{n:x}"])
+    c.report(report("0000000001"), recorder.done)  # hex 1 = decimal 1: no relation
+    c.report(report("0000000010"), recorder.done)  # only decimal-for-hex finds "a"
+    for n in range(11, 17):
+        c.remember(sent[n], "up", [f"{n:x}"])
+    c.report(report("0000000016"), recorder.done)  # "10" by the relation learned
+    assert [m.message for _, m in recorder.delivered] == [sent[1], sent[10], sent[16]]
+    c.stop()

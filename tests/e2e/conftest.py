@@ -1,0 +1,26 @@
+"""Fixtures of the end-to-end tests: the test's process group (killed at the end, pass
+or fail) and a gateway factory on fresh databases under tmp_path."""
+
+from pathlib import Path
+
+import pytest
+from e2e_harness import Gateway, Processes
+
+
+@pytest.fixture
+async def processes():
+    group = Processes()
+    try:
+        yield group
+    finally:
+        await group.kill_all()
+
+
+@pytest.fixture
+def gateway_at(tmp_path: Path, processes: Processes):
+    """gateway_at(name, url=None, *serve options): a Gateway (not started) on its own
+    SQLite file unless `url` is given."""
+    def make(name: str, url: str | None = None, *options: str) -> Gateway:
+        url = url or f"sqlite:///{tmp_path}/{name}.db"
+        return Gateway(name, url, tmp_path / f"{name}.log", processes, options)
+    return make

@@ -1,0 +1,227 @@
+"""Helpers for the end-to-end tests: real `smsgate serve` processes, the operator CLI,
+the customers' side (HTTP API, SMPP Tx + Rx, a dlrurl receiver) and plain reads of a
+gateway's database. Everything goes over real TCP between real processes.
+
+Every process a test starts is registered in a `Processes` group, which kills what is
+still running when the test ends, whether it passed or not.
+"""
+
+import asyncio
+import contextlib
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from smpp_harness import RawClient
+
+from smsgate.smpp.constants import CommandId, Status, Tag
+from smsgate.smpp.pdu import Pdu
+from smsgate.store import sqlite_path
+
+ROOT = Path(__file__).resolve().parents[2]
+SINK = ROOT / "bench" / "sink_smsc.py"
+
+
+async def eventually(check: Callable[[], Any], timeout: float, interval: float = 0.1,
+                     what: str = "condition") -> Any:
+    """Poll a check (plain or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+class Processes:
+    """The test's subprocesses: killed at the end if still running."""
+
+    def __init__(self) -> None:
+        self.running: list[asyncio.subprocess.Process] = []
+
+    def add(self, proc: asyncio.subprocess.Process) -> asyncio.subprocess.Process:
+        self.running.append(proc)
+        return proc
+
+    async def kill_all(self) -> None:
+        for proc in self.running:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        self.running.clear()
+
+
+async def cli(url: str, *commands: Sequence[str]) -> str:
+    """Run operator CLI commands (`smsgate ...` argv lists) on `url`, in one Python
+    process (one interpreter start for all); any failing command fails the test."""
+    script = ("import sys, json\nfrom smsgate.cli import main\n"
+              "for argv in json.loads(sys.argv[1]):\n"
+              "    code = main(argv)\n"
+              "    if code:\n"
+              "        sys.exit(f'smsgate {\" \".join(argv)}: exit {code}')\n")
+    import json
+    argvs = [[*command, "--database", url] for command in commands]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, json.dumps(argvs), cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, f"CLI failed: {err.decode()}{out.decode()}"
+    return out.decode()
+
+
+class Gateway:
+    """One `smsgate serve` process on its own database; its stderr goes to `log`."""
+
+    def __init__(self, name: str, url: str, log: Path, processes: Processes,
+                 options: Sequence[str] = ()) -> None:
+        self.name, self.url, self.log, self.processes = name, url, log, processes
+        self.options = list(options)
+        self.proc: asyncio.subprocess.Process | None = None
+        self.smpp_port = self.http_port = 0
+
+    async def start(self, same_ports: bool = False) -> "Gateway":
+        """Start serve; on free ports, or on the ports of the previous run."""
+        smpp, http = (self.smpp_port, self.http_port) if same_ports else (0, 0)
+        with self.log.open("ab") as stderr:
+            proc = self.processes.add(await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "smsgate.cli", "serve", "--database", self.url,
+                "--smpp-port", str(smpp), "--http-port", str(http), "--log-level",
+                "WARNING", "--node-id", self.name, *self.options,
+                stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=ROOT))
+        ports: dict[str, int] = {}
+        async with asyncio.timeout(60):
+            while len(ports) < 2:
+                line = (await proc.stdout.readline()).decode()  # type: ignore[union-attr]
+                if not line:
+                    raise AssertionError(f"{self.name}: serve exited early:\n"
+                                         f"{self.log.read_text()[-3000:]}")
+                for kind in ("SMPP", "HTTP"):
+                    if line.startswith(f"{kind} listening on "):
+                        ports[kind] = int(line.rsplit(":", 1)[1])
+        self.proc, self.smpp_port, self.http_port = proc, ports["SMPP"], ports["HTTP"]
+        return self
+
+    async def kill(self) -> None:
+        """kill -9."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await self.proc.wait()
+
+    async def terminate(self) -> None:
+        """SIGTERM: unbind, flush, exit (killed if that takes more than 20 s)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), 20)
+        except TimeoutError:
+            self.proc.kill()
+            await self.proc.wait()
+            raise AssertionError(f"{self.name} did not stop on SIGTERM") from None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    async def cli(self, *commands: Sequence[str]) -> str:
+        return await cli(self.url, *commands)
+
+    async def rows(self, sql: str) -> list[tuple]:
+        return await rows(self.url, sql)
+
+
+async def rows(url: str, sql: str) -> list[tuple]:
+    """A query on a gateway's database (plain SQL, no parameters), while it runs."""
+    path = sqlite_path(url)
+    if path is not None:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                timeout=10)) as db:
+            return db.execute(sql).fetchall()
+    import asyncpg
+    conn = await asyncpg.connect(url)
+    try:
+        return [tuple(r) for r in await conn.fetch(sql)]
+    finally:
+        await conn.close()
+
+
+# -- the customer's side ----------------------------------------------------------------
+
+
+async def http_get(session: aiohttp.ClientSession, url: str, **params: Any) -> str:
+    async with session.get(url, params=params) as response:
+        assert response.status == 200, response.status
+        return await response.text()
+
+
+def ids_of(answer: str) -> list[str]:
+    assert answer.startswith("Response: "), answer
+    return answer.removeprefix("Response: ").split(",")
+
+
+class DlrReceiver:
+    """The customer's dlrurl endpoint: records every callback's query parameters."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, str]] = []
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+
+    async def start(self) -> "DlrReceiver":
+        async def dlr(request: web.Request) -> web.Response:
+            self.calls.append(dict(request.query))
+            return web.Response(text="OK")
+
+        app = web.Application()
+        app.router.add_get("/dlr", dlr)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = self.runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}/dlr"
+        return self
+
+    def statuses(self, message_id: str) -> list[str]:
+        return [c["status"] for c in self.calls if c.get("id") == message_id]
+
+    async def close(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def customer_tx_rx(port: int, system_id: str, password: str
+                         ) -> tuple[RawClient, RawClient]:
+    """A customer's transmitter and receiver sessions, bound."""
+    tx = await RawClient.connect("127.0.0.1", port)
+    rx = await RawClient.connect("127.0.0.1", port)
+    for client, kind in ((tx, "tx"), (rx, "rx")):
+        answer = await client.bind(kind, system_id, password)
+        assert answer.status == Status.ESME_ROK, f"bind {kind}: 0x{answer.status:x}"
+    return tx, rx
+
+
+async def next_receipt(rx: RawClient, timeout: float) -> Pdu:
+    """The next deliver_sm on a receiver session, answered ESME_ROK."""
+    while True:
+        pdu = await rx.next_request(timeout)
+        if pdu.command_id == CommandId.deliver_sm:
+            rx.respond(pdu)
+            return pdu
+
+
+def receipted_id(pdu: Pdu) -> str:
+    value = pdu.tlv(Tag.receipted_message_id)
+    if isinstance(value, bytes | bytearray):
+        value = bytes(value).rstrip(b"\0").decode()
+    return str(value)
