@@ -65,7 +65,8 @@ def read_report(pdu: Pdu, connector: str, id_format: str, now: float) -> Upstrea
     stat = stat or (receipt.stat if receipt is not None else UNKNOWN)
     status = NOT_FINAL.get(stat, stat)
     error = 0 if status in NO_ERROR_STATES else _error_code(pdu, receipt)
-    return UpstreamReport(connector, id_spellings(report_id, id_format), status, now, error)
+    return UpstreamReport(connector, id_spellings(report_id, id_format), status, now, error,
+                          "tlv" if tlv_id else "text")
 
 
 def _text_tlv(value: object) -> str:

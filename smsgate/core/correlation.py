@@ -14,7 +14,9 @@ and the first that matches wins:
    on another. So the correlator learns, per connector, the *relation* between the
    ids of its receipts and of its answers (the same string, the same decimal number,
    the same hex number, decimal in the receipt for hex in the answer, or the reverse;
-   only those the connector's `id_format` allows) from the first unambiguous match,
+   only those the connector's `id_format` allows; separately for ids read from the
+   receipted_message_id TLV and from the receipt text, which an SMSC may spell
+   differently) from the first unambiguous match,
    and from then on looks up only the spelling that relation gives. A match that
    several relations explain (ids 0-9, the first of an SMSC numbering from 1, are
    the same in every base) is taken, but teaches nothing. A report that
@@ -74,7 +76,8 @@ class ReceiptCorrelator:
         # (connector, key) -> match; keys are ("s", spelling), ("d", decimal value) and
         # ("h", hex value) of each id: a report is looked up by its relation's key
         self._recent: OrderedDict[tuple[str, tuple], Match] = OrderedDict()
-        self._relation: dict[str, str] = {}  # connector -> learned relation (RELATIONS)
+        # (connector, where its reports' ids are read) -> learned relation (RELATIONS)
+        self._relation: dict[tuple[str, str], str] = {}
         # (connector, spelling) -> parked reports waiting for that id
         self._parked: dict[tuple[str, str], list[tuple[UpstreamReport, Done, float]]] = {}
         self._parked_count = 0
@@ -115,13 +118,14 @@ class ReceiptCorrelator:
         else a match only when every allowed relation that finds something finds the
         same message."""
         connector, recent = report.connector, self._recent
-        learned = self._relation.get(connector)
+        scheme = (connector, report.id_source)
+        learned = self._relation.get(scheme)
         if learned is not None:
             key = RELATIONS[learned](report.upstream_ids[0])
             return None if key is None else recent.get((connector, key))
         same = recent.get((connector, ("s", report.upstream_ids[0])))
         if same is not None:
-            self._relation[connector] = "same"
+            self._relation[scheme] = "same"
             return same
         found: dict[str, Match] = {}
         for name in _allowed(report.upstream_ids):
@@ -134,7 +138,7 @@ class ReceiptCorrelator:
             return None
         name, match = next(iter(found.items()))
         if len(found) == 1:  # learnt only from an id no other relation explains
-            self._relation[connector] = name
+            self._relation[scheme] = name
         return match
 
     async def _from_store(self, report: UpstreamReport, done: Done) -> None:
@@ -164,7 +168,8 @@ class ReceiptCorrelator:
             chosen = self._choose(report, found)
             if chosen is None and guess:
                 chosen = _first_by_spelling(found, ids)
-                self._relearn(report.connector, ids[0], chosen.upstream_id)
+                self._relearn((report.connector, report.id_source), ids[0],
+                              chosen.upstream_id)
             return None if chosen is None else Match(chosen)
         part = await self._store.part_by_upstream_id(report.connector, ids)
         if part is None:
@@ -258,7 +263,8 @@ class ReceiptCorrelator:
         """Of the stored messages some spelling found, the one the learned relation
         gives, or (none learned) the only one: then its relation is learned."""
         report_id = report.upstream_ids[0]
-        learned = self._relation.get(report.connector)
+        scheme = (report.connector, report.id_source)
+        learned = self._relation.get(scheme)
         names = [learned] if learned else _allowed(report.upstream_ids)
         fits = {name: [m for m in found if _related(name, report_id, m.upstream_id)]
                 for name in names}
@@ -267,18 +273,19 @@ class ReceiptCorrelator:
             return None
         fitting = [name for name, ms in fits.items() if ms]
         if learned is None and len(fitting) == 1:  # as in _in_memory
-            self._relation[report.connector] = fitting[0]
+            self._relation[scheme] = fitting[0]
         return next(iter(chosen.values()))
 
 
-    def _relearn(self, connector: str, report_id: str, upstream_id: str) -> None:
+    def _relearn(self, scheme: tuple[str, str], report_id: str, upstream_id: str) -> None:
         """A match the learned relation missed (found only when the park was over):
         the connector's ids are related otherwise; learn how."""
         for name in RELATIONS:
             if _related(name, report_id, upstream_id):
-                if self._relation.get(connector) != name:
-                    log.info("connector %s: receipt ids now matched as %r", connector, name)
-                    self._relation[connector] = name
+                if self._relation.get(scheme) != name:
+                    log.info("connector %s: receipt ids (%s) now matched as %r", scheme[0],
+                             scheme[1] or "as given", name)
+                    self._relation[scheme] = name
                 return
 
 

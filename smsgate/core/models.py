@@ -329,6 +329,9 @@ class UpstreamReport:
     status: str  # ACCEPTD or a final status word (DELIVRD, UNDELIV, ...)
     at: float
     error_code: int = 0
+    # Where the id was read ("tlv": receipted_message_id, "text": the receipt's id:),
+    # since an SMSC may spell the two differently (hex in one, decimal in the other).
+    id_source: str = ""
 
 
 @dataclass(slots=True)

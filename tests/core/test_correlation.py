@@ -203,3 +203,25 @@ async def test_a_relation_is_not_learned_from_ids_every_relation_explains(store)
     c.report(report("0000000016"), recorder.done)  # "10" by the relation learned
     assert [m.message for _, m in recorder.delivered] == [sent[1], sent[10], sent[16]]
     c.stop()
+
+
+async def test_receipt_ids_from_the_tlv_and_from_the_text_are_learned_apart(store):
+    """An SMSC that puts its hex id in receipted_message_id on some receipts and only the
+    decimal id in the text on others: each source keeps its own relation."""
+    from smsgate.core.models import UpstreamReport
+
+    def tagged(receipt_id: str, source: str) -> UpstreamReport:
+        return UpstreamReport("up", tuple(id_variants(receipt_id)), DELIVRD, time.time(),
+                              id_source=source)
+
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=5.0)
+    m1a, m1b, m10 = (message(1, connector="up") for _ in range(3))
+    for sent, upstream_id in ((m1a, "1a"), (m1b, "1b"), (m10, "10")):
+        c.remember(sent, "up", [upstream_id])
+    c.report(tagged("1a", "tlv"), recorder.done)  # learns "same" for the TLV
+    c.report(tagged("0000000027", "text"), recorder.done)  # 27 = 0x1b: decimal for hex
+    c.report(tagged("10", "tlv"), recorder.done)  # the TLV's relation still: "10"
+    c.report(tagged("0000000016", "text"), recorder.done)  # 16 = 0x10: the text's
+    assert [m.message for _, m in recorder.delivered] == [m1a, m1b, m10, m10]
+    c.stop()
