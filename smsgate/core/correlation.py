@@ -24,10 +24,11 @@ and the first that matches wins:
    and the park, where the message's own answer will come.
 2. **The store**: the (connector, upstream_id) index of the messages table, and of the
    message_parts table for the later parts of a message we split ourselves.
-3. **Parked**: a report matching nothing waits `park_seconds` in memory; an id
-   remembered meanwhile matches it (some SMSCs send the receipt before the answer to
-   the submit reaches us). Past that it is kept in the store as unmatched and logged:
-   never dropped in silence.
+3. **Parked**: a report matching nothing is stored as unmatched at once (the upstream
+   is answered then: an SMSC's window, an HTTP provider's request, never wait on the
+   park) and waits `park_seconds` in memory; an id remembered meanwhile matches it
+   (some SMSCs send the receipt before the answer to the submit reaches us), and its
+   unmatched row goes. Past that it stays unmatched, logged: never dropped in silence.
 
 Memory is bounded (`memory_size` ids, the oldest forgotten first; forgotten ids are
 still found in the store; ids are kept after their message is final, so that a
@@ -59,17 +60,21 @@ class Match:
 
 # Stores a report no message claimed (in the unmatched table); calls done when stored.
 KeepUnmatched = Callable[[UpstreamReport, Done], None]
+# Deletes the unmatched row of a report a message claimed later.
+DropUnmatched = Callable[[UpstreamReport], None]
 # Hands over a matched report.
 Deliver = Callable[[UpstreamReport, Match, Done], None]
 
 
 class ReceiptCorrelator:
     def __init__(self, store: Store, deliver: Deliver, keep_unmatched: KeepUnmatched,
+                 drop_unmatched: DropUnmatched,
                  memory_size: int = 100_000, park_seconds: float = 10.0,
                  max_parked: int = 10_000) -> None:
         self._store = store
         self._deliver = deliver
         self._keep_unmatched = keep_unmatched
+        self._drop_unmatched = drop_unmatched
         self.memory_size = memory_size
         self.park_seconds = park_seconds
         self.max_parked = max_parked
@@ -78,8 +83,8 @@ class ReceiptCorrelator:
         self._recent: OrderedDict[tuple[str, tuple], Match] = OrderedDict()
         # (connector, where its reports' ids are read) -> learned relation (RELATIONS)
         self._relation: dict[tuple[str, str], str] = {}
-        # (connector, spelling) -> parked reports waiting for that id
-        self._parked: dict[tuple[str, str], list[tuple[UpstreamReport, Done, float]]] = {}
+        # (connector, spelling) -> parked reports waiting for that id (stored unmatched)
+        self._parked: dict[tuple[str, str], list[tuple[UpstreamReport, float]]] = {}
         self._parked_count = 0
         self._timer: asyncio.TimerHandle | None = None
         # counters for metrics
@@ -181,23 +186,32 @@ class ReceiptCorrelator:
     # -- the park -------------------------------------------------------------------------
 
     def _park(self, report: UpstreamReport, done: Done) -> None:
+        """Store it as unmatched (`done` follows that write), and wait for its id."""
+        self._keep_unmatched(report, done)
         if self._parked_count >= self.max_parked:
-            self._give_up(report, done)
+            self._give_up(report)
             return
         deadline = time.monotonic() + self.park_seconds
         for upstream_id in report.upstream_ids:
             self._parked.setdefault((report.connector, upstream_id), []).append(
-                (report, done, deadline))
+                (report, deadline))
         self._parked_count += 1
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(
                 self.park_seconds / 4, self._expire_parked)
 
-    def _unpark(self, parked: list[tuple[UpstreamReport, Done, float]], match: Match) -> None:
-        for report, done, _deadline in parked:
+    def _unpark(self, parked: list[tuple[UpstreamReport, float]], match: Match) -> None:
+        for report, _deadline in parked:
             if self._drop_parked(report):
                 self.matched_memory += 1
-                self._deliver(report, match, done)
+                self._claim(report, match)
+
+    def _claim(self, report: UpstreamReport, match: Match) -> None:
+        """A parked report found its message: apply it, then drop its unmatched row."""
+        def applied(ok: bool) -> None:
+            if ok:
+                self._drop_unmatched(report)
+        self._deliver(report, match, applied)
 
     def _drop_parked(self, report: UpstreamReport) -> bool:
         """Remove a parked report from every spelling's list; False if it was gone."""
@@ -220,34 +234,33 @@ class ReceiptCorrelator:
     def _expire_parked(self) -> None:
         self._timer = None
         now = time.monotonic()
-        expired = {id(report): (report, done) for waiting in self._parked.values()
-                   for report, done, deadline in waiting if deadline <= now}
-        for report, done in expired.values():
+        expired = {id(report): report for waiting in self._parked.values()
+                   for report, deadline in waiting if deadline <= now}
+        for report in expired.values():
             if self._drop_parked(report):
-                asyncio.get_running_loop().create_task(self._last_look(report, done))
+                asyncio.get_running_loop().create_task(self._last_look(report))
         if self._parked:
             self._timer = asyncio.get_running_loop().call_later(
                 self.park_seconds / 4, self._expire_parked)
 
-    async def _last_look(self, report: UpstreamReport, done: Done) -> None:
+    async def _last_look(self, report: UpstreamReport) -> None:
         """One more look in the store before giving up: on PostgreSQL the sent mark's
         commit can land after the first look although it began before the report."""
         try:
             match = await self._lookup(report, guess=True)
         except Exception:
-            match = None  # kept as unmatched: the operator still sees it
+            match = None  # it stays unmatched: the operator still sees it
         if match is not None:
             self.matched_store += 1
-            self._deliver(report, match, done)
+            self._claim(report, match)
         else:
-            self._give_up(report, done)
+            self._give_up(report)
 
-    def _give_up(self, report: UpstreamReport, done: Done) -> None:
+    def _give_up(self, report: UpstreamReport) -> None:
         self.unmatched += 1
         log.warning("report %s (%s) from %s matches no message: kept as unmatched",
                     report.upstream_ids[0] if report.upstream_ids else "?", report.status,
                     report.connector)
-        self._keep_unmatched(report, done)
 
     @property
     def parked(self) -> int:

@@ -83,8 +83,9 @@ class Dispatcher:
         self.hold_generation = 0  # changes when a cancel or replace begins or ends
         self._inbound: InboundHandler | None = None
         self.reports = ReportBook(store, writer, self._apply_report) if store else None
-        self.correlator = ReceiptCorrelator(store, self._matched, self._keep_unmatched) \
-            if store else None
+        self.correlator = ReceiptCorrelator(
+            store, self._matched, self._keep_unmatched,
+            lambda report: self._writer.drop_unmatched(report)) if store else None
         self.dispatched = 0
         self.failovers = 0  # messages sent by a later route than their own
         self.retried = 0  # temporary failures sent again

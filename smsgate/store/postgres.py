@@ -91,6 +91,8 @@ INSERT_PART = ("INSERT INTO message_parts (message_id, part, connector, upstream
                "VALUES ($1, $2, $3, $4) ON CONFLICT (message_id, part) DO UPDATE SET "
                "connector = EXCLUDED.connector, upstream_id = EXCLUDED.upstream_id")
 SET_PART_STATUS = "UPDATE message_parts SET status = $3 WHERE message_id = $1 AND part = $2"
+DELETE_UNMATCHED = ("DELETE FROM unmatched_reports WHERE connector = $1 AND upstream_id = $2 "
+                    "AND reported_at = $3")
 INSERT_UNMATCHED = ("INSERT INTO unmatched_reports (connector, upstream_id, status, error_code, "
                     "reported_at, received_at) VALUES ($1, $2, $3, $4, $5, $6)")
 # The same, naming the rows it moved (a batch whose statuses carry refunds).
@@ -529,7 +531,7 @@ async def _write(c: asyncpg.Connection, batch: WriteBatch) -> BatchResult:
         await c.execute(DELETE_RECEIPTS, batch.done_receipts)
     if batch.retry_receipts:
         await c.execute(RETRY_RECEIPTS, *zip(*batch.retry_receipts, strict=True))
-    if batch.part_statuses or batch.unmatched or batch.sent:
+    if batch.part_statuses or batch.unmatched or batch.sent or batch.rematched:
         await _write_correlation(c, batch, now)
     if batch.new_callbacks or batch.done_callbacks or batch.retry_callbacks \
             or batch.new_inbound or batch.joined_inbound:
@@ -545,6 +547,8 @@ async def _write_correlation(c: asyncpg.Connection, batch: WriteBatch, now: floa
         await c.executemany(SET_PART_STATUS, batch.part_statuses)
     if batch.unmatched:
         await c.executemany(INSERT_UNMATCHED, rows.unmatched_rows(batch.unmatched, now))
+    if batch.rematched:
+        await c.executemany(DELETE_UNMATCHED, rows.unmatched_keys(batch.rematched))
 
 
 async def _lock_accounts(c: asyncpg.Connection, plan: ChargePlan,

@@ -160,6 +160,11 @@ def unmatched_rows(reports: list[UpstreamReport], now: float) -> list[tuple]:
              r.error_code, r.at, now) for r in reports]
 
 
+def unmatched_keys(reports: list[UpstreamReport]) -> list[tuple]:
+    """(connector, upstream_id, reported_at): what finds an unmatched report's row."""
+    return [(r.connector, r.upstream_ids[0] if r.upstream_ids else "", r.at) for r in reports]
+
+
 def status_rows(statuses: list[StatusUpdate]) -> list[tuple]:
     """Fold the batch's updates into one row per message, as if applied in order:
     (message_id, status, error_code, upstream_id, accepted_at, done_at, sent_at,

@@ -83,6 +83,8 @@ SET_STATUS = ("UPDATE messages SET status = ?2, error_code = ?3, "
 INSERT_PART = ("INSERT OR REPLACE INTO message_parts (message_id, part, connector, upstream_id) "
                "VALUES (?, ?, ?, ?)")
 SET_PART_STATUS = "UPDATE message_parts SET status = ?3 WHERE message_id = ?1 AND part = ?2"
+DELETE_UNMATCHED = ("DELETE FROM unmatched_reports WHERE connector = ? AND upstream_id = ? "
+                    "AND reported_at = ?")
 INSERT_UNMATCHED = ("INSERT INTO unmatched_reports (connector, upstream_id, status, error_code, "
                     "reported_at, received_at) VALUES (?, ?, ?, ?, ?, ?)")
 # Which of these messages SET_STATUS would move into a final state (charging.py).
@@ -623,7 +625,7 @@ def _write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
         c.executemany(DELETE_RECEIPT, [(i,) for i in batch.done_receipts])
     if batch.retry_receipts:
         c.executemany(RETRY_RECEIPT, batch.retry_receipts)
-    if batch.part_statuses or batch.unmatched or batch.sent:
+    if batch.part_statuses or batch.unmatched or batch.sent or batch.rematched:
         _write_correlation(c, batch, now)
     if batch.new_callbacks or batch.done_callbacks or batch.retry_callbacks \
             or batch.new_inbound or batch.joined_inbound:
@@ -639,6 +641,8 @@ def _write_correlation(c: sqlite3.Connection, batch: WriteBatch, now: float) -> 
         c.executemany(SET_PART_STATUS, batch.part_statuses)
     if batch.unmatched:
         c.executemany(INSERT_UNMATCHED, rows.unmatched_rows(batch.unmatched, now))
+    if batch.rematched:
+        c.executemany(DELETE_UNMATCHED, rows.unmatched_keys(batch.rematched))
 
 
 def _charge_and_insert(c: sqlite3.Connection, messages: list[Message], now: float,

@@ -85,6 +85,7 @@ class BatchWriter:
         self._retry: list[tuple[int, float]] = []
         self._part_statuses: list[tuple[int, int, str]] = []
         self._unmatched: list[UpstreamReport] = []
+        self._rematched: list[UpstreamReport] = []
         self._callbacks: list[PendingCallback] = []
         self._callback_futures: list[Future] = []
         self._done_callbacks: list[int] = []
@@ -177,6 +178,10 @@ class BatchWriter:
         """The final status of one part of a message split upstream."""
         return self._add(self._part_statuses, (message_id, part, status))
 
+    def drop_unmatched(self, report: UpstreamReport) -> "Future[None]":
+        """A report kept as unmatched found its message after all: its row goes."""
+        return self._add(self._rematched, report)
+
     def add_unmatched(self, report: UpstreamReport) -> "Future[None]":
         """A delivery report that matched no message, kept for the operator."""
         return self._add(self._unmatched, report)
@@ -257,7 +262,8 @@ class BatchWriter:
         batch = WriteBatch(messages, self._sent, self._statuses, self._receipts, self._done,
                            self._retry, self._take_groups(messages), self._part_statuses,
                            self._unmatched, self._callbacks, self._done_callbacks,
-                           self._retry_callbacks, self._inbound, self._joined)
+                           self._retry_callbacks, self._inbound, self._joined,
+                           self._rematched)
         id_futures = (self._receipt_futures, self._callback_futures)
         other_futures = self._other_futures
         self._reset_queues()

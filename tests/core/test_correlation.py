@@ -28,6 +28,7 @@ class Recorder:
     def __init__(self) -> None:
         self.delivered: list[tuple[str, Match]] = []
         self.unmatched: list[str] = []
+        self.dropped: list[str] = []  # unmatched rows claimed later
         self.outcomes: list[bool] = []
 
     def deliver(self, report, match, done) -> None:
@@ -37,6 +38,9 @@ class Recorder:
     def keep(self, report, done) -> None:
         self.unmatched.append(report.upstream_ids[0])
         done(True)
+
+    def drop(self, report) -> None:
+        self.dropped.append(report.upstream_ids[0])
 
     def done(self, ok: bool) -> None:
         self.outcomes.append(ok)
@@ -48,7 +52,7 @@ def report(receipt_id: str, connector: str = "up"):
 
 
 def correlator(store, recorder: Recorder, **options) -> ReceiptCorrelator:
-    return ReceiptCorrelator(store, recorder.deliver, recorder.keep, **options)
+    return ReceiptCorrelator(store, recorder.deliver, recorder.keep, recorder.drop, **options)
 
 
 async def settle() -> None:
@@ -89,19 +93,22 @@ async def test_a_report_before_its_submit_answer_is_parked_then_matched(store):
     c.report(report("777"), recorder.done)
     await settle()
     assert c.parked == 1 and not recorder.delivered
+    # stored as unmatched and answered at once: the upstream never waits on the park
+    assert recorder.unmatched == ["777"] and recorder.outcomes == [True]
     late = message(1, connector="up")
     c.remember(late, "up", ["777"])
     assert recorder.delivered == [("777", Match(late, 0))] and c.parked == 0
-    assert recorder.outcomes == [True]
+    assert recorder.dropped == ["777"]  # and its unmatched row goes
 
 
 async def test_an_unknown_id_is_kept_as_unmatched_after_the_park(store):
     recorder = Recorder()
     c = correlator(store, recorder, park_seconds=0.2)
     c.report(report("424242"), recorder.done)
-    await asyncio.sleep(0.6)
+    await settle()
     assert recorder.unmatched == ["424242"] and recorder.outcomes == [True]
-    assert c.parked == 0 and c.unmatched == 1
+    await asyncio.sleep(0.6)
+    assert c.parked == 0 and c.unmatched == 1 and not recorder.dropped
     c.stop()
 
 
@@ -111,7 +118,8 @@ async def test_a_full_park_sends_reports_straight_to_the_unmatched_table(store):
     for n in range(5):
         c.report(report(str(1000 + n)), recorder.done)
     await settle()
-    assert c.parked == 2 and len(recorder.unmatched) == 3
+    assert c.parked == 2 and len(recorder.unmatched) == 5  # every one stored
+    assert c.unmatched == 3  # and those the park had no room for given up at once
     c.stop()
 
 

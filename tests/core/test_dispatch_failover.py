@@ -209,3 +209,21 @@ async def test_an_expired_message_is_not_sent(app):
 
 async def _true(value) -> bool:
     return bool(value)
+
+
+async def test_a_report_before_the_answer_is_stored_unmatched_then_claimed(app):
+    a = Upstream("a")
+    account = await setup(app, a, routes=routes_ab())
+    [message] = await submit(app, account)
+    await eventually(lambda: _true(a.got), what="sent to a")
+    answered = []
+    a.events.report(UpstreamReport("a", ("early-1",), DELIVRD, time.time()), answered.append)
+    await eventually(lambda: _true(answered), what="the upstream answered")
+    assert answered == [True]  # at once: stored as unmatched, not held for the park
+    assert len(await app.store.unmatched_reports()) == 1
+    a.events.sent(message, ["early-1"])  # the submit's answer comes after its receipt
+
+    async def claimed():
+        stored = await app.store.get_message(message.id)
+        return stored.status == DELIVRD and not await app.store.unmatched_reports()
+    await eventually(claimed, what="DELIVRD and the unmatched row gone")
