@@ -28,7 +28,7 @@ async def test_ten_thousand_numbers_at_100_per_second_are_accepted_and_paced(api
     at_one = simulator.sent
     await asyncio.sleep(3.0)
     in_three = simulator.sent - at_one
-    assert 100 <= at_one <= 250, at_one
+    assert 100 <= at_one <= 350, at_one  # ~200: the burst, then 100/s; never the batch
     assert 200 <= in_three <= 450, in_three  # ~300 at 100/s, never the whole batch
 
 
