@@ -63,6 +63,7 @@ class Store(Protocol):
     async def set_setting_if_absent(self, key: str, value: str) -> str:
         """Store value unless the key exists; return the value now stored."""
         ...
+    async def set_setting(self, key: str, value: str) -> None: ...
     async def allocate_ids(self, count: int) -> int:
         """Reserve `count` consecutive sequence values, unique across nodes; returns the
         first."""

@@ -197,6 +197,12 @@ class PostgresStore:
                                 "ON CONFLICT (key) DO NOTHING", key, value)
                 return await c.fetchval("SELECT value FROM settings WHERE key = $1", key)
 
+    async def set_setting(self, key: str, value: str) -> None:
+        with _errors():
+            await self.pool.execute("INSERT INTO settings (key, value) VALUES ($1, $2) "
+                                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                    key, value)
+
     async def allocate_ids(self, count: int) -> int:
         if count < 1:
             raise ValueError("count must be at least 1")

@@ -293,6 +293,10 @@ class SqliteStore:
             return _scalar(c, "SELECT value FROM settings WHERE key = ?", (key,))
         return await self._tx(run)
 
+    async def set_setting(self, key: str, value: str) -> None:
+        await self._tx(_rowcount, "INSERT INTO settings (key, value) VALUES (?, ?) "
+                       "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
     async def allocate_ids(self, count: int) -> int:
         if count < 1:
             raise ValueError("count must be at least 1")

@@ -6,7 +6,7 @@ import time
 import pytest
 from store_helpers import funded, message
 
-from smsgate.core.correlation import Match, ReceiptCorrelator
+from smsgate.core.correlation import LEARN_VOTES, Match, ReceiptCorrelator
 from smsgate.core.models import DELIVRD, WriteBatch
 from smsgate.core.ports import StoreError
 from smsgate.smpp.receipt import id_variants
@@ -52,6 +52,9 @@ def report(receipt_id: str, connector: str = "up"):
 
 
 def correlator(store, recorder: Recorder, **options) -> ReceiptCorrelator:
+    """One vote teaches a relation here unless a test says otherwise (the default,
+    LEARN_VOTES, has tests of its own below)."""
+    options.setdefault("learn_votes", 1)
     return ReceiptCorrelator(store, recorder.deliver, recorder.keep, recorder.drop, **options)
 
 
@@ -66,8 +69,12 @@ async def test_a_remembered_id_matches_in_memory_in_another_spelling(store):
     sent = message(1, connector="up", upstream_id="38601fa")
     c.remember(sent, "up", ["38601fa"])
     c.report(report("0059113978"), recorder.done)  # the same number, decimal, padded
+    await settle()
     assert recorder.delivered == [("0059113978", Match(sent, 0))]
-    assert recorder.outcomes == [True] and c.matched_memory == 1
+    assert recorder.outcomes == [True]
+    c.report(report("0059113978"), recorder.done)  # learned: from memory at once
+    assert recorder.delivered[-1] == ("0059113978", Match(sent, 0))
+    assert c.matched_memory == 1
 
 
 async def test_a_stored_id_matches_through_the_store(store):
@@ -159,7 +166,8 @@ async def test_a_receipt_before_its_answer_is_not_taken_for_another_message(stor
     sent = {n: message(1, connector="up") for n in (10, 16, 22)}
     c.remember(sent[10], "up", ["10"])
     c.remember(sent[22], "up", ["22"])
-    c.report(report("10"), recorder.done)  # exact: the relation "same" is learned
+    c.report(report("10"), recorder.done)  # every relation finding one finds "10"
+    await settle()
     c.report(report("16"), recorder.done)
     await settle()
     assert [m.message for _, m in recorder.delivered] == [sent[10]]
@@ -174,10 +182,12 @@ async def test_hex_answers_and_decimal_receipts_are_learned_then_followed(store)
     first, second, decoy = (message(1, connector="up") for _ in range(3))
     c.remember(first, "up", ["38601fa"])  # 59113978: unambiguous, only as decimal-for-hex
     c.report(report("0059113978"), recorder.done)
+    await settle()
     assert recorder.delivered[-1][1].message is first
     c.remember(second, "up", ["16"])  # hex 0x16 = 22
     c.remember(decoy, "up", ["22"])  # the same string as the next receipt
     c.report(report("22"), recorder.done)  # decimal 22 = 0x16: the second, not the decoy
+    await settle()
     assert recorder.delivered[-1][1].message is second
     c.stop()
 
@@ -205,10 +215,13 @@ async def test_a_relation_is_not_learned_from_ids_every_relation_explains(store)
     for n in range(1, 11):
         c.remember(sent[n], "up", [f"{n:x}"])
     c.report(report("0000000001"), recorder.done)  # hex 1 = decimal 1: no relation
+    await settle()
     c.report(report("0000000010"), recorder.done)  # only decimal-for-hex finds "a"
+    await settle()
     for n in range(11, 17):
         c.remember(sent[n], "up", [f"{n:x}"])
     c.report(report("0000000016"), recorder.done)  # "10" by the relation learned
+    await settle()
     assert [m.message for _, m in recorder.delivered] == [sent[1], sent[10], sent[16]]
     c.stop()
 
@@ -228,8 +241,107 @@ async def test_receipt_ids_from_the_tlv_and_from_the_text_are_learned_apart(stor
     for sent, upstream_id in ((m1a, "1a"), (m1b, "1b"), (m10, "10")):
         c.remember(sent, "up", [upstream_id])
     c.report(tagged("1a", "tlv"), recorder.done)  # learns "same" for the TLV
+    await settle()
     c.report(tagged("0000000027", "text"), recorder.done)  # 27 = 0x1b: decimal for hex
+    await settle()
     c.report(tagged("10", "tlv"), recorder.done)  # the TLV's relation still: "10"
+    await settle()
     c.report(tagged("0000000016", "text"), recorder.done)  # 16 = 0x10: the text's
+    await settle()
     assert [m.message for _, m in recorder.delivered] == [m1a, m1b, m10, m10]
+    c.stop()
+
+
+async def test_a_learned_relation_survives_a_restart(store):
+    """After a crash an SMSC redelivers the receipts it had not seen answered, for
+    messages sent before it, while memory holds only those sent since: "2260", the
+    decimal receipt of the old hex "8d4", must not be taken for the new hex "2260"."""
+    account = await funded(store)
+    old = message(account.id, connector="up", upstream_id="8d4")  # 2260, sent before
+    await store.write(WriteBatch(new_messages=[old]))
+    recorder = Recorder()
+    before = correlator(store, recorder)
+    learned_from = message(1, connector="up")
+    before.remember(learned_from, "up", ["38601fa"])
+    before.report(report("0059113978"), recorder.done)  # teaches "decimal for hex"
+    await settle()
+    assert recorder.delivered[-1][1].message is learned_from
+
+    after = correlator(store, recorder)  # a new run: empty memory
+    new = message(account.id, connector="up")
+    after.remember(new, "up", ["2260"])  # 0x2260, sent since the restart
+    after.report(report("2260"), recorder.done)
+    await settle()
+    assert recorder.delivered[-1][1].message.id == old.id
+    after.report(report("8800"), recorder.done)  # 0x2260: the new one's own receipt
+    await settle()
+    assert recorder.delivered[-1][1].message is new
+
+
+async def test_a_first_run_does_not_guess_between_two_stored_candidates(store):
+    """Nothing learned yet and two stored messages fit different relations: the report
+    stays unmatched after the park instead of going to the likelier spelling's."""
+    account = await funded(store)
+    hex_one = message(account.id, connector="up", upstream_id="8d4")
+    same_one = message(account.id, connector="up", upstream_id="2260")
+    await store.write(WriteBatch(new_messages=[hex_one, same_one]))
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=0.2)
+    c.report(report("2260"), recorder.done)
+    await asyncio.sleep(0.6)
+    await settle()
+    assert not recorder.delivered and c.unmatched == 1 and recorder.unmatched == ["2260"]
+    c.stop()
+
+
+async def test_a_parked_report_is_not_claimed_by_another_spelling_of_its_id(store):
+    """Receipt "a" (hex answers, hex receipts), ambiguous while "10" (its decimal 10
+    read as hex) is also out: remembering "10" must not hand it the receipt of "a"."""
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=5.0)
+    a, ten = message(1, connector="up"), message(1, connector="up")
+    c.remember(a, "up", ["a"])
+    c.remember(ten, "up", ["10"])
+    c.report(report("a"), recorder.done)  # "same" finds a, "hex for decimal" finds "10"
+    await settle()
+    assert not recorder.delivered and c.parked == 1
+    c.remember(message(1, connector="up"), "up", ["0a"])  # another spelling: still unsure
+    c.remember(ten, "up", ["10"])
+    assert not recorder.delivered and c.parked == 1
+    c.stop()
+
+
+async def test_one_report_does_not_teach_a_relation_five_do(store):
+    """By default a relation is learned from LEARN_VOTES reports that only it explains:
+    a receipt that overtook its own answer may be explained by another id alone. Until
+    then such reports wait in the park, and go when the relation is learned."""
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=5.0, learn_votes=LEARN_VOTES)
+    sent = [message(1, connector="up") for _ in range(LEARN_VOTES)]
+    for n, m in enumerate(sent):
+        c.remember(m, "up", [f"{0x1a0 + n:x}"])  # "1a0".. : only "decimal for hex" reads
+    for n in range(LEARN_VOTES - 1):
+        c.report(report(str(0x1a0 + n)), recorder.done)
+        await settle()
+    assert not recorder.delivered and c.parked == LEARN_VOTES - 1
+    c.report(report(str(0x1a0 + LEARN_VOTES - 1)), recorder.done)
+    await settle()
+    assert sorted(id(m.message) for _, m in recorder.delivered) == sorted(map(id, sent))
+    assert c.parked == 0
+    assert await store.get_setting("receipt-ids/up/given") == "decimal for hex"
+    c.stop()
+
+
+async def test_a_parked_report_is_matched_at_the_last_look_when_nothing_is_learned(store):
+    """A quiet connector: one receipt, nothing learned, one message any relation finds."""
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=1.0, learn_votes=LEARN_VOTES)
+    only = message(1, connector="up")
+    c.remember(only, "up", ["1d305b4c"])
+    c.report(report("0489708364"), recorder.done)
+    await settle()
+    assert not recorder.delivered and c.parked == 1
+    await asyncio.sleep(1.5)
+    assert [m.message for _, m in recorder.delivered] == [only]
+    assert recorder.dropped == ["0489708364"] and c.unmatched == 0
     c.stop()

@@ -102,10 +102,19 @@ async def test_kill_9_while_sending_then_restart(gateway_at, store_url, tmp_path
     await eventually(lambda: acked_texts <= set(at_sink()), timeout=60,
                      what=f"all {len(acked_texts)} acknowledged messages at the sink")
 
+    statuses: dict[str, int] = {}
+
     async def all_final() -> bool:
-        rows = await a.rows("SELECT status, count(*) FROM messages GROUP BY status")
-        return set(dict(rows)) == {"DELIVRD"}
-    await eventually(all_final, timeout=60, what="every message DELIVRD at A")
+        statuses.clear()
+        statuses.update(await a.rows("SELECT status, count(*) FROM messages GROUP BY status"))
+        return set(statuses) == {"DELIVRD"}
+    try:
+        await eventually(all_final, timeout=60, what="every message DELIVRD at A")
+    except AssertionError as timed_out:
+        learned = await a.rows("SELECT key, value FROM settings WHERE key LIKE 'receipt%'")
+        stuck = await a.rows("SELECT id, status, upstream_id FROM messages "
+                             "WHERE status <> 'DELIVRD' LIMIT 5")
+        raise AssertionError(f"{timed_out}: {statuses}, e.g. {stuck}; {learned}") from None
     recovered = time.monotonic() - killed
     [(stored,)] = await a.rows("SELECT count(*) FROM messages")
     counts = at_sink()

@@ -41,6 +41,9 @@ async def test_settings(store) -> None:
     assert await store.set_setting_if_absent("key", "first") == "first"
     assert await store.set_setting_if_absent("key", "second") == "first"
     assert await store.get_setting("key") == "first"
+    await store.set_setting("key", "third")
+    await store.set_setting("other", "new")
+    assert (await store.get_setting("key"), await store.get_setting("other")) == ("third", "new")
 
 
 async def test_allocate_ids_gives_consecutive_blocks(store) -> None:
