@@ -27,6 +27,7 @@ from .core.login_guard import LoginGuard, LoginGuardConfig
 from .core.models import CREDIT_SCALE, Account, Connector, Message, Route
 from .core.ports import Store
 from .core.receipts import ReceiptService
+from .core.retention import Retention
 from .core.routing import RoutingTable
 from .core.scheduler import Scheduler
 from .core.submit import SubmitPipeline, SubmitSettings
@@ -63,6 +64,7 @@ class Settings:
     submit: SubmitSettings = field(default_factory=SubmitSettings)
     login: LoginGuardConfig = field(default_factory=LoginGuardConfig)
     receipt_expiry_hours: float = 72.0  # receipts and MO wait this long for a receiver
+    retention_days: float = 90.0  # history older than this is purged (0: kept for ever)
     refund_upstream_rejections: bool = True
     inbound: InboundSettings = field(default_factory=InboundSettings)  # MO
 
@@ -160,6 +162,7 @@ class App:
             settings=settings.submit, node=settings.node_id)
         self.connectors = ConnectorRegistry(self.store, self.dispatcher, make_connector,
                                             settings.node_id)
+        self.retention = Retention(self.store, settings.retention_days)
         self.scheduler = Scheduler(
             self.store, self.dispatcher.dispatch, self.dispatcher.on_status,
             hold_generation=lambda: self.dispatcher.hold_generation)
@@ -222,6 +225,7 @@ class App:
         await self.accounts.start()
         await self.receipts.start()
         await self.scheduler.start()
+        self.retention.start()
         self._tasks.append(asyncio.create_task(self._route_refresh(), name="route-refresh"))
         self.settings.smpp.host = self.settings.host
         self.settings.smpp.port = self.settings.smpp_port
@@ -250,6 +254,7 @@ class App:
         for task in self._tasks:
             task.cancel()
         await self.scheduler.stop()
+        await self.retention.stop()
         await self.receipts.stop()
         await self.accounts.stop()
         await self.connectors.stop()

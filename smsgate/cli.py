@@ -73,12 +73,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", metavar="ADDR", help="listen address (default 127.0.0.1)")
     serve.add_argument("--node-id", metavar="NAME", help="this node's name (default hostname)")
     serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    serve.add_argument("--retention-days", type=float, metavar="N",
+                       help="purge history older than N days in the background "
+                            "(default 90; 0 keeps everything)")
     serve.add_argument("--callbacks-allow-private", action="store_true", default=None,
                        help="let dlrurl callbacks reach loopback/private/link-local addresses")
     serve.set_defaults(handler=cmd_serve)
 
     migrate = sub.add_parser("migrate", parents=[db], help="create / upgrade the schema")
     migrate.set_defaults(handler=cmd_migrate)
+
+    purge = sub.add_parser("purge", parents=[db],
+                           help="delete history (sent messages, ledger details, callbacks, "
+                                "MO, unmatched reports) older than DAYS now")
+    purge.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+                       help="age in days (0: everything already final)")
+    purge.set_defaults(handler=cmd_purge)
 
     _account_commands(sub, db)
 
@@ -338,7 +348,7 @@ def cmd_serve(args) -> int:
     if args.database != DEFAULT_DATABASE_URL or not args.config:
         settings.database_url = args.database
     for name in ("smpp_port", "http_port", "smpp_tls_port", "tls_cert", "tls_key", "host",
-                 "node_id"):
+                 "node_id", "retention_days"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     if args.callbacks_allow_private:
@@ -526,6 +536,25 @@ def cmd_account_passwd(args) -> int:
         account.password_hash = hash_password(password)
         await store.update_account(account)
         print(f"password of {args.system_id} changed")
+    return _with_store(args, work)
+
+
+def cmd_purge(args) -> int:
+    from .core.retention import DAY, purge
+    if not 0 <= args.older_than < 100_000:
+        raise CliError(f"--older-than must be 0 or more days, not {args.older_than:g}")
+    before = time.time() - args.older_than * DAY
+    shown: dict[str, int] = {}
+
+    def progress(table: str, deleted: int) -> None:
+        if deleted - shown.get(table, 0) >= 100_000:  # a line now and then on big tables
+            shown[table] = deleted
+            print(f"{table}: {deleted:,} deleted so far", flush=True)
+
+    async def work(store) -> None:
+        deleted = await purge(store, before, progress=progress)
+        for table, count in deleted.items():
+            print(f"{table}: {count:,} deleted")
     return _with_store(args, work)
 
 

@@ -91,6 +91,19 @@ async def test_commands_on_each_backend(store_url, tmp_path):
         await store.close()
 
 
+async def test_purge_deletes_history_at_once(store_url):
+    """`smsgate purge --older-than DAYS` (SPEC §10): the ledger's details of a top-up go
+    with --older-than 0; the balance they made stays."""
+    db = store_url
+    ok("account", "add", "acme", "--password", "pw-1", "--credits", "100", database=db)
+    ok("credit", "acme", "5", database=db)
+    kept = ok("purge", "--older-than", "30", database=db)
+    assert "ledger: 0 deleted" in kept and "messages: 0 deleted" in kept, kept
+    gone = ok("purge", "--older-than", "0", database=db)
+    assert "ledger: 2 deleted" in gone, gone
+    assert "105.00" in ok("account", "show", "acme", database=db)
+
+
 async def test_account_status_auth(store_url):
     """SPEC §3.2's per-account setting: set at `account add`, changed by `account
     status-auth`, shown by `account show`."""
@@ -298,6 +311,9 @@ def db(tmp_path_factory) -> str:
     (("number", "remove", "+"), "digits"),
     (("coverage", "import", "/nonexistent/coverage.csv"), "nonexistent"),
     (("frobnicate",), "invalid choice"),
+    (("purge",), "--older-than"),
+    (("purge", "--older-than", "-1"), "--older-than"),
+    (("purge", "--older-than", "ninety"), "--older-than"),
 ])
 def test_bad_input_is_one_line_and_non_zero(db, args, match):
     fails(*args, database=db, match=match)

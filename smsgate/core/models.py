@@ -368,3 +368,12 @@ class UpstreamFailure:
     temporary: bool  # True: send again (maybe by the next route); False: REJECTD
     detail: str = ""
 
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeStep:
+    """One step of retention in one table (Store.purge_step)."""
+
+    deleted: int
+    last_id: int  # where the next step starts (after it)
+    done: bool  # the table's pass is over: nothing left, or only newer rows

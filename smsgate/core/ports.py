@@ -16,6 +16,7 @@ from .models import (
     Message,
     PendingCallback,
     PendingReceipt,
+    PurgeStep,
     Route,
     SentUpdate,
     StatusUpdate,
@@ -180,6 +181,13 @@ class Store(Protocol):
         """Receipts due for (re)delivery (next_attempt_at <= now, not expired), by id."""
         ...
     async def purge_expired_receipts(self, now: float) -> int: ...
+
+    # retention (core/retention.py)
+    async def purge_step(self, table: str, before: float, after_id: int,
+                         limit: int) -> PurgeStep:
+        """Delete up to `limit` rows of `table` after `after_id` older than `before`, in
+        one short transaction."""
+        ...
 
     # MO (core/inbound.py); written through write()
     async def joining_inbound(self) -> list[InboundMessage]:

@@ -33,13 +33,14 @@ from ..core.models import (
     Message,
     PendingCallback,
     PendingReceipt,
+    PurgeStep,
     Refund,
     Route,
     StatusUpdate,
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, StoreError
-from . import rows
+from . import retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -467,6 +468,25 @@ class PostgresStore:
             status = await self.pool.execute(
                 "DELETE FROM pending_receipts WHERE expires_at <= $1", now)
         return int(status.split()[-1])
+
+    # -- retention ---------------------------------------------------------------------
+
+    async def purge_step(self, table: str, before: float, after_id: int,
+                         limit: int) -> PurgeStep:
+        history = retention.BY_NAME[table]
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                found = await c.fetch(retention.select_step(history, "${}"), after_id, limit)
+                ids, step = retention.chosen([tuple(r) for r in found], before, limit)
+                if ids:
+                    for dependent in history.dependents:
+                        await c.execute(f"DELETE FROM {dependent} "
+                                        "WHERE message_id = ANY($1::bigint[])", ids)
+                    status = await c.execute(
+                        f"DELETE FROM {history.table} WHERE id = ANY($1::bigint[]) "
+                        f"AND ({history.purgeable})", ids)
+                    step = dataclasses.replace(step, deleted=int(status.split()[-1]))
+        return step
 
     # -- MO ----------------------------------------------------------------------------
 

@@ -33,13 +33,14 @@ from ..core.models import (
     Message,
     PendingCallback,
     PendingReceipt,
+    PurgeStep,
     Refund,
     Route,
     StatusUpdate,
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, StoreError
-from . import rows
+from . import retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -523,6 +524,12 @@ class SqliteStore:
         return await self._tx(_rowcount, "DELETE FROM pending_receipts WHERE expires_at <= ?",
                               (now,))
 
+    # -- retention ---------------------------------------------------------------------
+
+    async def purge_step(self, table: str, before: float, after_id: int,
+                         limit: int) -> PurgeStep:
+        return await self._tx(_purge_step, retention.BY_NAME[table], before, after_id, limit)
+
     # -- MO ----------------------------------------------------------------------------
 
     async def joining_inbound(self) -> list[InboundMessage]:
@@ -589,6 +596,20 @@ def _all(c: sqlite3.Connection, sql: str, args: tuple) -> list[tuple]:
 
 def _rowcount(c: sqlite3.Connection, sql: str, args: tuple) -> int:
     return c.execute(sql, args).rowcount
+
+
+def _purge_step(c: sqlite3.Connection, history: retention.History, before: float,
+                after_id: int, limit: int) -> PurgeStep:
+    found = c.execute(retention.select_step(history, "?{}"), (after_id, limit)).fetchall()
+    ids, step = retention.chosen(found, before, limit)
+    if ids:
+        where = f"IN ({_marks(len(ids))})"
+        for dependent in history.dependents:
+            c.execute(f"DELETE FROM {dependent} WHERE message_id {where}", ids)
+        gone = c.execute(f"DELETE FROM {history.table} WHERE id {where} "
+                         f"AND ({history.purgeable})", ids).rowcount
+        step = dataclasses.replace(step, deleted=gone)
+    return step
 
 
 def _migrate(c: sqlite3.Connection) -> list[str]:

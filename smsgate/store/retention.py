@@ -1,0 +1,51 @@
+"""What retention purges, and how one step of it reads and deletes (both backends).
+
+History goes in steps of a few hundred rows in primary-key order, each its own short
+transaction, so that a purge never holds the database for long: on SQLite the group
+commits of live traffic take their turn between two steps. Ids grow with time (message
+ids are counter-based, the rest are serials), so a step that finds only rows newer than
+the cut-off ends the table's pass: no index on the time columns is needed, and none is
+added to the insert path.
+"""
+
+from dataclasses import dataclass
+
+from ..core.models import PurgeStep
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """A table that retention purges: rows older than the cut-off by `time_column`, and
+    only those `purgeable` allows (a message still waiting to be sent is kept)."""
+
+    table: str
+    time_column: str
+    purgeable: str = "TRUE"
+    dependents: tuple[str, ...] = ()  # tables with rows keyed by this table's message_id
+
+
+HISTORY = (
+    History("messages", "created_at", "status NOT IN ('ATES', 'ACCEPTD')",
+            dependents=("message_parts",)),
+    History("ledger", "created_at"),
+    History("dlr_callbacks", "created_at"),
+    History("inbound_messages", "received_at"),
+    History("unmatched_reports", "received_at"),
+)
+BY_NAME = {history.table: history for history in HISTORY}  # core/retention.py: TABLES
+
+
+def select_step(history: History, placeholder: str) -> str:
+    """Rows after an id, oldest first: id, time, whether retention may delete it.
+    `placeholder` is the dialect's, formatted with 1 and 2 ("?{}" or "${}")."""
+    after, limit = placeholder.format(1), placeholder.format(2)
+    return (f"SELECT id, {history.time_column}, ({history.purgeable}) FROM {history.table} "
+            f"WHERE id > {after} ORDER BY id LIMIT {limit}")
+
+
+def chosen(rows: list[tuple], before: float, limit: int) -> tuple[list[int], PurgeStep]:
+    """The ids of a step's rows to delete, and what the step did."""
+    ids = [row[0] for row in rows if row[1] < before and row[2]]
+    last_id = rows[-1][0] if rows else 0
+    done = len(rows) < limit or min(row[1] for row in rows) >= before
+    return ids, PurgeStep(len(ids), last_id, done)
