@@ -14,12 +14,17 @@ process, on its own core, so that the figures measure the server rather than the
 Printed: submit_sm/s, latency p50/p99/max (ms, from write to response), the server's
 RSS at start and end and its CPU time, and a do-nothing baseline: enquire_link round trips
 at the same concurrency on the same server (the ceiling the protocol layer allows).
+
+`--purge-rows N` stores N final messages 200 days old first, and runs `smsgate purge
+--older-than 100` (another process, as an operator would) one second into the submit
+load: the figures then show what a purge of that size costs live traffic.
 """
 
 import argparse
 import asyncio
 import statistics
 import struct
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -196,6 +201,8 @@ async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="smsgate-bench-") as tmp:
         url = args.database or f"sqlite:///{tmp}/bench.db"
         await prepare(url, max_tx=max(args.binds, 10))
+        if args.purge_rows:
+            await store_old_history(url, args.purge_rows)
         proc, port = await start_server(url, "SMPP")
         try:
             await asyncio.sleep(0.5)
@@ -215,8 +222,12 @@ async def main_async(args: argparse.Namespace) -> None:
             server_cpu = cpu_seconds(proc.pid)
             wal = None if args.database else Path(tmp) / "bench.db-wal"
             progress = Progress(args.every, proc.pid, wal) if args.every else None
+            purging = (asyncio.ensure_future(purge_during_load(url))
+                       if args.purge_rows else None)
             rate, lat, err = await run_load(port, submit, args.binds, args.window, args.seconds,
                                             progress=progress)
+            if purging is not None:
+                print(await purging, flush=True)
             server_cpu = cpu_seconds(proc.pid) - server_cpu
             client_cpu = time.process_time() - client_cpu
             report("submit_sm", rate, lat, err)
@@ -233,6 +244,42 @@ async def main_async(args: argparse.Namespace) -> None:
             await stop_server(proc)
 
 
+async def store_old_history(url: str, rows: int) -> None:
+    """`rows` DELIVRD messages of the bench account, 200 days old."""
+    from smsgate.core.models import DELIVRD, Message, WriteBatch
+    from smsgate.store import open_store
+    store = open_store(url)
+    await store.open()
+    try:
+        account = await store.get_account(SYSTEM_ID)
+        assert account is not None
+        first = await store.allocate_ids(rows)
+        old = time.time() - 200 * 86_400
+        started = time.perf_counter()
+        for start in range(0, rows, 20_000):
+            await store.write(WriteBatch(new_messages=[
+                Message(id=(first + n) << 23, account_id=account.id, source_addr="Bench",
+                        dest_addr="447700900123", payload=b"old", price=0,
+                        connector="simulator", status=DELIVRD, created_at=old + n * 0.001)
+                for n in range(start, min(rows, start + 20_000))]))
+        print(f"stored {rows:,} messages 200 days old in "
+              f"{time.perf_counter() - started:.1f} s", flush=True)
+    finally:
+        await store.close()
+
+
+async def purge_during_load(url: str) -> str:
+    await asyncio.sleep(1.0)
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "smsgate.cli", "purge", "--older-than", "100", "--database", url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await proc.communicate()
+    lines = [line for line in out.decode().splitlines() if "so far" not in line]
+    return (f"purge (from 1 s into the load): {time.perf_counter() - started:.1f} s, exit "
+            f"{proc.returncode}: " + "; ".join(lines))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binds", type=int, default=4, help="transmitter sessions")
@@ -243,6 +290,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--database", help="postgresql://... (default: a fresh SQLite file)")
     parser.add_argument("--every", type=float, default=0.0,
                         help="print a progress line every N seconds (0: none)")
+    parser.add_argument("--purge-rows", type=int, default=0, metavar="N",
+                        help="store N old messages first, purge them during the load")
     run(main_async(parser.parse_args(argv)))
 
 
