@@ -289,8 +289,8 @@ class App:
         await self.connectors.stop()
         await self.inbound.stop()
         await self.dispatcher.stop()
-        await self.node.stop()
         await self.writer.close()
+        await self.node.stop()  # its lock is let go by store.close()
         await self.store.close()
         self.gateway.authenticator.close()
 

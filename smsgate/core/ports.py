@@ -221,7 +221,8 @@ class Store(Protocol):
         run's (another process took the identity over)."""
         ...
     async def stop_node(self, node_id: str, run_id: str) -> None:
-        """Mark the node stopped (its row stays, for `smsgate nodes`) and let its lock go."""
+        """Mark the node stopped (its row stays, for `smsgate nodes`); its lock is held
+        until close(), so that no other process is this node while this one flushes."""
         ...
     async def list_nodes(self) -> list[NodeStatus]:
         """Every node ever registered, by id, with how long each has been silent."""

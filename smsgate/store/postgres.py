@@ -518,12 +518,13 @@ class PostgresStore:
         with _errors():
             return await self.pool.fetchval("SELECT count(*) FROM dlr_callbacks")
 
-
     # -- nodes -------------------------------------------------------------------------
 
     async def claim_node(self, node_id: str, run_id: str) -> None:
         with _errors():
-            conn = await self._lock_node(node_id, tries=NODE_LOCK_TRIES)
+            conn = self._node_conn  # a store is one node: a second claim keeps its lock
+            if conn is None or conn.is_closed():
+                conn = await self._lock_node(node_id, tries=NODE_LOCK_TRIES)
             try:
                 await conn.execute(CLAIM_NODE, node_id, run_id)
             except BaseException:
@@ -552,24 +553,29 @@ class PostgresStore:
 
     async def node_heartbeat(self, node_id: str, run_id: str, address: str,
                              figures: NodeFigures) -> bool:
+        args = nodes.heartbeat_args(node_id, run_id, address, figures)
         with _errors():
-            conn = self._node_conn
-            if conn is None or conn.is_closed():
-                # The lock went with the lost connection: take it again, or it is lost.
-                try:
-                    conn = self._node_conn = await self._lock_node(node_id, tries=1)
-                except NodeInUse:
-                    return False
-            status = await conn.execute(HEARTBEAT_NODE, *nodes.heartbeat_args(
-                node_id, run_id, address, figures))
+            conn = await self._node_lock_connection(node_id)
+            status = await (conn or self.pool).execute(HEARTBEAT_NODE, *args)
         return status == "UPDATE 1"
 
+    async def _node_lock_connection(self, node_id: str) -> asyncpg.Connection | None:
+        """The connection holding this node's lock; once it was lost, a new one that
+        takes the lock again. None while the lock is held elsewhere: by our lost session
+        that the server has not dropped yet (the heartbeat goes through the pool
+        meanwhile), or by another process -- which then claimed the row with its run_id,
+        and the heartbeat's run_id check says so."""
+        conn = self._node_conn
+        if conn is None or conn.is_closed():
+            try:
+                conn = self._node_conn = await self._lock_node(node_id, tries=1)
+            except NodeInUse:
+                return None
+        return conn
+
     async def stop_node(self, node_id: str, run_id: str) -> None:
-        try:
-            with _errors():
-                await self.pool.execute(STOP_NODE, node_id, run_id)
-        finally:
-            await self._let_node_go()
+        with _errors():
+            await self.pool.execute(STOP_NODE, node_id, run_id)
 
     async def _let_node_go(self) -> None:
         conn, self._node_conn = self._node_conn, None

@@ -589,10 +589,7 @@ class SqliteStore:
                                    nodes.heartbeat_args(node_id, run_id, address, figures)))
 
     async def stop_node(self, node_id: str, run_id: str) -> None:
-        try:
-            await self._tx(_rowcount, nodes.for_sqlite(nodes.STOP), (node_id, run_id))
-        finally:
-            self._unlock_file()
+        await self._tx(_rowcount, nodes.for_sqlite(nodes.STOP), (node_id, run_id))
 
     async def list_nodes(self) -> list[NodeStatus]:
         return [nodes.node_from_row(r)

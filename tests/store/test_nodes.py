@@ -1,10 +1,12 @@
 """The nodes table on both backends: a claim, heartbeats with figures, a clean stop, and
 the lock that keeps a node id (on SQLite: the database file) to one live process."""
 
+import contextlib
+
 import pytest
 
 from smsgate.core.models import ALIVE, DEAD, STOPPED, NodeFigures, NodeStatus
-from smsgate.core.ports import NodeInUse
+from smsgate.core.ports import NodeInUse, StoreError
 from smsgate.store import open_store
 
 
@@ -90,3 +92,55 @@ def test_states() -> None:
     assert node(4.9).state == ALIVE
     assert node(5.0).state == DEAD
     assert node(60.0, stopped_at=1.0).state == STOPPED
+
+
+async def _terminate_node_session(store) -> None:
+    """Cut the connection that holds the node's lock, as a network failure would."""
+    pid = store._node_conn.get_server_pid()
+    await store.pool.execute("SELECT pg_terminate_backend($1)", pid)
+
+
+async def test_postgres_heartbeat_takes_its_lock_again_after_a_lost_connection(
+        store_url) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("the lock's connection is PostgreSQL's")
+    store = await _opened(store_url)
+    try:
+        await store.claim_node("n1", "run-a")
+        await _terminate_node_session(store)
+        # the first beat may meet the broken connection; the next takes the lock again
+        for _ in range(3):
+            try:
+                if await store.node_heartbeat("n1", "run-a", "", NodeFigures()):
+                    break
+            except StoreError:
+                pass
+        else:
+            raise AssertionError("no heartbeat after the lost connection")
+        other = await _opened(store_url)
+        try:
+            with pytest.raises(NodeInUse):
+                await other.claim_node("n1", "run-b")  # the lock is held again
+        finally:
+            await other.close()
+    finally:
+        await store.close()
+
+
+async def test_postgres_heartbeat_learns_the_id_was_taken_over(store_url) -> None:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("the lock's connection is PostgreSQL's")
+    store, other = await _opened(store_url), await _opened(store_url)
+    try:
+        await store.claim_node("n1", "run-a")
+        await _terminate_node_session(store)
+        await other.claim_node("n1", "run-b")  # while the first was cut off
+        beats = []
+        for _ in range(2):
+            with contextlib.suppress(StoreError):
+                beats.append(await store.node_heartbeat("n1", "run-a", "", NodeFigures()))
+        assert beats and not beats[-1]
+        assert await other.node_heartbeat("n1", "run-b", "", NodeFigures())
+    finally:
+        await store.close()
+        await other.close()
