@@ -26,7 +26,7 @@ from .core.ids import MessageIdGenerator
 from .core.inbound import InboundService, InboundSettings
 from .core.login_guard import LoginGuard, LoginGuardConfig
 from .core.models import CREDIT_SCALE, Account, Connector, Message, NodeFigures, Route
-from .core.ports import Store
+from .core.ports import NodeInUse, Store
 from .core.receipts import ReceiptService
 from .core.routing import RoutingTable
 from .core.scheduler import Scheduler
@@ -303,6 +303,11 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     # short-lived ones, nearly all freed by reference counting).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    # Before the lines below: a script may signal as soon as it reads them.
+    stop = app.stop_requested
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     demo = await create_demo_account(app.store)
     if demo:
         print(f"Demo account created: system_id={demo[0]} password={demo[1]} "
@@ -314,12 +319,10 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     if app.smpp.tls_address is not None:
         host, port = app.smpp.tls_address
         print(f"SMPP TLS listening on {host}:{port}", flush=True)
-    stop = app.stop_requested
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready.set()
     await stop.wait()
     log.info("shutting down")
     await app.stop()
+    if app.node.lost:
+        raise NodeInUse(f"node {settings.node_id!r} was taken over by another process")

@@ -38,6 +38,7 @@ class NodeHeartbeat:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._claimed = False
+        self.lost = False  # another process took this node id over while we ran
 
     async def claim(self) -> None:
         """Raises NodeInUse while another live process is this node."""
@@ -84,4 +85,5 @@ class NodeHeartbeat:
         log.error("node %s: another process has taken this node id over; stopping",
                   self.node_id)
         self._claimed = False
+        self.lost = True
         self._on_lost()

@@ -132,8 +132,8 @@ NODE_LOCK_SPACE = 0x736D7367
 LOCK_NODE = "SELECT pg_try_advisory_lock($1, hashtext(current_schema() || '/' || $2))"
 NODE_LOCK_TRIES, NODE_LOCK_RETRY = 4, 0.25
 # The lock's session: the server notices a vanished peer within ~8 s by TCP keepalives.
-NODE_SESSION = {"application_name": "smsgate node", "tcp_keepalives_idle": "5",
-                "tcp_keepalives_interval": "1", "tcp_keepalives_count": "3"}
+NODE_SESSION = {"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "1",
+                "tcp_keepalives_count": "3"}
 CLAIM_NODE = nodes.for_postgres(nodes.CLAIM)
 HEARTBEAT_NODE = nodes.for_postgres(nodes.HEARTBEAT)
 STOP_NODE = nodes.for_postgres(nodes.STOP)
@@ -538,7 +538,8 @@ class PostgresStore:
         bound how long a vanished machine keeps it). Raises NodeInUse while another
         session holds it; tries a few times, as a process killed a moment ago may not
         have been noticed yet."""
-        conn = await asyncpg.connect(self.dsn, server_settings=NODE_SESSION)
+        conn = await asyncpg.connect(self.dsn, server_settings={
+            **NODE_SESSION, "application_name": f"smsgate node {node_id}"[:63]})
         try:
             for attempt in range(tries):
                 if await conn.fetchval(LOCK_NODE, NODE_LOCK_SPACE, node_id):

@@ -61,7 +61,8 @@ async def test_sqlite_is_one_node(gateway_at) -> None:
     started = time.monotonic()
     await solo.start()
     assert time.monotonic() - started < 15
-    await solo.terminate()
+    await solo.terminate()  # right after its listening lines: a clean stop all the same
+    assert solo.proc is not None and solo.proc.returncode == 0, solo.log.read_text()
     assert (await nodes(solo.url))["solo"]["state"] == "stopped"
 
 
@@ -102,3 +103,19 @@ async def test_nodes_on_postgres(gateway_at, store_url) -> None:
         assert (listed["node-a"]["state"], listed["node-b"]["state"]) == ("alive", "stopped")
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
+async def test_a_node_whose_id_is_taken_over_stops(gateway_at, store_url) -> None:
+    """Its lock's connection cut (as by a network failure) and another process claiming
+    the id meanwhile: the first learns it at its next heartbeat, stops, and says why."""
+    first: Gateway = await gateway_at("node-x", store_url).start()
+    [[cut]] = await first.rows("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                               "WHERE application_name = 'smsgate node node-x'")
+    assert cut == 1
+    second: Gateway = await gateway_at("node-x", store_url).start()
+    assert first.proc is not None
+    assert await asyncio.wait_for(first.proc.wait(), 10) != 0
+    assert "was taken over by another process" in first.log.read_text()
+    assert (await nodes(store_url))["node-x"]["state"] == "alive"
+    await second.terminate()
