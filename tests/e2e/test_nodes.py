@@ -10,6 +10,7 @@ import time
 import pytest
 from e2e_harness import ROOT, Gateway, cli, eventually
 from smpp_harness import RawClient
+from upstreams import Smpp34Smsc
 
 from smsgate.smpp.constants import Status
 
@@ -44,8 +45,18 @@ async def nodes(url: str) -> dict[str, dict]:
 
 
 async def test_sqlite_is_one_node(gateway_at) -> None:
+    smsc = await Smpp34Smsc().start()
     solo = gateway_at("solo")
     assert "no nodes" in await solo.cli(["nodes"])
+    await solo.cli(["connector", "add", "up", "--type", "smpp", "--host", "127.0.0.1",
+                    "--port", str(smsc.port), "--system-id", "gwa", "--password", "pw"])
+    try:
+        await _one_node_on_sqlite(solo)
+    finally:
+        await smsc.stop()
+
+
+async def _one_node_on_sqlite(solo: Gateway) -> None:
     await solo.start()
     line = await refused_serve(solo.url, "other")
     assert line.startswith("smsgate: error: another smsgate serve is running on"), line
@@ -53,7 +64,10 @@ async def test_sqlite_is_one_node(gateway_at) -> None:
 
     # the CLI still works beside the running serve
     await solo.cli(["account", "add", CUSTOMER, "--password", PASSWORD])
-    listed = await nodes(solo.url)
+    async def bound_upstream():
+        listed = await nodes(solo.url)
+        return listed["solo"]["binds"] == 1 and listed
+    listed = await eventually(bound_upstream, timeout=10, what="the upstream bind listed")
     assert listed["solo"]["state"] == "alive"
     assert listed["solo"]["address"] == f"127.0.0.1 smpp:{solo.smpp_port} http:{solo.http_port}"
 
