@@ -11,6 +11,7 @@ import ssl
 import time
 from dataclasses import dataclass, field
 
+from .cluster.nodes import NodeHeartbeat
 from .connectors.http_client import HttpConnector, http_settings
 from .connectors.registry import ConnectorRegistry
 from .connectors.settings import HttpSettings, SimulatorSettings, SmppSettings, settings_for
@@ -24,8 +25,8 @@ from .core.gateway import Gateway
 from .core.ids import MessageIdGenerator
 from .core.inbound import InboundService, InboundSettings
 from .core.login_guard import LoginGuard, LoginGuardConfig
-from .core.models import CREDIT_SCALE, Account, Connector, Message, Route
-from .core.ports import Store
+from .core.models import CREDIT_SCALE, Account, Connector, Message, NodeFigures, Route
+from .core.ports import NodeInUse, Store
 from .core.receipts import ReceiptService
 from .core.retention import Retention
 from .core.routing import RoutingTable
@@ -189,6 +190,10 @@ class App:
                             metrics, self._dlr_endpoint())
         if collector is not None:
             collector.http_guard = self.http.guard
+        self.stop_requested = asyncio.Event()  # a signal, or this node id lost
+        self.node = NodeHeartbeat(self.store, settings.node_id, self._node_figures,
+                                  lambda: sum(self.pipeline.accepted.values()),
+                                  on_lost=self.stop_requested.set)
         self._tasks: list[asyncio.Task] = []
 
     def _dlr_endpoint(self) -> DlrEndpoint:
@@ -197,6 +202,27 @@ class App:
             return http_settings(await self.store.list_connectors())
         return DlrEndpoint(load, lambda report: self.gateway.upstream_report(report),
                            self.settings.http.body_timeout)
+
+    def _node_figures(self) -> NodeFigures:
+        """This node's live figures for its heartbeat (`smsgate nodes`)."""
+        sessions = sum(1 for c in self.smpp.connections if c.account is not None)
+        binds = 0
+        for name, connector in list(self.dispatcher.connectors.items()):
+            try:
+                binds += int(connector.state().get("binds_up", 0))
+            except Exception:
+                log.debug("connector %s could not tell its state", name, exc_info=True)
+        return NodeFigures(smpp_sessions=sessions, upstream_binds=binds)
+
+    def _node_address(self) -> str:
+        """Where this node listens, for `smsgate nodes`: host smpp:N http:N [tls:N]."""
+        host, smpp_port = self.smpp.address
+        if host in ("0.0.0.0", "::", ""):
+            host = socket.gethostname()
+        address = f"{host} smpp:{smpp_port} http:{self.http.address[1]}"
+        if self.smpp.tls_address is not None:
+            address += f" tls:{self.smpp.tls_address[1]}"
+        return address
 
     def _next_id(self) -> int:
         message_id = self.ids.next_id()
@@ -213,7 +239,14 @@ class App:
 
     async def start(self) -> None:
         await self.store.open()
-        await self.store.migrate()
+        try:
+            await self.store.migrate()
+            # Before any per-node work (callbacks held by this node id are released
+            # below): raises NodeInUse while another live process is this node.
+            await self.node.claim()
+        except BaseException:
+            await self.store.close()
+            raise
         for line in await seed(self.store):
             log.info("seeded %s", line)
         await self.ids.start()
@@ -235,6 +268,7 @@ class App:
         self.settings.http.host = self.settings.host
         self.settings.http.port = self.settings.http_port
         await self.http.start()
+        self.node.start(self._node_address())
 
     async def reload_routes(self) -> None:
         self.routing = RoutingTable(await self.store.list_routes())
@@ -261,6 +295,7 @@ class App:
         await self.inbound.stop()
         await self.dispatcher.stop()
         await self.writer.close()
+        await self.node.stop()  # its lock is let go by store.close()
         await self.store.close()
         self.gateway.authenticator.close()
 
@@ -273,6 +308,11 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     # short-lived ones, nearly all freed by reference counting).
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
+    # Before the lines below: a script may signal as soon as it reads them.
+    stop = app.stop_requested
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     demo = await create_demo_account(app.store)
     if demo:
         print(f"Demo account created: system_id={demo[0]} password={demo[1]} "
@@ -284,12 +324,10 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     if app.smpp.tls_address is not None:
         host, port = app.smpp.tls_address
         print(f"SMPP TLS listening on {host}:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     if ready is not None:
         ready.set()
     await stop.wait()
     log.info("shutting down")
     await app.stop()
+    if app.node.lost:
+        raise NodeInUse(f"node {settings.node_id!r} was taken over by another process")

@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     credit.add_argument("amount", help="credits, e.g. 100 or -2.5")
     credit.set_defaults(handler=cmd_credit)
 
+    nodes = sub.add_parser("nodes", parents=[db],
+                           help="list the gateway's nodes: alive, dead or stopped")
+    nodes.set_defaults(handler=cmd_nodes)
+
     _route_commands(sub, db)
     _connector_commands(sub, db)
     _number_commands(sub, db)
@@ -363,7 +367,11 @@ def cmd_serve(args) -> int:
         runner = uvloop.run
     except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable
         runner = asyncio.run
-    runner(serve(settings))
+    from .core.ports import NodeInUse
+    try:
+        runner(serve(settings))
+    except NodeInUse as exc:
+        raise CliError(str(exc)) from None
     return 0
 
 
@@ -429,6 +437,29 @@ def _type_name(hint) -> str:
         return f"a list of {_type_name(args[0]) if args else 'values'}"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
             dict: "a table"}.get(origin or hint, str(hint))
+
+
+def _age(seconds: float) -> str:
+    if seconds < 100:
+        return f"{seconds:.1f}s"
+    return f"{seconds / 60:.0f}m" if seconds < 6000 else f"{seconds / 3600:.0f}h"
+
+
+def cmd_nodes(args) -> int:
+    async def work(store) -> None:
+        nodes = await store.list_nodes()
+        if not nodes:
+            print("no nodes: no `smsgate serve` has run on this database yet")
+            return
+        print(f"{'ID':20} {'STATE':7} {'ADDRESS':36} {'STARTED':20} {'HEARTBEAT':>9} "
+              f"{'SESSIONS':>8} {'BINDS':>5} {'MSG/S':>8}")
+        for n in nodes:
+            started = datetime.fromtimestamp(n.started_at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+            f = n.figures
+            print(f"{n.id:20} {n.state:7} {n.address or '-':36} {started:20} "
+                  f"{_age(n.silent_for) + ' ago':>9} {f.smpp_sessions:>8} "
+                  f"{f.upstream_binds:>5} {f.messages_per_second:>8.1f}")
+    return _with_store(args, work)
 
 
 def cmd_migrate(args) -> int:

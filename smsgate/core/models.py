@@ -377,3 +377,38 @@ class PurgeStep:
     deleted: int
     last_id: int  # where the next step starts (after it)
     done: bool  # the table's pass is over: nothing left, or only newer rows
+
+
+# A node (a `serve` process, SPEC §9) is alive while it heartbeats; silent this long it
+# is dead (others may take over what it held); a clean stop marks it stopped.
+NODE_DEAD_AFTER = 5.0
+ALIVE, DEAD, STOPPED = "alive", "dead", "stopped"
+
+
+@dataclass(slots=True)
+class NodeFigures:
+    """What a node reports with each heartbeat, for `smsgate nodes`."""
+
+    smpp_sessions: int = 0  # customer SMPP sessions bound on it
+    upstream_binds: int = 0  # its upstream SMPP binds that are up
+    messages_per_second: float = 0.0  # accepted in the last heartbeat interval
+
+
+@dataclass(slots=True)
+class NodeStatus:
+    """A node's row. Times are read by the store's clock (PostgreSQL's own for every
+    node), so that nodes whose clocks differ still judge one another alike."""
+
+    id: str
+    address: str  # where it listens, e.g. "10.0.0.5 smpp:8899 http:8080"
+    started_at: float
+    heartbeat_at: float
+    stopped_at: float | None
+    figures: NodeFigures
+    silent_for: float  # seconds since its last heartbeat
+
+    @property
+    def state(self) -> str:
+        if self.stopped_at is not None:
+            return STOPPED
+        return DEAD if self.silent_for >= NODE_DEAD_AFTER else ALIVE

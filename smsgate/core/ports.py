@@ -14,6 +14,8 @@ from .models import (
     InboundNumber,
     LedgerEntry,
     Message,
+    NodeFigures,
+    NodeStatus,
     PendingCallback,
     PendingReceipt,
     PurgeStep,
@@ -46,6 +48,11 @@ class InUse(Exception):
     def __init__(self, what: str, users: Sequence[int | str]) -> None:
         self.users = list(users)
         super().__init__(f"{what} is in use by {', '.join(map(str, self.users))}")
+
+
+class NodeInUse(Exception):
+    """`serve` may not run as this node: another live process holds its identity (or,
+    on SQLite, the database file). The message is one line for the operator."""
 
 
 class Store(Protocol):
@@ -207,6 +214,27 @@ class Store(Protocol):
         """Give back every row `node` holds (its previous run's, at start)."""
         ...
     async def count_callbacks(self) -> int: ...
+
+    # nodes (SPEC §9): each `serve` registers, heartbeats, and marks itself stopped
+    async def claim_node(self, node_id: str, run_id: str) -> None:
+        """Register this process (`run_id`, random per run) as node `node_id`, holding a
+        lock that dies with the process (SQLite: on the database file, one node only;
+        PostgreSQL: on the node id); raises NodeInUse while another live process holds
+        it. The row is then this run's, whatever its heartbeat said: a process killed a
+        moment ago is not alive, its lock is gone with it."""
+        ...
+    async def node_heartbeat(self, node_id: str, run_id: str, address: str,
+                             figures: NodeFigures) -> bool:
+        """Stamp the heartbeat with the figures; False when the row is no longer this
+        run's (another process took the identity over)."""
+        ...
+    async def stop_node(self, node_id: str, run_id: str) -> None:
+        """Mark the node stopped (its row stays, for `smsgate nodes`); its lock is held
+        until close(), so that no other process is this node while this one flushes."""
+        ...
+    async def list_nodes(self) -> list[NodeStatus]:
+        """Every node ever registered, by id, with how long each has been silent."""
+        ...
 
 
 class Writer(Protocol):

@@ -417,6 +417,22 @@ ALTER TABLE pending_receipts ADD COLUMN options BYTEA NOT NULL DEFAULT ''::bytea
 """ + _MO_SHARED
 
 
+# Nodes (SPEC §9): one row per `serve` identity (--node-id). `run_id` names the process
+# that holds it now (a restart is a new run); `stopped_at` is set by a clean stop. The
+# figures are the latest heartbeat's, for `smsgate nodes`.
+_NODES = """
+CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    address TEXT NOT NULL,
+    started_at {time} NOT NULL,
+    heartbeat_at {time} NOT NULL,
+    stopped_at {time},
+    smpp_sessions INTEGER NOT NULL DEFAULT 0,
+    upstream_binds INTEGER NOT NULL DEFAULT 0,
+    messages_per_second {time} NOT NULL DEFAULT 0)"""
+
+
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _INITIAL_SQLITE, _INITIAL_POSTGRES),
     Migration("0002_dlr_callbacks", _CALLBACKS_SQLITE, _CALLBACKS_POSTGRES),
@@ -426,6 +442,8 @@ MIGRATIONS: list[Migration] = [
     Migration("0004_upstreams", _UPSTREAMS_SQLITE, _UPSTREAMS_POSTGRES),
     Migration("0005_correlation", _PARTS_SQLITE, _PARTS_POSTGRES),
     Migration("0006_mo", _MO_SQLITE, _MO_POSTGRES),
+    Migration("0007_nodes", _NODES.format(time="REAL"),
+              _NODES.format(time="DOUBLE PRECISION")),
 ]
 
 

@@ -31,6 +31,8 @@ from ..core.models import (
     InboundNumber,
     LedgerEntry,
     Message,
+    NodeFigures,
+    NodeStatus,
     PendingCallback,
     PendingReceipt,
     PurgeStep,
@@ -39,8 +41,8 @@ from ..core.models import (
     StatusUpdate,
     WriteBatch,
 )
-from ..core.ports import Conflict, InUse, StoreError
-from . import retention, rows
+from ..core.ports import Conflict, InUse, NodeInUse, StoreError
+from . import nodes, retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -125,6 +127,21 @@ DUE_RECEIPTS = (f"SELECT {_RECEIPT} FROM pending_receipts WHERE account_id = $1 
                 "AND next_attempt_at <= $2 AND expires_at > $2 ORDER BY id LIMIT $3")
 
 
+# Nodes: the key space of the per-node advisory locks ("smsg"); the key within it is a
+# hash of the schema and the node id, as a schema is a gateway of its own.
+NODE_LOCK_SPACE = 0x736D7367
+LOCK_NODE = "SELECT pg_try_advisory_lock($1, hashtext(current_schema() || '/' || $2))"
+NODE_LOCK_TRIES, NODE_LOCK_RETRY = 4, 0.25
+# The lock's session: the server notices a vanished peer within ~8 s by TCP keepalives.
+NODE_SESSION = {"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "1",
+                "tcp_keepalives_count": "3"}
+CLAIM_NODE = nodes.for_postgres(nodes.CLAIM)
+HEARTBEAT_NODE = nodes.for_postgres(nodes.HEARTBEAT)
+STOP_NODE = nodes.for_postgres(nodes.STOP)
+LIST_NODES = nodes.for_postgres(nodes.LIST)
+ONE_NODE = nodes.for_postgres(nodes.ONE)
+
+
 @contextmanager
 def _errors() -> Iterator[None]:
     """asyncpg and network errors as StoreError, unique violations as Conflict."""
@@ -145,6 +162,7 @@ class PostgresStore:
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self._node_conn: asyncpg.Connection | None = None  # holds this node's lock
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -156,6 +174,7 @@ class PostgresStore:
                 server_settings={"jit": "off", "application_name": "smsgate"})
 
     async def close(self) -> None:
+        await self._let_node_go()
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -518,6 +537,78 @@ class PostgresStore:
     async def count_callbacks(self) -> int:
         with _errors():
             return await self.pool.fetchval("SELECT count(*) FROM dlr_callbacks")
+
+    # -- nodes -------------------------------------------------------------------------
+
+    async def claim_node(self, node_id: str, run_id: str) -> None:
+        with _errors():
+            conn = self._node_conn  # a store is one node: a second claim keeps its lock
+            if conn is None or conn.is_closed():
+                conn = await self._lock_node(node_id, tries=NODE_LOCK_TRIES)
+            try:
+                await conn.execute(CLAIM_NODE, node_id, run_id)
+            except BaseException:
+                await conn.close()
+                raise
+        self._node_conn = conn
+
+    async def _lock_node(self, node_id: str, tries: int) -> asyncpg.Connection:
+        """A connection of its own holding the session advisory lock of `node_id`: when
+        the process dies PostgreSQL closes the session and lets the lock go (keepalives
+        bound how long a vanished machine keeps it). Raises NodeInUse while another
+        session holds it; tries a few times, as a process killed a moment ago may not
+        have been noticed yet."""
+        conn = await asyncpg.connect(self.dsn, server_settings={
+            **NODE_SESSION, "application_name": f"smsgate node {node_id}"[:63]})
+        try:
+            for attempt in range(tries):
+                if await conn.fetchval(LOCK_NODE, NODE_LOCK_SPACE, node_id):
+                    return conn
+                if attempt + 1 < tries:
+                    await asyncio.sleep(NODE_LOCK_RETRY)
+            row = await conn.fetchrow(ONE_NODE, node_id)
+            raise NodeInUse(nodes.alive_message(row and nodes.node_from_row(row), node_id))
+        except BaseException:
+            await conn.close()
+            raise
+
+    async def node_heartbeat(self, node_id: str, run_id: str, address: str,
+                             figures: NodeFigures) -> bool:
+        args = nodes.heartbeat_args(node_id, run_id, address, figures)
+        with _errors():
+            conn = await self._node_lock_connection(node_id)
+            status = await (conn or self.pool).execute(HEARTBEAT_NODE, *args)
+        return status == "UPDATE 1"
+
+    async def _node_lock_connection(self, node_id: str) -> asyncpg.Connection | None:
+        """The connection holding this node's lock; once it was lost, a new one that
+        takes the lock again. None while the lock is held elsewhere: by our lost session
+        that the server has not dropped yet (the heartbeat goes through the pool
+        meanwhile), or by another process -- which then claimed the row with its run_id,
+        and the heartbeat's run_id check says so."""
+        conn = self._node_conn
+        if conn is None or conn.is_closed():
+            try:
+                conn = self._node_conn = await self._lock_node(node_id, tries=1)
+            except NodeInUse:
+                return None
+        return conn
+
+    async def stop_node(self, node_id: str, run_id: str) -> None:
+        with _errors():
+            await self.pool.execute(STOP_NODE, node_id, run_id)
+
+    async def _let_node_go(self) -> None:
+        conn, self._node_conn = self._node_conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await asyncio.wait_for(conn.close(), 5)
+            except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+                conn.terminate()
+
+    async def list_nodes(self) -> list[NodeStatus]:
+        with _errors():
+            return [nodes.node_from_row(r) for r in await self.pool.fetch(LIST_NODES)]
 
 
 # -- statement groups, run on one connection inside a transaction ----------------------

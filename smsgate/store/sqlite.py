@@ -12,6 +12,7 @@ inside one transaction (charging, id allocation) cannot race another process.
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import logging
 import os
 import sqlite3
@@ -31,6 +32,8 @@ from ..core.models import (
     InboundNumber,
     LedgerEntry,
     Message,
+    NodeFigures,
+    NodeStatus,
     PendingCallback,
     PendingReceipt,
     PurgeStep,
@@ -39,8 +42,8 @@ from ..core.models import (
     StatusUpdate,
     WriteBatch,
 )
-from ..core.ports import Conflict, InUse, StoreError
-from . import retention, rows
+from ..core.ports import Conflict, InUse, NodeInUse, StoreError
+from . import nodes, retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -196,6 +199,7 @@ class SqliteStore:
         self._conn: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._checkpointer: Checkpointer | None = None
+        self._file_lock: int | None = None  # fd of <db>.lock while this process serves
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -211,6 +215,7 @@ class SqliteStore:
         self._checkpointer.start()
 
     async def close(self) -> None:
+        self._unlock_file()
         if self._checkpointer is not None:
             self._checkpointer.stop()
             self._checkpointer = None
@@ -554,6 +559,48 @@ class SqliteStore:
 
     async def count_callbacks(self) -> int:
         return await self._run(_scalar, "SELECT count(*) FROM dlr_callbacks", ())
+
+    # -- nodes -------------------------------------------------------------------------
+
+    async def claim_node(self, node_id: str, run_id: str) -> None:
+        self._lock_file()
+        try:
+            await self._tx(_rowcount, nodes.for_sqlite(nodes.CLAIM), (node_id, run_id))
+        except BaseException:
+            self._unlock_file()
+            raise
+
+    def _lock_file(self) -> None:
+        """SQLite is one node only (SPEC §9): `serve` holds an exclusive flock on
+        `<db>.lock` while it runs. The OS lets it go when the process ends however it
+        ends (kill -9 too); the CLI commands never take it, so they run beside serve."""
+        if self._file_lock is not None:
+            return
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise NodeInUse(f"another smsgate serve is running on {self.path} (SQLite is "
+                            "one node only; use PostgreSQL for several)") from None
+        self._file_lock = fd
+
+    def _unlock_file(self) -> None:
+        fd, self._file_lock = self._file_lock, None
+        if fd is not None:
+            os.close(fd)  # closing the only descriptor releases the flock
+
+    async def node_heartbeat(self, node_id: str, run_id: str, address: str,
+                             figures: NodeFigures) -> bool:
+        return bool(await self._tx(_rowcount, nodes.for_sqlite(nodes.HEARTBEAT),
+                                   nodes.heartbeat_args(node_id, run_id, address, figures)))
+
+    async def stop_node(self, node_id: str, run_id: str) -> None:
+        await self._tx(_rowcount, nodes.for_sqlite(nodes.STOP), (node_id, run_id))
+
+    async def list_nodes(self) -> list[NodeStatus]:
+        return [nodes.node_from_row(r)
+                for r in await self._run(_all, nodes.for_sqlite(nodes.LIST), ())]
 
 
 # -- functions run in the worker thread ---------------------------------------------------

@@ -1,0 +1,1 @@
+"""What several nodes share through the database (DESIGN.md): node liveness, ..."""

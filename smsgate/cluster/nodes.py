@@ -1,0 +1,89 @@
+"""This node's registration and heartbeat (SPEC §9).
+
+`serve` claims its node id before it takes any traffic or any per-node claim (callbacks
+held by the node, ...): two processes under one identity would each take the other's
+claims for their own. Once it listens it heartbeats every second with its live figures,
+read from the running parts through plain callables (no server touches the store). A
+clean stop marks the row stopped; the row stays, so `smsgate nodes` tells a clean stop
+from a crash (a node silent for 5 s is dead).
+"""
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+from ..core.models import NodeFigures
+from ..core.ports import Store, StoreError
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 1.0
+
+
+class NodeHeartbeat:
+    def __init__(self, store: Store, node_id: str, figures: Callable[[], NodeFigures],
+                 accepted: Callable[[], int], on_lost: Callable[[], None],
+                 interval: float = HEARTBEAT_INTERVAL) -> None:
+        self.store = store
+        self.node_id = node_id
+        self.run_id = secrets.token_hex(8)  # this process, as the row knows it
+        self.address = ""
+        self._figures = figures
+        self._accepted = accepted  # messages accepted so far (a counter)
+        self._on_lost = on_lost
+        self.interval = interval
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._claimed = False
+        self.lost = False  # another process took this node id over while we ran
+
+    async def claim(self) -> None:
+        """Raises NodeInUse while another live process is this node."""
+        await self.store.claim_node(self.node_id, self.run_id)
+        self._claimed = True
+
+    def start(self, address: str) -> None:
+        self.address = address
+        self._task = asyncio.create_task(self._beat(), name="node-heartbeat")
+
+    async def stop(self) -> None:
+        """Let the current beat finish (a beat cut off mid-statement could leave the
+        lock's connection unusable), then mark the node stopped."""
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._claimed:
+            self._claimed = False
+            try:
+                await self.store.stop_node(self.node_id, self.run_id)
+            except StoreError as exc:  # it will read as dead in 5 s: no harm done
+                log.warning("node %s not marked stopped: %s", self.node_id, exc)
+
+    async def _beat(self) -> None:
+        last_count, last_at = self._accepted(), time.monotonic()
+        while not self._stopping.is_set():
+            count, now = self._accepted(), time.monotonic()
+            figures = self._figures()
+            figures.messages_per_second = round((count - last_count) / max(now - last_at,
+                                                                            1e-3), 1)
+            last_count, last_at = count, now
+            try:
+                if not await self.store.node_heartbeat(self.node_id, self.run_id,
+                                                       self.address, figures):
+                    self._lost()
+                    return
+            except StoreError as exc:  # the store may be back at the next beat
+                log.warning("node heartbeat failed: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval)
+
+    def _lost(self) -> None:
+        log.error("node %s: another process has taken this node id over; stopping",
+                  self.node_id)
+        self._claimed = False
+        self.lost = True
+        self._on_lost()
