@@ -18,7 +18,7 @@ from .connectors.settings import HttpSettings, SimulatorSettings, SmppSettings, 
 from .connectors.simulator import SimulatorConnector
 from .connectors.smpp_client import SmppConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
-from .core.binds import BindRegistry
+from .core.binds import BindLeases, BindRegistry
 from .core.coverage import default_coverage
 from .core.dispatcher import Dispatcher
 from .core.gateway import Gateway
@@ -167,7 +167,12 @@ class App:
         self.scheduler = Scheduler(
             self.store, self.dispatcher.dispatch, self.dispatcher.on_status,
             hold_generation=lambda: self.dispatcher.hold_generation)
-        self.gateway = Gateway(self.store, self.accounts, Authenticator(), BindRegistry(),
+        self.stop_requested = asyncio.Event()  # a signal, or this node id lost
+        self.node = NodeHeartbeat(self.store, settings.node_id, self._node_figures,
+                                  lambda: sum(self.pipeline.accepted.values()),
+                                  on_lost=self.stop_requested.set)
+        binds = BindRegistry(BindLeases(self.store, settings.node_id, self.node.run_id))
+        self.gateway = Gateway(self.store, self.accounts, Authenticator(), binds,
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
                                LoginGuard(settings.login), genuine_id=self.ids.is_genuine)
         self.smpp = SmppServer(self.gateway, settings.smpp)
@@ -190,10 +195,6 @@ class App:
                             metrics, self._dlr_endpoint())
         if collector is not None:
             collector.http_guard = self.http.guard
-        self.stop_requested = asyncio.Event()  # a signal, or this node id lost
-        self.node = NodeHeartbeat(self.store, settings.node_id, self._node_figures,
-                                  lambda: sum(self.pipeline.accepted.values()),
-                                  on_lost=self.stop_requested.set)
         self._tasks: list[asyncio.Task] = []
 
     def _dlr_endpoint(self) -> DlrEndpoint:

@@ -373,7 +373,10 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
                                                  channel="smpp", peer_ip=self.peer_ip)
             if self.session.state is State.CLOSED:
                 return  # the peer left during the password check: take no bind slot
-            self.gw.binds.acquire(account, kind, self)
+            await self.gw.binds.acquire(account, kind, self)
+            if self.session.state is State.CLOSED:  # left while the lease was taken
+                self.gw.binds.release(account.id, self)
+                return
         except GatewayError as exc:
             return await self._refuse_bind(pdu, kind, exc)
         except Exception:

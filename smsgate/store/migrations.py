@@ -432,6 +432,19 @@ CREATE TABLE nodes (
     upstream_binds INTEGER NOT NULL DEFAULT 0,
     messages_per_second {time} NOT NULL DEFAULT 0)"""
 
+# Bind leases (SPEC §9): one row per bound customer session on a node's run, so that the
+# bind policy holds across nodes (store/bind_leases.py).
+_BIND_LEASES = """
+CREATE TABLE bind_leases (
+    node_id TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    session TEXT NOT NULL,
+    account_id {id} NOT NULL,
+    kind TEXT NOT NULL,
+    acquired_at {time} NOT NULL,
+    PRIMARY KEY (node_id, session));
+CREATE INDEX bind_leases_account ON bind_leases (account_id)"""
+
 
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _INITIAL_SQLITE, _INITIAL_POSTGRES),
@@ -444,6 +457,8 @@ MIGRATIONS: list[Migration] = [
     Migration("0006_mo", _MO_SQLITE, _MO_POSTGRES),
     Migration("0007_nodes", _NODES.format(time="REAL"),
               _NODES.format(time="DOUBLE PRECISION")),
+    Migration("0008_bind_leases", _BIND_LEASES.format(id="INTEGER", time="REAL"),
+              _BIND_LEASES.format(id="BIGINT", time="DOUBLE PRECISION")),
 ]
 
 

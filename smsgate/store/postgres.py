@@ -42,7 +42,7 @@ from ..core.models import (
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, NodeInUse, StoreError
-from . import nodes, retention, rows
+from . import bind_leases, nodes, retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -137,6 +137,11 @@ NODE_SESSION = {"tcp_keepalives_idle": "5", "tcp_keepalives_interval": "1",
                 "tcp_keepalives_count": "3"}
 CLAIM_NODE = nodes.for_postgres(nodes.CLAIM)
 HEARTBEAT_NODE = nodes.for_postgres(nodes.HEARTBEAT)
+# Binds of one account, serialized across nodes for the policy check (store/bind_leases.py)
+BIND_LOCK_SPACE = 0x62696E64
+LOCK_ACCOUNT_BINDS = "SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int)"
+LIVE_BINDS = nodes.for_postgres(bind_leases.LIVE)
+TAKE_BIND = nodes.for_postgres(bind_leases.TAKE)
 STOP_NODE = nodes.for_postgres(nodes.STOP)
 LIST_NODES = nodes.for_postgres(nodes.LIST)
 ONE_NODE = nodes.for_postgres(nodes.ONE)
@@ -547,6 +552,7 @@ class PostgresStore:
                 conn = await self._lock_node(node_id, tries=NODE_LOCK_TRIES)
             try:
                 await conn.execute(CLAIM_NODE, node_id, run_id)
+                await conn.execute(bind_leases.FORGET_NODE, node_id, run_id)
             except BaseException:
                 await conn.close()
                 raise
@@ -605,6 +611,21 @@ class PostgresStore:
                 await asyncio.wait_for(conn.close(), 5)
             except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 conn.terminate()
+
+    async def take_bind(self, node_id: str, run_id: str, session: str, account_id: int,
+                        kind: str, max_tx: int) -> str | None:
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                await c.execute(LOCK_ACCOUNT_BINDS, BIND_LOCK_SPACE, account_id)
+                kinds = [row[0] for row in await c.fetch(LIVE_BINDS, account_id)]
+                refused = bind_leases.refusal(kinds, kind, max_tx)
+                if refused is None:
+                    await c.execute(TAKE_BIND, node_id, run_id, session, account_id, kind)
+                return refused
+
+    async def give_back_bind(self, node_id: str, session: str) -> None:
+        with _errors():
+            await self.pool.execute(bind_leases.GIVE_BACK, node_id, session)
 
     async def list_nodes(self) -> list[NodeStatus]:
         with _errors():

@@ -43,7 +43,7 @@ from ..core.models import (
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, NodeInUse, StoreError
-from . import nodes, retention, rows
+from . import bind_leases, nodes, retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -565,10 +565,17 @@ class SqliteStore:
     async def claim_node(self, node_id: str, run_id: str) -> None:
         self._lock_file()
         try:
-            await self._tx(_rowcount, nodes.for_sqlite(nodes.CLAIM), (node_id, run_id))
+            await self._tx(_claim_node, node_id, run_id)
         except BaseException:
             self._unlock_file()
             raise
+
+    async def take_bind(self, node_id: str, run_id: str, session: str, account_id: int,
+                        kind: str, max_tx: int) -> str | None:
+        return await self._tx(_take_bind, node_id, run_id, session, account_id, kind, max_tx)
+
+    async def give_back_bind(self, node_id: str, session: str) -> None:
+        await self._tx(_rowcount, nodes.for_sqlite(bind_leases.GIVE_BACK), (node_id, session))
 
     def _lock_file(self) -> None:
         """SQLite is one node only (SPEC §9): `serve` holds an exclusive flock on
@@ -643,6 +650,22 @@ def _all(c: sqlite3.Connection, sql: str, args: tuple) -> list[tuple]:
 
 def _rowcount(c: sqlite3.Connection, sql: str, args: tuple) -> int:
     return c.execute(sql, args).rowcount
+
+
+def _claim_node(c: sqlite3.Connection, node_id: str, run_id: str) -> None:
+    c.execute(nodes.for_sqlite(nodes.CLAIM), (node_id, run_id))
+    c.execute(nodes.for_sqlite(bind_leases.FORGET_NODE), (node_id, run_id))
+
+
+def _take_bind(c: sqlite3.Connection, node_id: str, run_id: str, session: str,
+               account_id: int, kind: str, max_tx: int) -> str | None:
+    """Under BEGIN IMMEDIATE: the one writer serializes binds as PostgreSQL's lock does."""
+    kinds = [row[0] for row in c.execute(nodes.for_sqlite(bind_leases.LIVE), (account_id,))]
+    refused = bind_leases.refusal(kinds, kind, max_tx)
+    if refused is None:
+        c.execute(nodes.for_sqlite(bind_leases.TAKE),
+                  (node_id, run_id, session, account_id, kind))
+    return refused
 
 
 def _purge_step(c: sqlite3.Connection, history: retention.History, before: float,
