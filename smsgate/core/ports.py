@@ -232,6 +232,11 @@ class Store(Protocol):
         """Mark the node stopped (its row stays, for `smsgate nodes`); its lock is held
         until close(), so that no other process is this node while this one flushes."""
         ...
+    async def listen_receipts(self, notified: Callable[[list[int] | None], None]) -> bool:
+        """Call notified(account ids, or None for any) when another node stored receipts
+        or MO; False when it cannot (one node, or not now: the caller polls and asks
+        again)."""
+        ...
     async def take_bind(self, node_id: str, run_id: str, session: str, account_id: int,
                         kind: str, max_tx: int) -> str | None:
         """A lease for a bound session if the cluster-wide bind policy allows it (only

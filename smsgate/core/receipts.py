@@ -70,11 +70,29 @@ class ReceiptService:
         self._settling: set[int] = set()  # answered; delete or retry not yet committed
         self._next: dict[int, int] = {}  # round-robin index per account
         self._wake: dict[int, asyncio.Event] = {}
+        self._draining: set[int] = set()  # accounts a notice's drain is running for
+        self.listening = False  # hearing other nodes' receipt notices (PostgreSQL)
         self._task: asyncio.Task | None = None
         self.delivered = 0
 
     async def start(self) -> None:
+        self.listening = await self._listen()
         self._task = asyncio.create_task(self._poll_loop(), name="receipt-retry")
+
+    async def _listen(self) -> bool:
+        """Hear of receipts another node stored (its customer's receiver is here)."""
+        try:
+            return await self._store.listen_receipts(self._heard)
+        except Exception as exc:
+            log.warning("receipt notices: %s", exc)
+            return False
+
+    def _heard(self, account_ids: list[int] | None) -> None:
+        accounts = self._receivers if account_ids is None else account_ids
+        for account_id in list(accounts):
+            if account_id in self._receivers and account_id not in self._draining:
+                self._draining.add(account_id)
+                asyncio.get_running_loop().create_task(self._drain(account_id))
 
     async def stop(self) -> None:
         if self._task:
@@ -148,12 +166,15 @@ class ReceiptService:
         future.add_done_callback(lambda f: self._settling.discard(receipt.id))
 
     async def _drain(self, account_id: int) -> None:
-        """Send what is stored and due for one account (on bind, and periodically)."""
+        """Send what is stored and due for one account (on bind, on another node's
+        notice, and periodically)."""
         try:
             receipts = await self._store.pending_receipts(account_id, time.time(), 1000)
         except Exception:
             log.exception("loading receipts for account %s failed", account_id)
             return
+        finally:
+            self._draining.discard(account_id)
         for receipt in receipts:
             if account_id not in self._receivers:
                 return
@@ -165,6 +186,7 @@ class ReceiptService:
         while True:
             await asyncio.sleep(self._poll_seconds)
             tick += 1
+            self.listening = await self._listen()  # again, if its connection was lost
             for account_id in list(self._receivers):
                 await self._drain(account_id)
             if tick % purge_every == 0:

@@ -15,8 +15,9 @@ outcome when the answer to their COMMIT is lost (`pg_commit`).
 
 import asyncio
 import dataclasses
+import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import asyncpg
@@ -143,8 +144,14 @@ LOCK_ACCOUNT_BINDS = "SELECT pg_advisory_xact_lock($1, ($2 % 2147483647)::int)"
 LIVE_BINDS = nodes.for_postgres(bind_leases.LIVE)
 TAKE_BIND = nodes.for_postgres(bind_leases.TAKE)
 STOP_NODE = nodes.for_postgres(nodes.STOP)
+# Receipts stored on one node, heard by the node holding the account's receiver
+RECEIPTS_CHANNEL = "smsgate_receipts"
+NOTIFY_RECEIPTS = f"SELECT pg_notify('{RECEIPTS_CHANNEL}', $1)"
+NOTICE_MAX = 7900  # pg_notify's payload is under 8000 bytes
 LIST_NODES = nodes.for_postgres(nodes.LIST)
 ONE_NODE = nodes.for_postgres(nodes.ONE)
+
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -168,6 +175,8 @@ class PostgresStore:
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._node_conn: asyncpg.Connection | None = None  # holds this node's lock
+        self._node_id = ""  # once claimed: named in the receipts notices it sends
+        self._listener: asyncpg.Connection | None = None  # LISTENs for receipts notices
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -179,6 +188,9 @@ class PostgresStore:
                 server_settings={"jit": "off", "application_name": "smsgate"})
 
     async def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.terminate()
         await self._let_node_go()
         pool, self._pool = self._pool, None
         if pool is None:
@@ -417,7 +429,7 @@ class PostgresStore:
 
     async def write(self, batch: WriteBatch) -> BatchResult:
         with _errors():
-            return await in_transaction(self.pool, self.dsn, _write, batch)
+            return await in_transaction(self.pool, self.dsn, _write, batch, self._node_id)
 
     # -- messages ----------------------------------------------------------------------
 
@@ -550,6 +562,7 @@ class PostgresStore:
             conn = self._node_conn  # a store is one node: a second claim keeps its lock
             if conn is None or conn.is_closed():
                 conn = await self._lock_node(node_id, tries=NODE_LOCK_TRIES)
+            self._node_id = node_id
             try:
                 await conn.execute(CLAIM_NODE, node_id, run_id)
                 await conn.execute(bind_leases.FORGET_NODE, node_id, run_id)
@@ -627,6 +640,25 @@ class PostgresStore:
         with _errors():
             await self.pool.execute(bind_leases.GIVE_BACK, node_id, session)
 
+    async def listen_receipts(self, notified: Callable[[list[int] | None], None]) -> bool:
+        if self._listener is not None and not self._listener.is_closed():
+            return True
+        own = self._node_id
+
+        def heard(_conn, _pid, _channel, payload: str) -> None:
+            node, _, accounts = payload.partition("|")
+            if node != own:  # this node delivers its own receipts as it stores them
+                notified([int(a) for a in accounts.split(",")] if accounts else None)
+        try:
+            conn = await asyncpg.connect(self.dsn, server_settings={
+                "application_name": "smsgate receipts listener"})
+            await conn.add_listener(RECEIPTS_CHANNEL, heard)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            log.warning("receipts notices not heard (polling meanwhile): %s", exc)
+            return False
+        self._listener = conn
+        return True
+
     async def list_nodes(self) -> list[NodeStatus]:
         with _errors():
             return [nodes.node_from_row(r) for r in await self.pool.fetch(LIST_NODES)]
@@ -652,7 +684,7 @@ async def _insert(c: asyncpg.Connection, table: str, names: tuple[str, ...], sql
         await c.executemany(sql, records)
 
 
-async def _write(c: asyncpg.Connection, batch: WriteBatch) -> BatchResult:
+async def _write(c: asyncpg.Connection, batch: WriteBatch, node_id: str = "") -> BatchResult:
     now = time.time()
     result = BatchResult()
     plan = ChargePlan(batch.new_messages, batch.atomic)
@@ -665,6 +697,7 @@ async def _write(c: asyncpg.Connection, batch: WriteBatch) -> BatchResult:
         result.refused = await _settle_balances(c, batch, plan, locked, paid, now)
     if batch.new_receipts:
         result.receipt_ids = await _insert_receipts(c, batch.new_receipts)
+        await c.execute(NOTIFY_RECEIPTS, receipts_notice(node_id, batch.new_receipts))
     if batch.done_receipts:
         await c.execute(DELETE_RECEIPTS, batch.done_receipts)
     if batch.retry_receipts:
@@ -730,6 +763,12 @@ async def _settle_balances(c: asyncpg.Connection, batch: WriteBatch, plan: Charg
     await _insert(c, "messages", rows.MESSAGE_COLUMNS, INSERT_MESSAGE,
                   list(map(rows.message_row, accepted)))
     return plan.refused
+
+
+def receipts_notice(node_id: str, receipts: list[PendingReceipt]) -> str:
+    """`node|account,account,...`; past NOTICE_MAX no accounts: any may have some."""
+    accounts = ",".join(sorted({str(r.account_id) for r in receipts}))
+    return f"{node_id}|{accounts if len(accounts) < NOTICE_MAX else ''}"
 
 
 async def _insert_receipts(c: asyncpg.Connection, receipts: list[PendingReceipt]) -> list[int]:
