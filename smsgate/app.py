@@ -166,7 +166,7 @@ class App:
         self.retention = Retention(self.store, settings.retention_days)
         self.scheduler = Scheduler(
             self.store, self.dispatcher.dispatch, self.dispatcher.on_status,
-            hold_generation=lambda: self.dispatcher.hold_generation)
+            hold_generation=lambda: self.dispatcher.hold_generation, node=settings.node_id)
         self.stop_requested = asyncio.Event()  # a signal, or this node id lost
         self.node = NodeHeartbeat(self.store, settings.node_id, self._node_figures,
                                   lambda: sum(self.pipeline.accepted.values()),

@@ -156,12 +156,20 @@ class Store(Protocol):
 
     # messages
     async def get_message(self, message_id: int) -> Message | None: ...
-    async def undispatched(self, now: float, limit: int, after_id: int = 0) -> list[Message]:
-        """Messages not yet sent, not final, due (schedule_at null or <= now), by id."""
+    async def undispatched(self, now: float, limit: int, after_id: int = 0,
+                           node: str | None = None) -> list[Message]:
+        """Messages not yet sent, not final, due (schedule_at null or <= now), by id;
+        of one node only if given (store/ownership.py)."""
         ...
-    async def scheduled_until(self, until: float, limit: int) -> list[Message]:
+    async def scheduled_until(self, until: float, limit: int,
+                              node: str | None = None) -> list[Message]:
         """Not yet sent, not final, with schedule_at not null and <= until (no lower
-        bound: a time missed while the loop was busy is still found), by schedule_at."""
+        bound: a time missed while the loop was busy is still found), by schedule_at;
+        of one node only if given."""
+        ...
+    async def take_over(self, node: str, limit: int) -> list[Message]:
+        """Make `node` the owner of up to `limit` unsent messages of nodes no longer
+        alive (and free the callbacks those held); returns them, by id."""
         ...
     async def expire_due(self, now: float, limit: int) -> list[Message]:
         """Messages not final whose expires_at < now: returns them (the caller stores

@@ -1,8 +1,14 @@
-"""Timed work: scheduled messages, recovery of undispatched ones, validity expiry.
+"""Timed work: scheduled messages, recovery of undispatched ones, takeover of a dead
+node's, validity expiry.
 
 Scheduled messages wait in the store; every `poll_seconds` the scheduler loads those due
 within the next `horizon` seconds and arms a timer for each, so a message goes out
 within a second of its time, also after a restart.
+
+With a `node`, a node's scheduler recovers and schedules only the messages it owns
+(store/ownership.py), and every `takeover_seconds` takes over the unsent messages of
+nodes no longer alive: a scheduled message is sent once, by whichever node owns it when
+its time comes.
 """
 
 import asyncio
@@ -21,8 +27,12 @@ class Scheduler:
                  on_expired: Callable[[Message, StatusUpdate], None],
                  poll_seconds: float = 0.25, horizon: float = 1.0,
                  expiry_seconds: float = 5.0,
-                 hold_generation: Callable[[], int] = lambda: 0) -> None:
+                 hold_generation: Callable[[], int] = lambda: 0,
+                 node: str | None = None, takeover_seconds: float = 2.0) -> None:
         self._store = store
+        self._node = node
+        self._takeover_seconds = takeover_seconds
+        self.taken_over = 0
         self._dispatch = dispatch
         # Changes whenever a cancel or replace begins or ends (Dispatcher.hold_generation).
         self._hold_generation = hold_generation
@@ -37,6 +47,8 @@ class Scheduler:
         await self.recover()
         self._tasks = [asyncio.create_task(self._schedule_loop(), name="scheduler"),
                        asyncio.create_task(self._expiry_loop(), name="expiry")]
+        if self._node is not None:
+            self._tasks.append(asyncio.create_task(self._takeover_loop(), name="takeover"))
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -46,24 +58,43 @@ class Scheduler:
         """Dispatch every stored message that is due but was never sent."""
         count, after = 0, 0
         while True:
-            batch = await self._store.undispatched(time.time(), 5000, after)
+            batch = await self._store.undispatched(time.time(), 5000, after, self._node)
             if not batch:
                 return count
-            for message in batch:
-                # Due scheduled messages are also listed by scheduled_until until their
-                # sent_at commits: mark them armed so the loop does not send them again.
-                if message.schedule_at is not None:
-                    self._armed.add(message.id)
-                self._dispatch(message)
+            self._dispatch_due(batch)
             count += len(batch)
             after = batch[-1].id
+
+    def _dispatch_due(self, messages: list[Message]) -> None:
+        for message in messages:
+            # Due scheduled messages are also listed by scheduled_until until their
+            # sent_at commits: mark them armed so the loop does not send them again.
+            if message.schedule_at is not None:
+                self._armed.add(message.id)
+            self._dispatch(message)
+
+    async def _takeover_loop(self) -> None:
+        assert self._node is not None
+        while True:
+            await asyncio.sleep(self._takeover_seconds)
+            try:
+                while taken := await self._store.take_over(self._node, 5000):
+                    self.taken_over += len(taken)
+                    log.warning("took over %d unsent messages of nodes no longer alive",
+                                len(taken))
+                    now = time.time()  # later scheduled ones: the schedule loop's
+                    self._dispatch_due([m for m in taken
+                                        if m.schedule_at is None or m.schedule_at <= now])
+            except Exception:
+                log.exception("taking over messages failed")
 
     async def _schedule_loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             try:
                 now = time.time()
-                due = await self._store.scheduled_until(now + self._horizon, 10_000)
+                due = await self._store.scheduled_until(now + self._horizon, 10_000,
+                                                        self._node)
                 # A fired message stays listed until its sent_at is committed: forget only
                 # ids the store no longer lists, so nothing is sent twice.
                 self._armed &= {m.id for m in due}

@@ -43,7 +43,7 @@ from ..core.models import (
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, NodeInUse, StoreError
-from . import bind_leases, nodes, retention, rows
+from . import bind_leases, nodes, ownership, retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -114,6 +114,15 @@ UNSENT_DUE = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_
               "AND id > $2 ORDER BY id LIMIT $3")
 SCHEDULED = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= $1 "
              "ORDER BY schedule_at, id LIMIT $2")
+# The same, of one node's messages only (store/ownership.py)
+UNSENT_NOW_OF = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at IS NULL "
+                 "AND node = $3 AND id > $1 ORDER BY id LIMIT $2")
+UNSENT_DUE_OF = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= $1 "
+                 "AND node = $4 AND id > $2 ORDER BY id LIMIT $3")
+SCHEDULED_OF = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= $1 "
+                "AND node = $3 ORDER BY schedule_at, id LIMIT $2")
+TAKE_OVER = nodes.for_postgres(ownership.take_over(_MSG, " FOR UPDATE SKIP LOCKED"))
+RELEASE_DEAD_CALLBACKS = nodes.for_postgres(ownership.RELEASE_CALLBACKS)
 EXPIRING = f"{SELECT_MESSAGES} WHERE {LIVE} AND expires_at < $1 ORDER BY expires_at LIMIT $2"
 CANCEL = ("UPDATE messages SET status = 'DELETED', done_at = $1 WHERE account_id = $2 "
           "AND sent_at IS NULL AND status = 'ATES' AND id = ANY($3::bigint[]) "
@@ -438,22 +447,38 @@ class PostgresStore:
             row = await self.pool.fetchrow(f"{SELECT_MESSAGES} WHERE id = $1", message_id)
         return Message(*row) if row else None
 
-    async def undispatched(self, now: float, limit: int, after_id: int = 0) -> list[Message]:
+    async def undispatched(self, now: float, limit: int, after_id: int = 0,
+                           node: str | None = None) -> list[Message]:
         # Two index range scans (immediate ones by id; due scheduled ones by time), merged:
         # a big scheduled campaign is then never scanned before it is due.
         with _errors():
             async with self.pool.acquire() as c:
-                found = (await c.fetch(UNSENT_NOW, after_id, limit)
-                         + await c.fetch(UNSENT_DUE, now, after_id, limit))
+                if node is None:
+                    found = (await c.fetch(UNSENT_NOW, after_id, limit)
+                             + await c.fetch(UNSENT_DUE, now, after_id, limit))
+                else:
+                    found = (await c.fetch(UNSENT_NOW_OF, after_id, limit, node)
+                             + await c.fetch(UNSENT_DUE_OF, now, after_id, limit, node))
         found.sort(key=lambda r: r[0])
         return [Message(*r) for r in found[:limit]]
 
-    async def scheduled_until(self, until: float, limit: int) -> list[Message]:
+    async def scheduled_until(self, until: float, limit: int,
+                              node: str | None = None) -> list[Message]:
         """Unsent, not final, schedule_at <= until, by schedule_at (those already due
         included: there is no `now` here, and the caller sends them at once)."""
         with _errors():
-            found = await self.pool.fetch(SCHEDULED, until, limit)
+            if node is None:
+                found = await self.pool.fetch(SCHEDULED, until, limit)
+            else:
+                found = await self.pool.fetch(SCHEDULED_OF, until, limit, node)
         return [Message(*r) for r in found]
+
+    async def take_over(self, node: str, limit: int) -> list[Message]:
+        with _errors():
+            async with self.pool.acquire() as c, c.transaction():
+                await c.execute(RELEASE_DEAD_CALLBACKS)
+                found = await c.fetch(TAKE_OVER, node, limit)
+        return sorted((Message(*r) for r in found), key=lambda m: m.id)
 
     async def expire_due(self, now: float, limit: int) -> list[Message]:
         with _errors():

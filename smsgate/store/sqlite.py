@@ -43,7 +43,7 @@ from ..core.models import (
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, NodeInUse, StoreError
-from . import bind_leases, nodes, retention, rows
+from . import bind_leases, nodes, ownership, retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -110,6 +110,16 @@ UNSENT_DUE = (f"SELECT {_MSG} FROM messages INDEXED BY messages_scheduled "
               "AND id > ? ORDER BY id LIMIT ?")
 SCHEDULED = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= ? "
              "ORDER BY schedule_at, id LIMIT ?")
+# The same, of one node's messages only (store/ownership.py)
+UNSENT_NOW_OF = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at IS NULL "
+                 "AND node = ?3 AND id > ?1 ORDER BY id LIMIT ?2")
+UNSENT_DUE_OF = (f"SELECT {_MSG} FROM messages INDEXED BY messages_scheduled "
+                 f"WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= ?1 "
+                 "AND node = ?4 AND id > ?2 ORDER BY id LIMIT ?3")
+SCHEDULED_OF = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= ?1 "
+                "AND node = ?3 ORDER BY schedule_at, id LIMIT ?2")
+TAKE_OVER = nodes.for_sqlite(ownership.take_over(_MSG, ""))
+RELEASE_DEAD_CALLBACKS = nodes.for_sqlite(ownership.RELEASE_CALLBACKS)
 EXPIRING = f"{SELECT_MESSAGES} WHERE {LIVE} AND expires_at < ? ORDER BY expires_at LIMIT ?"
 CANCEL = ("UPDATE messages SET status = 'DELETED', done_at = ?1 WHERE account_id = ?2 "
           "AND sent_at IS NULL AND status = 'ATES' "
@@ -470,21 +480,35 @@ class SqliteStore:
         row = await self._run(_one, f"{SELECT_MESSAGES} WHERE id = ?", (message_id,))
         return Message(*row) if row else None
 
-    async def undispatched(self, now: float, limit: int, after_id: int = 0) -> list[Message]:
+    async def undispatched(self, now: float, limit: int, after_id: int = 0,
+                           node: str | None = None) -> list[Message]:
         # Two index range scans (immediate ones by id; due scheduled ones by time), merged:
         # a big scheduled campaign is then never scanned before it is due.
         def run(c: sqlite3.Connection) -> list:
+            if node is not None:
+                return (c.execute(UNSENT_NOW_OF, (after_id, limit, node)).fetchall()
+                        + c.execute(UNSENT_DUE_OF, (now, after_id, limit, node)).fetchall())
             return (c.execute(UNSENT_NOW, (after_id, limit)).fetchall()
                     + c.execute(UNSENT_DUE, (now, after_id, limit)).fetchall())
         found = await self._run(run)
         found.sort(key=lambda r: r[0])
         return [Message(*r) for r in found[:limit]]
 
-    async def scheduled_until(self, until: float, limit: int) -> list[Message]:
+    async def scheduled_until(self, until: float, limit: int,
+                              node: str | None = None) -> list[Message]:
         """Unsent, not final, schedule_at <= until, by schedule_at (those already due
         included: there is no `now` here, and the caller sends them at once)."""
-        found = await self._run(_all, SCHEDULED, (until, limit))
+        if node is None:
+            found = await self._run(_all, SCHEDULED, (until, limit))
+        else:
+            found = await self._run(_all, SCHEDULED_OF, (until, limit, node))
         return [Message(*r) for r in found]
+
+    async def take_over(self, node: str, limit: int) -> list[Message]:
+        def run(c: sqlite3.Connection) -> list:
+            c.execute(RELEASE_DEAD_CALLBACKS)
+            return c.execute(TAKE_OVER, (node, limit)).fetchall()
+        return [Message(*r) for r in await self._tx(run)]
 
     async def expire_due(self, now: float, limit: int) -> list[Message]:
         found = await self._run(_all, EXPIRING, (now, limit))
