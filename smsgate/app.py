@@ -21,6 +21,7 @@ from .core.binds import BindRegistry
 from .core.coverage import default_coverage
 from .core.dispatcher import Dispatcher
 from .core.gateway import Gateway
+from .core.health import HealthCheck
 from .core.ids import MessageIdGenerator
 from .core.inbound import InboundService, InboundSettings
 from .core.login_guard import LoginGuard, LoginGuardConfig
@@ -182,8 +183,10 @@ class App:
         if settings.http.metrics:
             collector = GatewayCollector(self.gateway, self.writer, self.smpp, callbacks)
             metrics = metrics_registry(collector)
+        self.health = HealthCheck(self.store, self.writer, settings.node_id,
+                                  self.connectors.states)
         self.http = HttpApi(self.gateway, settings.http, lambda: self.routing, callbacks,
-                            metrics, self._dlr_endpoint())
+                            metrics, self._dlr_endpoint(), self.health)
         if collector is not None:
             collector.http_guard = self.http.guard
         self._tasks: list[asyncio.Task] = []
