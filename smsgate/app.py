@@ -59,6 +59,7 @@ class Settings:
     tls_cert: str = ""  # PEM certificate chain for the SMPP TLS port
     tls_key: str = ""  # PEM private key (empty: it is in tls_cert)
     node_id: str = field(default_factory=socket.gethostname)
+    log_format: str = "text"  # or "json": one object per line (servers/log_format.py)
     smpp: SmppServerConfig = field(default_factory=SmppServerConfig)
     http: HttpApiConfig = field(default_factory=HttpApiConfig)
     submit: SubmitSettings = field(default_factory=SubmitSettings)

@@ -185,9 +185,11 @@ class HttpApi:
     # -- submit ------------------------------------------------------------------------
 
     async def websms(self, request: web.Request) -> web.Response:
+        context: dict = {}  # the account named, once read, for the log lines
         try:
             params = await self._params(request)
-            params.credentials()  # HTTP02 for every parameter before any auth error
+            # HTTP02 for every parameter before any auth error
+            context["account"] = params.credentials()[0]
             fields = SubmitFields.read(params)
             account = await self._authenticate(request, params)
             limit = (self.config.max_post_destinations if request.method == "POST"
@@ -197,13 +199,16 @@ class HttpApi:
             ids = await self.gw.pipeline.submit_all(submit)
         except GatewayError as exc:
             self.gw.refused["http", exc.error] += 1
+            log.debug("http submit refused: %s", exc, extra=context)
             return error_response(exc)
         except StoreError as exc:  # nothing was stored nor charged
-            log.error("http submit failed: %s", exc)
+            log.error("http submit failed: %s", exc, extra=context)
             return error_response(Err.INTERNAL)
         except Exception:
-            log.exception("http submit failed")
+            log.exception("http submit failed", extra=context)
             return error_response(Err.INTERNAL)
+        log.debug("http submit stored as %s", ",".join(map(str, ids)),
+                  extra={**context, "message_id": ids[0] if len(ids) == 1 else ids})
         return text_response("Response: " + ",".join(map(str, ids)))
 
     # -- queries -----------------------------------------------------------------------

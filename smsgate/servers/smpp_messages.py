@@ -8,7 +8,6 @@ read in one place. It uses the connection's `gw`, `cfg`, `session`, `account`,
 `_respond`, `_spawn`, `_who`, `_now` and `_after_request`.
 """
 
-import logging
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,8 +29,7 @@ from ..smpp.layouts import DistributionList, UnsuccessSme
 from ..smpp.pdu import Pdu
 from ..smpp.receipt import STAT_TO_STATE, Receipt, format_receipt
 from ..smpp.smpptime import SmppTimeError, format_smpp_time, parse_smpp_time
-
-log = logging.getLogger("smsgate.servers.smpp_server")
+from .log_format import SessionLog
 
 MAX_PRIORITY = 3  # SMPP 3.4 §5.2.14: priority_flag 0-3
 MAX_SHORT_MESSAGE = 254  # octets (sm_length is one octet; 255 is reserved)
@@ -44,6 +42,7 @@ class MessageHandlers:
     # receipts waiting for a window slot (at most cfg.receipt_backlog)
     _receipt_backlog: deque[tuple[PendingReceipt, Done]]
     _writing_paused: bool
+    log: SessionLog  # adds the session and account to each line
 
     # -- submissions -------------------------------------------------------------------
 
@@ -55,19 +54,24 @@ class MessageHandlers:
             [message] = self.gw.pipeline.prepare(request)
         except GatewayError as exc:
             self.gw.refused["smpp", exc.error] += 1
+            self.log.debug("%s refused: %s", pdu.name, exc)
             return self._respond(pdu, exc.smpp_status)
         self.gw.pipeline.store(message, partial(self._stored, pdu, message))
 
     _on_data_sm = _on_submit_sm
 
     def _stored(self, pdu: Pdu, message: Message, result: bool | Exception) -> None:
+        extra = {"message_id": message.id}
         if result is True:
             self._respond(pdu, Status.ESME_ROK, message_id=str(message.id))
+            self.log.debug("%s stored as %s", pdu.name, message.id, extra=extra)
         elif result is False:
             self.gw.refused["smpp", Err.NO_CREDIT] += 1
             self._respond(pdu, Err.NO_CREDIT.smpp_status)
+            self.log.debug("%s refused: no credit", pdu.name, extra=extra)
         else:
-            log.error("storing message from %s failed: %s", self._who(), result)
+            self.log.error("storing message from %s failed: %s", self._who(), result,
+                           extra=extra)
             self._respond(pdu, Status.ESME_RSYSERR)
 
     def _submit_request(self, pdu: Pdu, destination: str, dest_ton: int,
