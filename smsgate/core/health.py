@@ -55,36 +55,53 @@ class HealthCheck:
         self.cache_seconds = cache_seconds
         self.max_commit_seconds = max_commit_seconds  # a commit older than this: stuck
         self._probe: asyncio.Task[float] | None = None
-        self._last: HealthReport | None = None
-        self._last_at = 0.0
+        self._probed_at = 0.0  # when the last probe returned (or failed)
+        self._last: HealthReport | None = None  # to log changes of state
 
     async def report(self) -> HealthReport:
-        """The node's health, at most `cache_seconds` old, in at most `timeout` s."""
-        if self._last is not None and time.monotonic() - self._last_at < self.cache_seconds:
-            return self._last
-        if self._probe is None or self._probe.done():
-            self._probe = asyncio.create_task(self._write_heartbeat(), name="health-probe")
-        probe = self._probe
+        """The node's health, from a probe at most `cache_seconds` old or in flight,
+        in at most `timeout` s."""
+        probe = self._current_probe()
         try:
             async with asyncio.timeout(self.timeout):
                 store_ms: float | None = await asyncio.shield(probe)
             reason = self._writer_problem()
         except TimeoutError:
             store_ms, reason = None, f"store did not answer within {self.timeout:g} s"
-        except Exception as exc:  # StoreError and whatever a broken driver raises
-            # the detail goes to the log only: /health answers anyone who asks
-            log.warning("health: store write failed: %s", exc)
-            store_ms, reason = None, "store write failed"
+        except Exception:  # StoreError and whatever a broken driver raises
+            store_ms, reason = None, "store write failed"  # the detail: in the log
         report = HealthReport(not reason, reason, self.node, self._store.backend, store_ms,
                               self._connectors())
         self._remember(report)
         return report
 
+    def _current_probe(self) -> "asyncio.Task[float]":
+        """The probe in flight, or the last one while fresh; else a new one. Freshness
+        counts from the probe's end, not from an asker's answer: an asker arriving
+        between the two must not start a second write."""
+        probe = self._probe
+        if probe is None or (probe.done()
+                             and time.monotonic() - self._probed_at >= self.cache_seconds):
+            probe = self._probe = asyncio.create_task(self._write_heartbeat(),
+                                                      name="health-probe")
+            # its error is read here even when every asker had timed out and left
+            probe.add_done_callback(_consume_error)
+        return probe
+
     async def _write_heartbeat(self) -> float:
         """Milliseconds a real write through the store took."""
         started = time.monotonic()
-        await self._store.set_setting(HEARTBEAT_KEY.format(node=self.node), repr(time.time()))
-        return round((time.monotonic() - started) * 1000, 1)
+        try:
+            await self._store.set_setting(HEARTBEAT_KEY.format(node=self.node),
+                                          repr(time.time()))
+        except Exception as exc:
+            # logged once per probe, not per asker; only the log gets the detail, since
+            # /health answers anyone who asks
+            log.warning("health: store write failed: %s", exc)
+            raise
+        finally:
+            self._probed_at = time.monotonic()
+        return round((self._probed_at - started) * 1000, 1)
 
     def _writer_problem(self) -> str:
         stalled = self._writer.stalled_for()
@@ -95,9 +112,14 @@ class HealthCheck:
         return ""
 
     def _remember(self, report: HealthReport) -> None:
-        """Keep it for the next requests; log a change of state once, not per request."""
-        previous, self._last, self._last_at = self._last, report, time.monotonic()
+        """Log a change of state once, not per request."""
+        previous, self._last = self._last, report
         if not report.ok and (previous is None or previous.ok):
             log.warning("health: fail: %s", report.reason)
         elif report.ok and previous is not None and not previous.ok:
             log.warning("health: ok again")
+
+
+def _consume_error(probe: "asyncio.Task[float]") -> None:
+    if not probe.cancelled():
+        probe.exception()

@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from logging import DEBUG
 
 from ..core.errors import UNKNOWN_ID_STATUS_BY_OPERATION, Err, GatewayError
 from ..core.models import MO, Message, PendingReceipt
@@ -61,18 +62,19 @@ class MessageHandlers:
     _on_data_sm = _on_submit_sm
 
     def _stored(self, pdu: Pdu, message: Message, result: bool | Exception) -> None:
-        extra = {"message_id": message.id}
         if result is True:
             self._respond(pdu, Status.ESME_ROK, message_id=str(message.id))
-            self.log.debug("%s stored as %s", pdu.name, message.id, extra=extra)
         elif result is False:
             self.gw.refused["smpp", Err.NO_CREDIT] += 1
             self._respond(pdu, Err.NO_CREDIT.smpp_status)
-            self.log.debug("%s refused: no credit", pdu.name, extra=extra)
         else:
             self.log.error("storing message from %s failed: %s", self._who(), result,
-                           extra=extra)
+                           extra={"message_id": message.id})
             self._respond(pdu, Status.ESME_RSYSERR)
+        if self.log.isEnabledFor(DEBUG):  # the hot path: no dict per message otherwise
+            outcome = {True: "stored", False: "refused: no credit"}.get(result, "failed")
+            self.log.debug("%s %s: %s", pdu.name, message.id, outcome,
+                           extra={"message_id": message.id})
 
     def _submit_request(self, pdu: Pdu, destination: str, dest_ton: int,
                         dest_npi: int) -> SubmitRequest:

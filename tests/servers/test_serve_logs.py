@@ -91,7 +91,7 @@ async def test_serve_logs_no_password_nor_text(tmp_path, log_format, level, opti
     if log_format == "json":
         entries = check_json_lines(text)
         if level == "DEBUG":
-            stored = [e for e in entries if "stored as" in e["message"]]
+            stored = [e for e in entries if "stored" in e["message"]]
             assert {e["logger"] for e in stored} == {"smsgate.servers.smpp_server",
                                                      "smsgate.servers.http_api"}
             assert all(e["account"] == USER and e["message_id"] for e in stored), stored
