@@ -22,6 +22,7 @@ from .core.binds import BindLeases, BindRegistry
 from .core.coverage import default_coverage
 from .core.dispatcher import Dispatcher
 from .core.gateway import Gateway
+from .core.health import HealthCheck
 from .core.ids import MessageIdGenerator
 from .core.inbound import InboundService, InboundSettings
 from .core.login_guard import LoginGuard, LoginGuardConfig
@@ -60,6 +61,7 @@ class Settings:
     tls_cert: str = ""  # PEM certificate chain for the SMPP TLS port
     tls_key: str = ""  # PEM private key (empty: it is in tls_cert)
     node_id: str = field(default_factory=socket.gethostname)
+    log_format: str = "text"  # or "json": one object per line (servers/log_format.py)
     smpp: SmppServerConfig = field(default_factory=SmppServerConfig)
     http: HttpApiConfig = field(default_factory=HttpApiConfig)
     submit: SubmitSettings = field(default_factory=SubmitSettings)
@@ -191,8 +193,10 @@ class App:
         if settings.http.metrics:
             collector = GatewayCollector(self.gateway, self.writer, self.smpp, callbacks)
             metrics = metrics_registry(collector)
+        self.health = HealthCheck(self.store, self.writer, settings.node_id,
+                                  self.connectors.states)
         self.http = HttpApi(self.gateway, settings.http, lambda: self.routing, callbacks,
-                            metrics, self._dlr_endpoint())
+                            metrics, self._dlr_endpoint(), self.health)
         if collector is not None:
             collector.http_guard = self.http.guard
         self._tasks: list[asyncio.Task] = []

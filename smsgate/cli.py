@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import csv
 import dataclasses
-import logging
 import os
 import sys
 import time
@@ -76,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--retention-days", type=float, metavar="N",
                        help="purge history older than N days in the background "
                             "(default 90; 0 keeps everything)")
+    serve.add_argument("--log-format", choices=("text", "json"),
+                       help="log lines on stderr: text, or one JSON object per line"
+                            " (default text)")
     serve.add_argument("--callbacks-allow-private", action="store_true", default=None,
                        help="let dlrurl callbacks reach loopback/private/link-local addresses")
     serve.set_defaults(handler=cmd_serve)
@@ -352,14 +354,15 @@ def cmd_serve(args) -> int:
     if args.database != DEFAULT_DATABASE_URL or not args.config:
         settings.database_url = args.database
     for name in ("smpp_port", "http_port", "smpp_tls_port", "tls_cert", "tls_key", "host",
-                 "node_id", "retention_days"):
+                 "node_id", "retention_days", "log_format"):
         if getattr(args, name) is not None:
             setattr(settings, name, getattr(args, name))
     if args.callbacks_allow_private:
         settings.http.callbacks.allow_private = True
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from .servers import log_redaction
+    from .servers import log_format, log_redaction
+    if settings.log_format not in log_format.FORMATS:
+        raise CliError(f"log_format must be text or json, not {settings.log_format!r}")
+    log_format.configure(args.log_level, settings.log_format, settings.node_id)
     log_redaction.install()  # no password or token in any line (the App adds its loggers)
     runner: Callable[[Awaitable], object]
     try:

@@ -342,6 +342,7 @@ def test_bad_database_url(database, match):
 
 def test_serve_bad_input(db, tmp_path):
     fails("serve", "--smpp-port", "many", database=db, match="--smpp-port")
+    fails("serve", "--log-format", "xml", database=db, match="--log-format")
     fails("serve", "--config", str(tmp_path / "missing.toml"), database=db, match="missing")
     config = tmp_path / "bad.toml"
     config.write_text("no_such_setting = 1\n")
@@ -414,6 +415,7 @@ max_validity = 3600
     ("smpp_tls_port = true", "smpp_tls_port must be an integer"),
     ("refund_upstream_rejections = 1", "must be true or false"),
     ("receipt_expiry_hours = 'soon'", "receipt_expiry_hours must be a number"),
+    ("log_format = 'xml'", "log_format must be text or json"),
     ("[smpp\nwindow = 3", "smsgate.toml"),  # TOML syntax error
 ])
 def test_bad_config_is_one_line(db, tmp_path, toml, match):

@@ -48,6 +48,18 @@ class ConnectorRegistry:
             return RUNNING
         return status
 
+    def states(self) -> dict[str, str]:
+        """Each configured connector's state in a word, for GET /health: up (running
+        and able to send), down (running, but not bound / reachable / backing off),
+        disabled, or broken (its settings cannot run)."""
+        states = {}
+        for name, status in sorted(self._status.items()):
+            connector = self._dispatcher.connectors.get(name)
+            if status == RUNNING:
+                status = "up" if connector is not None and _available(connector) else "down"
+            states[name] = status
+        return states
+
     async def start(self) -> None:
         await self.reload()
         self._task = asyncio.create_task(self._loop(), name="connector-registry")
@@ -123,6 +135,13 @@ class ConnectorRegistry:
                 continue
             await self._store.report_connector_state(ConnectorState(name, self.node, state,
                                                                     now))
+
+
+def _available(connector: UpstreamConnector) -> bool:
+    try:
+        return bool(connector.available)
+    except Exception:  # a connector that cannot even say is not one to count on
+        return False
 
 
 def _changed(running: Connector | None, row: Connector) -> bool:

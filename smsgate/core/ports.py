@@ -290,6 +290,11 @@ class Writer(Protocol):
         """Wait until everything queued so far is committed (or failed)."""
         ...
 
+    def stalled_for(self) -> float:
+        """Seconds the commit in flight has waited for the store (0 when none is;
+        infinity once the writer has stopped), for GET /health."""
+        ...
+
 
 class CallbackOutbox(Protocol):
     """HTTP requests to customers' URLs, stored and retried (servers/http_callbacks.py)."""

@@ -19,6 +19,7 @@ from prometheus_client.registry import CollectorRegistry
 from ..core.coverage import account_coverage
 from ..core.errors import Err, GatewayError
 from ..core.gateway import Gateway
+from ..core.health import HealthCheck
 from ..core.models import ALL_STATUSES, UNKNOWN, Account, format_credits
 from ..core.ports import StoreError
 from ..core.routing import RoutingTable
@@ -76,13 +77,14 @@ class HttpApi:
     def __init__(self, gateway: Gateway, config: HttpApiConfig,
                  routing: Callable[[], RoutingTable], callbacks: HttpCallbacks,
                  metrics: CollectorRegistry | None = None,
-                 dlr: DlrEndpoint | None = None) -> None:
+                 dlr: DlrEndpoint | None = None, health: HealthCheck | None = None) -> None:
         self.gw = gateway
         self.config = config
         self._routing = routing
         self.callbacks = callbacks  # attached and recording (app.py); sending from start()
         self.metrics = metrics  # None: no /metrics route
         self.dlr = dlr  # HTTP providers' delivery reports; None: no such route
+        self.health = health  # None: no /health route
         self._runner: web.AppRunner | None = None
         self.address: tuple[str, int] = ("", 0)
         self.guard = ConnectionGuard(ConnectionLimiter(config.connections),
@@ -99,6 +101,8 @@ class HttpApi:
         add("*", "/websmpp/downloadcoverage", self.coverage)
         if self.metrics is not None:
             add("GET", "/metrics", self.metrics_page)
+        if self.health is not None:
+            add("GET", "/health", self.health_page)
         if self.dlr is not None:
             add("*", "/connectors/{name}/dlr", self.dlr.handle)
         add("*", "/{path:.*}", self.unknown_path)
@@ -169,15 +173,23 @@ class HttpApi:
         body, content_type = exposition(self.metrics, request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 
+    async def health_page(self, request: web.Request) -> web.Response:
+        # No credentials and no per-IP budget: a monitor must always get an answer, and
+        # HealthCheck shares one store probe among all askers (core/health.py).
+        report = await self.health.report()  # type: ignore[union-attr]
+        return web.json_response(report.body(), status=200 if report.ok else 503)
+
     async def unknown_path(self, request: web.Request) -> web.Response:
         return error_response(Err.UNKNOWN_PATH)
 
     # -- submit ------------------------------------------------------------------------
 
     async def websms(self, request: web.Request) -> web.Response:
+        context: dict = {}  # the account named, once read, for the log lines
         try:
             params = await self._params(request)
-            params.credentials()  # HTTP02 for every parameter before any auth error
+            # HTTP02 for every parameter before any auth error
+            context["account"] = params.credentials()[0]
             fields = SubmitFields.read(params)
             account = await self._authenticate(request, params)
             limit = (self.config.max_post_destinations if request.method == "POST"
@@ -187,13 +199,16 @@ class HttpApi:
             ids = await self.gw.pipeline.submit_all(submit)
         except GatewayError as exc:
             self.gw.refused["http", exc.error] += 1
+            log.debug("http submit refused: %s", exc, extra=context)
             return error_response(exc)
         except StoreError as exc:  # nothing was stored nor charged
-            log.error("http submit failed: %s", exc)
+            log.error("http submit failed: %s", exc, extra=context)
             return error_response(Err.INTERNAL)
         except Exception:
-            log.exception("http submit failed")
+            log.exception("http submit failed", extra=context)
             return error_response(Err.INTERNAL)
+        log.debug("http submit stored as %s", ",".join(map(str, ids)),
+                  extra={**context, "message_id": ids[0] if len(ids) == 1 else ids})
         return text_response("Response: " + ",".join(map(str, ids)))
 
     # -- queries -----------------------------------------------------------------------

@@ -8,11 +8,11 @@ read in one place. It uses the connection's `gw`, `cfg`, `session`, `account`,
 `_respond`, `_spawn`, `_who`, `_now` and `_after_request`.
 """
 
-import logging
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from logging import DEBUG
 
 from ..core.errors import UNKNOWN_ID_STATUS_BY_OPERATION, Err, GatewayError
 from ..core.models import MO, Message, PendingReceipt
@@ -30,8 +30,7 @@ from ..smpp.layouts import DistributionList, UnsuccessSme
 from ..smpp.pdu import Pdu
 from ..smpp.receipt import STAT_TO_STATE, Receipt, format_receipt
 from ..smpp.smpptime import SmppTimeError, format_smpp_time, parse_smpp_time
-
-log = logging.getLogger("smsgate.servers.smpp_server")
+from .log_format import SessionLog
 
 MAX_PRIORITY = 3  # SMPP 3.4 §5.2.14: priority_flag 0-3
 MAX_SHORT_MESSAGE = 254  # octets (sm_length is one octet; 255 is reserved)
@@ -44,6 +43,7 @@ class MessageHandlers:
     # receipts waiting for a window slot (at most cfg.receipt_backlog)
     _receipt_backlog: deque[tuple[PendingReceipt, Done]]
     _writing_paused: bool
+    log: SessionLog  # adds the session and account to each line
 
     # -- submissions -------------------------------------------------------------------
 
@@ -55,6 +55,7 @@ class MessageHandlers:
             [message] = self.gw.pipeline.prepare(request)
         except GatewayError as exc:
             self.gw.refused["smpp", exc.error] += 1
+            self.log.debug("%s refused: %s", pdu.name, exc)
             return self._respond(pdu, exc.smpp_status)
         self.gw.pipeline.store(message, partial(self._stored, pdu, message))
 
@@ -67,8 +68,13 @@ class MessageHandlers:
             self.gw.refused["smpp", Err.NO_CREDIT] += 1
             self._respond(pdu, Err.NO_CREDIT.smpp_status)
         else:
-            log.error("storing message from %s failed: %s", self._who(), result)
+            self.log.error("storing message from %s failed: %s", self._who(), result,
+                           extra={"message_id": message.id})
             self._respond(pdu, Status.ESME_RSYSERR)
+        if self.log.isEnabledFor(DEBUG):  # the hot path: no dict per message otherwise
+            outcome = {True: "stored", False: "refused: no credit"}.get(result, "failed")
+            self.log.debug("%s %s: %s", pdu.name, message.id, outcome,
+                           extra={"message_id": message.id})
 
     def _submit_request(self, pdu: Pdu, destination: str, dest_ton: int,
                         dest_npi: int) -> SubmitRequest:

@@ -35,6 +35,7 @@ from ..smpp.session import LocalProtocolError, Role, Session, State
 from ..smpp.timers import RequestTimedOut, SessionConfig
 from .connection_limits import ConnectionCaps, ConnectionLimiter
 from .log_budget import LogBudget
+from .log_format import SessionLog
 from .smpp_messages import MessageHandlers
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         self._log_budget = LogBudget(cfg.log_errors_per_minute)
         self._unbind_request: Pdu | None = None  # the peer's unbind, owed answers first
         self._tasks: set[asyncio.Task] = set()
+        self.log = SessionLog(log, self)  # each line names the session and its account
 
     # -- transport events --------------------------------------------------------------
 
@@ -189,8 +191,8 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
             self._log_rejected()
         if session.closing:
             if session.close_reason:
-                log.info("smpp %s %s: closing: %s", self.peer, self._who(),
-                         session.close_reason)
+                self.log.info("smpp %s %s: closing: %s", self.peer, self._who(),
+                              session.close_reason)
             self.close()
         elif session.has_data_to_send:
             if self._flush_scheduled:
@@ -214,11 +216,11 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
             self.gw.binds.release(self.account.id, self)
             if self.bind_kind in (RX, TRX):
                 self.gw.receipts.unregister(self.account.id, self)
-            log.info("smpp %s %s unbound", self.peer, self._who())
+            self.log.info("smpp %s %s unbound", self.peer, self._who())
         self._fail_receipts()
         if suppressed := self._log_budget.take_suppressed():
-            log.info("smpp %s %s: %d more errors not logged", self.peer, self._who(),
-                     suppressed)
+            self.log.info("smpp %s %s: %d more errors not logged", self.peer, self._who(),
+                          suppressed)
 
     def pause_writing(self) -> None:
         """The peer is not reading what we write: stop reading what it sends, so that
@@ -262,8 +264,8 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
             return
         transport.write(data)
         if transport.get_write_buffer_size() > self.cfg.max_write_buffer:
-            log.info("smpp %s %s: over %d bytes unread by the peer, aborting", self.peer,
-                     self._who(), self.cfg.max_write_buffer)
+            self.log.info("smpp %s %s: over %d bytes unread by the peer, aborting", self.peer,
+                          self._who(), self.cfg.max_write_buffer)
             transport.abort()
 
     def close(self) -> None:
@@ -293,7 +295,7 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
     def revoke(self, reason: str) -> None:
         """The account no longer allows this session (changed while bound)."""
         if self.session.bound:
-            log.info("smpp %s %s: %s, unbinding", self.peer, self._who(), reason)
+            self.log.info("smpp %s %s: %s, unbinding", self.peer, self._who(), reason)
             self.unbind()
 
     def _now(self) -> float:
@@ -311,16 +313,16 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         for error in self.session.rejected:
             if budget.take(now):
                 skipped = budget.take_suppressed()
-                log.info("smpp %s %s: %s (status 0x%x)%s", self.peer, self._who(),
-                         error.reason, error.status,
-                         f" [{skipped} more errors not logged]" if skipped else "")
+                self.log.info("smpp %s %s: %s (status 0x%x)%s", self.peer, self._who(),
+                              error.reason, error.status,
+                              f" [{skipped} more errors not logged]" if skipped else "")
         self.session.rejected.clear()
 
     def _handler_failed(self, pdu: Pdu) -> None:
         """A handler raised (a bug): log it within the budget, answer ESME_RSYSERR if the
         request is still unanswered. Called from an `except` block."""
         if self._log_budget.take(self._loop.time()):
-            log.exception("smpp %s %s: %s failed", self.peer, self._who(), pdu.name)
+            self.log.exception("smpp %s %s: %s failed", self.peer, self._who(), pdu.name)
         with contextlib.suppress(LocalProtocolError):  # answered before the failure
             self._respond(pdu, Status.ESME_RSYSERR)
 
@@ -350,8 +352,8 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
             if isinstance(event, RequestTimedOut):
                 self._receipt_timed_out(event.request)
                 continue
-            log.info("smpp %s %s: %s%s", self.peer, self._who(), event,
-                     ", closing" if event.closes else "")
+            self.log.info("smpp %s %s: %s%s", self.peer, self._who(), event,
+                          ", closing" if event.closes else "")
             if event.closes:
                 return self.abort()
         self._send_receipt_backlog()
@@ -380,7 +382,8 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         except GatewayError as exc:
             return await self._refuse_bind(pdu, kind, exc)
         except Exception:
-            log.exception("smpp %s bind %s failed", self.peer, system_id)
+            self.log.exception("smpp %s bind %s failed", self.peer, system_id,
+                               extra={"account": system_id})
             self._respond(pdu, Status.ESME_RSYSERR)
             return self.close()
         self.account, self.bind_kind = account, kind  # from here on, released on loss
@@ -390,7 +393,7 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         self.session.send(response)
         self._schedule_flush()
         self._arm_timer()  # bound: the link check may come before the bind timeout did
-        log.info("smpp %s bound %s as %s", self.peer, system_id, kind)
+        self.log.info("smpp %s bound %s as %s", self.peer, system_id, kind)
         if kind in (RX, TRX):
             self.gw.receipts.register(account.id, self)
 
@@ -401,8 +404,9 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
             await asyncio.sleep(self.cfg.login_backoff_delay)
             if self.session.state is State.CLOSED:
                 return
-        log.info("smpp %s bind %s as %s refused: %s", self.peer, pdu.get("system_id", ""),
-                 kind, exc)
+        system_id = pdu.get("system_id", "")
+        self.log.info("smpp %s bind %s as %s refused: %s", self.peer, system_id, kind, exc,
+                      extra={"account": system_id})
         self._respond(pdu, _bind_status(exc))
         self.close()
 

@@ -24,6 +24,7 @@ done-callbacks and their trips through the event loop's ready queue for every me
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from functools import partial
 
@@ -74,6 +75,7 @@ class BatchWriter:
         self.items = 0  # items written (or failed) in them
         self.last_batch_size = 0
         self.failed_batches = 0
+        self._commit_started: float | None = None  # monotonic time of the one in flight
 
     def _reset_queues(self) -> None:
         """Fresh lists for everything but new messages (which a batch may leave behind)."""
@@ -208,6 +210,16 @@ class BatchWriter:
         """Items waiting for a commit (not counting the one in flight)."""
         return self._queued
 
+    def stalled_for(self) -> float:
+        """Seconds the commit in flight has been waiting for the store (0 when none
+        is), or infinity once the writer has stopped: what /health calls stuck. The
+        oldest unwritten item is about that old, since a commit takes everything queued
+        when it starts and the next starts the moment it returns."""
+        if self._closed:
+            return float("inf")
+        started = self._commit_started
+        return 0.0 if started is None else time.monotonic() - started
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> None:
@@ -272,6 +284,7 @@ class BatchWriter:
         self.batches += 1
         self.items += size
         self.last_batch_size = size
+        self._commit_started = time.monotonic()
         try:
             result = await self._store.write(batch)
         except BaseException as exc:
@@ -286,6 +299,7 @@ class BatchWriter:
         else:
             _resolve(messages, message_waiters, id_futures, other_futures, result)
         finally:
+            self._commit_started = None
             self._batches_done += 1
             self._messages_done += len(messages)
             self._release_flushes()

@@ -31,3 +31,31 @@ async def start_serve(url: str, log: Path, listening: str = "SMPP",
             proc.kill()
         await proc.wait()
         raise
+
+
+async def start_serve_ports(url: str, log: Path, *options: str
+                            ) -> tuple[asyncio.subprocess.Process, dict[str, int]]:
+    """Like start_serve, with the port of every `<NAME> listening on` line up to HTTP's
+    (SMPP and HTTP; `log` gets stderr)."""
+    with log.open("ab") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "smsgate.cli", "serve", "--database", url,
+            "--smpp-port", "0", "--http-port", "0", *options,
+            stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=ROOT)
+    assert proc.stdout is not None
+    ports: dict[str, int] = {}
+    try:
+        async with asyncio.timeout(30):
+            while "HTTP" not in ports:
+                line = (await proc.stdout.readline()).decode()
+                if not line:
+                    raise AssertionError(f"serve exited early:\n{log.read_text()}")
+                name, found, address = line.partition(" listening on ")
+                if found:
+                    ports[name] = int(address.rsplit(":", 1)[1])
+        return proc, ports
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        raise

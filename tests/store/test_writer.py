@@ -255,3 +255,18 @@ async def test_add_message_then_survives_a_failing_callback_and_a_failed_commit(
     await writer.close()
     writer.add_message_then(message(1), told.append)  # closed: told at once
     assert "closed" in str(told[2])
+
+
+async def test_stalled_for_is_the_age_of_the_commit_in_flight(writer_on) -> None:
+    store = GatedStore()
+    writer = writer_on(store)
+    assert writer.stalled_for() == 0.0
+    store.gate.clear()
+    writer.add_sent(SentUpdate(1, "up", time.time()))
+    await asyncio.sleep(0.2)
+    assert 0.15 < writer.stalled_for() < 5
+    store.gate.set()
+    await writer.flush()
+    assert writer.stalled_for() == 0.0
+    await writer.close()
+    assert writer.stalled_for() == float("inf")  # stopped: nothing more gets written
