@@ -187,7 +187,9 @@ async def test_a_split_messages_later_part_is_found_in_the_store_after_a_restart
     [message] = await submit(app, account)
     await eventually(lambda: _true(a.got), what="sent to a")
     a.events.sent(message, ["r1", "r2"])
-    a.events.report(UpstreamReport("a", ("r1",), DELIVRD, time.time()), lambda ok: None)
+    first = []  # a connector's first report waits for the relation learned before
+    a.events.report(UpstreamReport("a", ("r1",), DELIVRD, time.time()), first.append)
+    await eventually(lambda: _true(first), what="the first part's report answered")
     await app.writer.flush()
     # a fresh memory, as after a restart
     app.dispatcher.correlator._recent.clear()
