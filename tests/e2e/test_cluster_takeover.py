@@ -1,0 +1,76 @@
+"""Takeover (SPEC §9, issue 10): node A accepts messages while the upstream is down,
+one of them scheduled, and is killed with -9; node B takes them over within seconds
+and sends each exactly once when the upstream is back, the scheduled one at its time.
+"""
+
+import asyncio
+import socket
+import sys
+import time
+from collections import Counter
+
+import pytest
+from e2e_harness import SINK, eventually
+from smpp_harness import RawClient, submit_sm
+
+from smsgate.smpp.constants import Status
+
+CUSTOMER, PASSWORD = "owned", "owned-pw-1"
+COUNT, SCHEDULED_IN = 20, 12  # messages; seconds until the scheduled one is due
+
+
+@pytest.fixture
+def pg_url(store_url: str) -> str:
+    if not store_url.startswith("postgresql"):
+        pytest.skip("a cluster is PostgreSQL only (SQLite is one node)")
+    return store_url
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+async def test_a_dead_nodes_messages_are_sent_once_by_another(gateway_at, pg_url,
+                                                               tmp_path, processes):
+    port = free_port()  # the upstream: down until A is dead
+    a, b = gateway_at("a", pg_url), gateway_at("b", pg_url)
+    await a.cli(["migrate"],
+                ["account", "add", CUSTOMER, "--password", PASSWORD, "--credits", "100"],
+                ["connector", "add", "up", "--type", "smpp", "--host", "127.0.0.1",
+                 "--port", str(port), "--system-id", "gw", "--password", "pw"],
+                ["route", "add", "4477", "up", "--price", "1"])
+    await asyncio.gather(a.start(), b.start())
+    tx = await RawClient.connect("127.0.0.1", a.smpp_port)
+    assert (await tx.bind("tx", CUSTOMER, PASSWORD)).status == Status.ESME_ROK
+    texts = [b"owned %02d" % n for n in range(COUNT)]
+    for n, text in enumerate(texts):
+        assert (await tx.submit(f"4477009{n:05d}", text)).status == Status.ESME_ROK
+    due = time.time() + SCHEDULED_IN
+    later = f"0000000000{SCHEDULED_IN:02d}000R"  # relative: SCHEDULED_IN s from now
+    answer = await tx.submit("447700999999", b"owned later", schedule_delivery_time=later)
+    assert answer.status == Status.ESME_ROK
+    await tx.close()
+
+    await a.kill()
+    record = tmp_path / "sink.txt"
+    sink = processes.add(await asyncio.create_subprocess_exec(
+        sys.executable, str(SINK), "--port", str(port), "--record", str(record),
+        stdout=asyncio.subprocess.PIPE))
+    ready = (await asyncio.wait_for(sink.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
+    assert ready.startswith("READY "), ready
+
+    def at_sink() -> Counter[bytes]:
+        return Counter(record.read_bytes().splitlines()) if record.exists() else Counter()
+    await eventually(lambda: set(texts) <= set(at_sink()), timeout=60,
+                     what="A's messages sent by B")
+    await eventually(lambda: b"owned later" in at_sink(), timeout=30,
+                     what="the scheduled message sent by B")
+    assert time.time() >= due - 0.5  # not before its time
+    await asyncio.sleep(1.0)
+    counts = at_sink()
+    assert all(counts[text] == 1 for text in (*texts, b"owned later")), counts
+    [(owner, total)] = await b.rows("SELECT min(node), count(*) FROM messages")
+    assert (owner, total) == ("b", COUNT + 1)
+    await b.terminate()
