@@ -4,6 +4,7 @@ run, `smsgate nodes` lists them with their sessions, a killed one reads as dead 
 ~7 s, and one node id cannot run twice."""
 
 import asyncio
+import signal
 import sys
 import time
 
@@ -124,11 +125,15 @@ async def test_a_node_whose_id_is_taken_over_stops(gateway_at, store_url) -> Non
     """Its lock's connection cut (as by a network failure) and another process claiming
     the id meanwhile: the first learns it at its next heartbeat, stops, and says why."""
     first: Gateway = await gateway_at("node-x", store_url).start()
+    assert first.proc is not None
+    # Frozen meanwhile, so that it cannot take its lock back before the second claims
+    # the id (it would, at its next heartbeat: the second would then be refused).
+    first.proc.send_signal(signal.SIGSTOP)
     [[cut]] = await first.rows("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                                "WHERE application_name = 'smsgate node node-x'")
     assert cut == 1
     second: Gateway = await gateway_at("node-x", store_url).start()
-    assert first.proc is not None
+    first.proc.send_signal(signal.SIGCONT)
     assert await asyncio.wait_for(first.proc.wait(), 10) != 0
     assert "was taken over by another process" in first.log.read_text()
     assert (await nodes(store_url))["node-x"]["state"] == "alive"
