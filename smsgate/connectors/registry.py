@@ -89,8 +89,10 @@ class ConnectorRegistry:
             for name, status in list(self._status.items()):
                 row = rows.get(name)
                 wanted = row is not None and row.enabled
-                if row is None or _changed(self._rows.get(name), row) \
-                        or (status == DISABLED) == wanted:
+                changed = row is None or _changed(self._rows.get(name), row)
+                if status == RUNNING and wanted and changed:
+                    await self._restart(row)  # type: ignore[arg-type]
+                elif changed or (status == DISABLED) == wanted:
                     await self._stop(name)
             for name, row in rows.items():
                 if name in self._status:
@@ -119,6 +121,17 @@ class ConnectorRegistry:
         # at start-up quietly: `serve` prints its own lines; later a change is news
         log.log(logging.INFO if self._task else logging.DEBUG, "connector %s (%s) started",
                 row.name, row.type)
+
+    async def _restart(self, row: Connector) -> None:
+        """New settings (or a new share of the cluster's binds): the old connector goes,
+        the new one comes, and the connector stays RUNNING for the routing meanwhile, so
+        that no submit is refused for it (the dispatcher holds its messages)."""
+        try:
+            await self._dispatcher.remove_connector(row.name)
+        except Exception:
+            log.exception("connector %s did not stop cleanly", row.name)
+        await self._start(row)
+        log.info("connector %s restarted with its new settings", row.name)
 
     async def _stop(self, name: str) -> None:
         self._rows.pop(name, None)

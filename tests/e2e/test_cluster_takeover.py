@@ -11,7 +11,7 @@ from collections import Counter
 
 import pytest
 from e2e_harness import SINK, eventually
-from smpp_harness import RawClient, submit_sm
+from smpp_harness import RawClient
 
 from smsgate.smpp.constants import Status
 
