@@ -27,7 +27,7 @@ from .core.ids import MessageIdGenerator
 from .core.inbound import InboundService, InboundSettings
 from .core.login_guard import LoginGuard, LoginGuardConfig
 from .core.models import CREDIT_SCALE, Account, Connector, Message, NodeFigures, Route
-from .core.ports import NodeInUse, Store
+from .core.ports import Conflict, NodeInUse, Store
 from .core.receipts import ReceiptService
 from .core.retention import Retention
 from .core.routing import RoutingTable
@@ -86,7 +86,10 @@ async def seed(store: Store) -> list[str]:
     created = []
     if await store.get_setting(SEEDED_CONNECTORS) is None:
         if not await store.list_connectors():
-            await store.add_connector(Connector("simulator", "simulator", {}))
+            try:
+                await store.add_connector(Connector("simulator", "simulator", {}))
+            except Conflict:  # another node starting on the same new database seeds it
+                return created
             await store.add_route(Route(prefix="", connector="simulator", price=CREDIT_SCALE))
             created.append("connector 'simulator' and a catch-all route at 1 credit per part")
         await store.set_setting_if_absent(SEEDED_CONNECTORS, "1")
@@ -102,8 +105,12 @@ async def create_demo_account(store: Store) -> tuple[str, str] | None:
     if await store.list_accounts():
         return None
     password = secrets.token_urlsafe(6)[:8]
-    account = await store.add_account(Account(
-        system_id=DEMO_SYSTEM_ID, password_hash=hash_password(password), created_at=time.time()))
+    try:
+        account = await store.add_account(Account(
+            system_id=DEMO_SYSTEM_ID, password_hash=hash_password(password),
+            created_at=time.time()))
+    except Conflict:  # another node starting on the same new database made it first
+        return None
     await store.adjust_balance(account.id, DEMO_CREDITS * CREDIT_SCALE, "demo account credit")
     return DEMO_SYSTEM_ID, password
 

@@ -10,15 +10,23 @@ restarted with them. So a change reaches a running gateway within `poll` seconds
 Each connector's live state (`UpstreamConnector.state()`) is written to the store at
 the same pace (`connector_states`, one row per connector and node), for `connector
 list` and the admin API.
+
+An SMPP connector's `binds`, `rx_binds` and `tps` are cluster-wide totals (SPEC §9): each
+node runs its share, spread evenly over the live nodes by node id (the first ones take
+the remainder). A node joining or dying changes the shares, and the connectors whose
+share changed restart with theirs at the next look. Every node keeps at least one
+sending bind (its own messages must go out); a receiver share may be none.
 """
 
 import asyncio
+import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable
 
 from ..core.dispatcher import Dispatcher
-from ..core.models import BROKEN, DISABLED, RUNNING, Connector, ConnectorState
+from ..core.models import ALIVE, BROKEN, DISABLED, RUNNING, Connector, ConnectorState
 from ..core.ports import Store, UpstreamConnector
 
 log = logging.getLogger(__name__)
@@ -74,13 +82,17 @@ class ConnectorRegistry:
 
     async def reload(self) -> None:
         """Make the running connectors match the table."""
-        rows = {c.name: c for c in await self._store.list_connectors()}
+        nodes = await self._live_nodes()
+        rows = {c.name: node_share(c, nodes, self.node)
+                for c in await self._store.list_connectors()}
         async with self._lock:
             for name, status in list(self._status.items()):
                 row = rows.get(name)
                 wanted = row is not None and row.enabled
-                if row is None or _changed(self._rows.get(name), row) \
-                        or (status == DISABLED) == wanted:
+                changed = row is None or _changed(self._rows.get(name), row)
+                if status == RUNNING and wanted and changed:
+                    await self._restart(row)  # type: ignore[arg-type]
+                elif changed or (status == DISABLED) == wanted:
                     await self._stop(name)
             for name, row in rows.items():
                 if name in self._status:
@@ -89,6 +101,10 @@ class ConnectorRegistry:
                     await self._start(row)
                 else:
                     self._rows[name], self._status[name] = row, DISABLED
+
+    async def _live_nodes(self) -> list[str]:
+        return sorted({n.id for n in await self._store.list_nodes() if n.state == ALIVE}
+                      | {self.node})
 
     async def _start(self, row: Connector) -> None:
         """A connector that cannot start must not keep the gateway down: it is logged
@@ -105,6 +121,17 @@ class ConnectorRegistry:
         # at start-up quietly: `serve` prints its own lines; later a change is news
         log.log(logging.INFO if self._task else logging.DEBUG, "connector %s (%s) started",
                 row.name, row.type)
+
+    async def _restart(self, row: Connector) -> None:
+        """New settings (or a new share of the cluster's binds): the old connector goes,
+        the new one comes, and the connector stays RUNNING for the routing meanwhile, so
+        that no submit is refused for it (the dispatcher holds its messages)."""
+        try:
+            await self._dispatcher.remove_connector(row.name)
+        except Exception:
+            log.exception("connector %s did not stop cleanly", row.name)
+        await self._start(row)
+        log.info("connector %s restarted with its new settings", row.name)
 
     async def _stop(self, name: str) -> None:
         self._rows.pop(name, None)
@@ -142,6 +169,25 @@ def _available(connector: UpstreamConnector) -> bool:
         return bool(connector.available)
     except Exception:  # a connector that cannot even say is not one to count on
         return False
+
+
+def node_share(row: Connector, nodes: list[str], node: str) -> Connector:
+    """`row` with this node's share of its cluster-wide bind and tps totals (SMPP)."""
+    if row.type != "smpp" or len(nodes) < 2:
+        return row
+    config = dict(row.config)
+    binds = int(config.get("binds", 1))
+    sending = max(1, _share(binds, nodes, node))
+    config["binds"] = sending
+    config["rx_binds"] = _share(int(config.get("rx_binds", 1)), nodes, node)
+    if tps := int(config.get("tps", 0)):
+        config["tps"] = max(1, math.ceil(tps * sending / binds))
+    return dataclasses.replace(row, config=config)
+
+
+def _share(total: int, nodes: list[str], node: str) -> int:
+    index = nodes.index(node)
+    return total // len(nodes) + (1 if index < total % len(nodes) else 0)
 
 
 def _changed(running: Connector | None, row: Connector) -> bool:

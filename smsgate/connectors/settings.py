@@ -356,7 +356,7 @@ class SmppSettings(ConnectorSettings):
     system_type: str = field(default="", metadata=_checked(_text(12, empty=True)))
     mode: str = field(default="trx", metadata=_checked(_one_of("trx", "tx+rx")))
     binds: int = field(default=1, metadata=_checked(_integer(1, 64)))
-    rx_binds: int = field(default=1, metadata=_checked(_integer(1, 64)))
+    rx_binds: int = field(default=1, metadata=_checked(_integer(0, 64)))  # 0: no receiver
     window: int = field(default=10, metadata=_checked(_integer(1, 1000)))
     # messages a second over all binds; 0 = no limit
     tps: int = field(default=0, metadata=_checked(_integer(0, 1_000_000)))

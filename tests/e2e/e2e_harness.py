@@ -12,13 +12,14 @@ import signal
 import sqlite3
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from smpp_harness import RawClient
+from smpp_harness import RawClient, submit_sm
 
 from smsgate.smpp.constants import CommandId, Status, Tag
 from smsgate.smpp.pdu import Pdu
@@ -225,3 +226,55 @@ def receipted_id(pdu: Pdu) -> str:
     if isinstance(value, bytes | bytearray):
         value = bytes(value).rstrip(b"\0").decode()
     return str(value)
+
+
+FLOOD_CUSTOMER, FLOOD_PASSWORD = "flood", "flood-pw-1"
+
+
+class Flood:
+    """Customer transmitters keeping `outstanding` submit_sm each, every text its own
+    (`prefix` and a count), until their gateway dies or `stop()`."""
+
+    def __init__(self, sessions: int = 2, outstanding: int = 32, prefix: bytes = b"k") -> None:
+        self.sessions, self.outstanding, self.prefix = sessions, outstanding, prefix
+        self.acked: dict[str, bytes] = {}  # the gateway's id -> text
+        self.refused: Counter[int] = Counter()
+        self.count = 0
+        self._stopping = False
+
+    async def run(self, port: int) -> None:
+        await asyncio.gather(*(self._session(port) for _ in range(self.sessions)))
+
+    def stop(self) -> None:
+        """Send no more; `run` returns once what was sent is answered."""
+        self._stopping = True
+
+    async def _session(self, port: int) -> None:
+        client = await RawClient.connect("127.0.0.1", port)
+        try:
+            bound = await client.bind("tx", FLOOD_CUSTOMER, FLOOD_PASSWORD)
+            assert bound.status == Status.ESME_ROK
+            slots = asyncio.Semaphore(self.outstanding)
+            while not client.eof.is_set() and not self._stopping:
+                await slots.acquire()
+                self.count += 1
+                text = self.prefix + b"%07d" % self.count
+                future = client.send(submit_sm(f"4477{self.count:08d}", text))
+                future.add_done_callback(lambda f, t=text: self._answered(f, t, slots))
+            if self._stopping:  # every answer in
+                for _ in range(self.outstanding):
+                    await asyncio.wait_for(slots.acquire(), 30)
+            else:
+                await client.eof.wait()
+        finally:
+            await client.close()
+
+    def _answered(self, future: asyncio.Future, text: bytes, slots) -> None:
+        slots.release()
+        if future.cancelled() or future.exception() is not None:
+            return  # no answer before the kill: not acknowledged
+        answer = future.result()
+        if answer.status == Status.ESME_ROK:
+            self.acked[answer["message_id"]] = text
+        else:
+            self.refused[answer.status] += 1

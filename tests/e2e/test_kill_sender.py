@@ -14,57 +14,16 @@ import sys
 import time
 from collections import Counter
 
-from e2e_harness import SINK, eventually
-from smpp_harness import RawClient, submit_sm
+from e2e_harness import FLOOD_CUSTOMER as CUSTOMER
+from e2e_harness import FLOOD_PASSWORD as PASSWORD
+from e2e_harness import SINK, Flood, eventually
 
-from smsgate.smpp.constants import Status
-
-CUSTOMER, PASSWORD = "flood", "flood-pw-1"
-SESSIONS, OUTSTANDING = 2, 32  # customer Tx sessions, submits outstanding on each
 BINDS, WINDOW = 2, 10  # A's connector to the sink
 FLOOD_SECONDS = 3.0
 # The sink numbers from 1: hex ids like "29" are then also decimal spellings of other
 # ids ("0000000041" = 0x29, while "41" is another message's), which receipt correlation
 # must tell apart (core/correlation.py: the relation it learns per connector).
 FIRST_ID = 1
-
-
-class Flood:
-    """Customer transmitters keeping OUTSTANDING submit_sm each, every text its own,
-    until their gateway dies."""
-
-    def __init__(self) -> None:
-        self.acked: dict[str, bytes] = {}  # A's id -> text
-        self.refused: Counter[int] = Counter()
-        self.count = 0
-
-    async def run(self, port: int) -> None:
-        await asyncio.gather(*(self._session(port) for _ in range(SESSIONS)))
-
-    async def _session(self, port: int) -> None:
-        client = await RawClient.connect("127.0.0.1", port)
-        try:
-            assert (await client.bind("tx", CUSTOMER, PASSWORD)).status == Status.ESME_ROK
-            slots = asyncio.Semaphore(OUTSTANDING)
-            while not client.eof.is_set():
-                await slots.acquire()
-                self.count += 1
-                text = b"k%07d" % self.count
-                future = client.send(submit_sm(f"4477{self.count:08d}", text))
-                future.add_done_callback(lambda f, t=text: self._answered(f, t, slots))
-            await client.eof.wait()
-        finally:
-            await client.close()
-
-    def _answered(self, future: asyncio.Future, text: bytes, slots) -> None:
-        slots.release()
-        if future.cancelled() or future.exception() is not None:
-            return  # no answer before the kill: not acknowledged
-        answer = future.result()
-        if answer.status == Status.ESME_ROK:
-            self.acked[answer["message_id"]] = text
-        else:
-            self.refused[answer.status] += 1
 
 
 async def test_kill_9_while_sending_then_restart(gateway_at, store_url, tmp_path, processes):
