@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from .models import ATES, EXPIRED, Message, StatusUpdate
+from .models import ALIVE, ATES, EXPIRED, Message, StatusUpdate
 from .ports import Store
 
 log = logging.getLogger(__name__)
@@ -74,19 +74,29 @@ class Scheduler:
             self._dispatch(message)
 
     async def _takeover_loop(self) -> None:
-        assert self._node is not None
+        """Take over the work of nodes no longer alive: at start (what any other node
+        id left, a renamed node's too), then whenever another node dies or stops. The
+        takeover's scan of the unsent messages runs only then: on one node with a long
+        upstream outage it would otherwise read every waiting message each pass."""
+        handled: set[str] | None = None  # nodes not alive whose work was taken over
         while True:
             await asyncio.sleep(self._takeover_seconds)
             try:
-                while taken := await self._store.take_over(self._node, 5000):
-                    self.taken_over += len(taken)
-                    log.warning("took over %d unsent messages of nodes no longer alive",
-                                len(taken))
-                    now = time.time()  # later scheduled ones: the schedule loop's
-                    self._dispatch_due([m for m in taken
-                                        if m.schedule_at is None or m.schedule_at <= now])
+                gone = {n.id for n in await self._store.list_nodes() if n.state != ALIVE}
+                if handled is None or gone - handled:
+                    await self._take_over_all()
+                handled = gone
             except Exception:
                 log.exception("taking over messages failed")
+
+    async def _take_over_all(self) -> None:
+        assert self._node is not None
+        while taken := await self._store.take_over(self._node, 5000):
+            self.taken_over += len(taken)
+            log.warning("took over %d unsent messages of nodes no longer alive", len(taken))
+            now = time.time()  # later scheduled ones: the schedule loop's
+            self._dispatch_due([m for m in taken
+                                if m.schedule_at is None or m.schedule_at <= now])
 
     async def _schedule_loop(self) -> None:
         loop = asyncio.get_running_loop()
