@@ -68,6 +68,7 @@ class Settings:
     login: LoginGuardConfig = field(default_factory=LoginGuardConfig)
     receipt_expiry_hours: float = 72.0  # receipts and MO wait this long for a receiver
     retention_days: float = 90.0  # history older than this is purged (0: kept for ever)
+    retention_first_pass: float = 60.0  # seconds after start; then one pass an hour
     refund_upstream_rejections: bool = True
     inbound: InboundSettings = field(default_factory=InboundSettings)  # MO
 
@@ -172,7 +173,8 @@ class App:
             settings=settings.submit, node=settings.node_id)
         self.connectors = ConnectorRegistry(self.store, self.dispatcher, make_connector,
                                             settings.node_id)
-        self.retention = Retention(self.store, settings.retention_days)
+        self.retention = Retention(self.store, settings.retention_days,
+                                   first_after=settings.retention_first_pass)
         self.scheduler = Scheduler(
             self.store, self.dispatcher.dispatch, self.dispatcher.on_status,
             hold_generation=lambda: self.dispatcher.hold_generation, node=settings.node_id)

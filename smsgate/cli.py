@@ -574,7 +574,7 @@ def cmd_account_passwd(args) -> int:
 
 
 def cmd_purge(args) -> int:
-    from .core.retention import DAY, purge
+    from .core.retention import DAY, PAUSE, purge
     if not 0 <= args.older_than < 100_000:
         raise CliError(f"--older-than must be 0 or more days, not {args.older_than:g}")
     before = time.time() - args.older_than * DAY
@@ -586,7 +586,7 @@ def cmd_purge(args) -> int:
             print(f"{table}: {deleted:,} deleted so far", flush=True)
 
     async def work(store) -> None:
-        deleted = await purge(store, before, progress=progress)
+        deleted = await purge(store, before, pause=PAUSE, progress=progress)
         for table, count in deleted.items():
             print(f"{table}: {count:,} deleted")
     return _with_store(args, work)
