@@ -234,6 +234,8 @@ class ReceiptCorrelator:
         if learned is not None:
             fits = [m for m in messages if _related(learned, report_id, m.upstream_id)]
             if len(fits) == 1:
+                if self._contrary:  # the learned relation still matches: none in a row
+                    self._contrary.pop(scheme, None)
                 return Match(fits[0]), False
             if parts:
                 return parts[0], False

@@ -186,6 +186,7 @@ class PostgresStore:
         self._node_conn: asyncpg.Connection | None = None  # holds this node's lock
         self._node_id = ""  # once claimed: named in the receipts notices it sends
         self._listener: asyncpg.Connection | None = None  # LISTENs for receipts notices
+        self._listen_failed = False
 
     # -- plumbing ----------------------------------------------------------------------
 
@@ -679,9 +680,13 @@ class PostgresStore:
                 "application_name": "smsgate receipts listener"})
             await conn.add_listener(RECEIPTS_CHANNEL, heard)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            log.warning("receipts notices not heard (polling meanwhile): %s", exc)
+            if not self._listen_failed:  # once per outage: the caller asks every second
+                log.warning("receipts notices not heard (polling meanwhile): %s", exc)
+            self._listen_failed = True
             return False
-        self._listener = conn
+        if self._listen_failed:
+            log.info("receipts notices heard again")
+        self._listener, self._listen_failed = conn, False
         return True
 
     async def list_nodes(self) -> list[NodeStatus]:

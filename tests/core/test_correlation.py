@@ -6,7 +6,7 @@ import time
 import pytest
 from store_helpers import funded, message
 
-from smsgate.core.correlation import LEARN_VOTES, Match, ReceiptCorrelator
+from smsgate.core.correlation import LEARN_VOTES, RELEARN_VOTES, Match, ReceiptCorrelator
 from smsgate.core.models import DELIVRD, WriteBatch
 from smsgate.core.ports import StoreError
 from smsgate.smpp.receipt import id_variants
@@ -344,4 +344,26 @@ async def test_a_parked_report_is_matched_at_the_last_look_when_nothing_is_learn
     await asyncio.sleep(1.5)
     assert [m.message for _, m in recorder.delivered] == [only]
     assert recorder.dropped == ["0489708364"] and c.unmatched == 0
+    c.stop()
+
+
+async def test_an_smsc_that_changes_its_spelling_is_followed_after_enough_reports(store):
+    """Learned "same"; then the SMSC writes decimal receipts for its hex answers: after
+    RELEARN_VOTES reports in a row that only "decimal for hex" explains, that is followed
+    (those reports themselves stay unmatched: none is guessed)."""
+    account = await funded(store, credits=100)
+    await store.set_setting("receipt-ids/up/given", "same")
+    stored = [message(account.id, price=0, connector="up", upstream_id=f"{0x1a0 + n:x}")
+              for n in range(RELEARN_VOTES + 1)]
+    await store.write(WriteBatch(new_messages=stored))
+    recorder = Recorder()
+    c = correlator(store, recorder, park_seconds=0.2)
+    for n in range(RELEARN_VOTES):
+        c.report(report(str(0x1a0 + n)), recorder.done)
+    await asyncio.sleep(1.0)
+    assert not recorder.delivered and c.unmatched == RELEARN_VOTES
+    assert await store.get_setting("receipt-ids/up/given") == "decimal for hex"
+    c.report(report(str(0x1a0 + RELEARN_VOTES)), recorder.done)
+    await settle()
+    assert recorder.delivered[-1][1].message.id == stored[-1].id
     c.stop()
