@@ -24,3 +24,11 @@ def gateway_at(tmp_path: Path, processes: Processes):
         url = url or f"sqlite:///{tmp_path}/{name}.db"
         return Gateway(name, url, tmp_path / f"{name}.log", processes, options)
     return make
+
+
+@pytest.fixture
+def pg_url(store_url: str) -> str:
+    """The PostgreSQL variant of store_url only: a cluster (SQLite is one node)."""
+    if not store_url.startswith("postgresql"):
+        pytest.skip("a cluster is PostgreSQL only (SQLite is one node)")
+    return store_url

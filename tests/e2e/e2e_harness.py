@@ -9,6 +9,7 @@ still running when the test ends, whether it passed or not.
 import asyncio
 import contextlib
 import signal
+import socket
 import sqlite3
 import sys
 import time
@@ -27,6 +28,13 @@ from smsgate.store import sqlite_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SINK = ROOT / "bench" / "sink_smsc.py"
+
+
+def free_port() -> int:
+    """A port nothing listens on now (for a process to be started on it later)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 async def eventually(check: Callable[[], Any], timeout: float, interval: float = 0.1,

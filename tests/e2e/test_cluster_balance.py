@@ -11,18 +11,10 @@ from collections import Counter
 from decimal import Decimal
 
 import aiohttp
-import pytest
 from e2e_harness import http_get
 
 CUSTOMER, PASSWORD = "shared", "shared-pw-1"
 CREDIT, SUBMITS = 100, 200  # the seeded route costs 1 credit per part
-
-
-@pytest.fixture
-def pg_url(store_url: str) -> str:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("a cluster is PostgreSQL only (SQLite is one node)")
-    return store_url
 
 
 async def test_two_nodes_never_oversell_one_balance(gateway_at, pg_url):

@@ -7,20 +7,12 @@ import asyncio
 import contextlib
 import time
 
-import pytest
 from e2e_harness import eventually
 from smpp_harness import RawClient
 
 from smsgate.smpp.constants import Status
 
 CUSTOMER, PASSWORD = "bound", "bound-pw-1"
-
-
-@pytest.fixture
-def pg_url(store_url: str) -> str:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("a cluster is PostgreSQL only (SQLite is one node)")
-    return store_url
 
 
 class Sessions:

@@ -8,18 +8,10 @@ import asyncio
 import sys
 from collections import Counter
 
-import pytest
 from e2e_harness import FLOOD_CUSTOMER, FLOOD_PASSWORD, SINK, Flood, eventually
 
 CREDITS, PRICE_UNITS = 1_000_000, 10  # the route's 0.001 credit, in 1/10,000 units
 BINDS, WINDOW = 3, 10  # the cluster's binds to the sink: one per node
-
-
-@pytest.fixture
-def pg_url(store_url: str) -> str:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("a cluster is PostgreSQL only (SQLite is one node)")
-    return store_url
 
 
 async def test_kill_9_of_one_node_under_load(gateway_at, pg_url, tmp_path, processes):

@@ -7,7 +7,6 @@ its status being stored on B or C.
 import asyncio
 import time
 
-import pytest
 from e2e_harness import next_receipt, receipted_id
 from smpp_harness import RawClient, submit_sm
 
@@ -15,13 +14,6 @@ from smsgate.smpp.constants import Status
 
 CUSTOMER, PASSWORD = "spread", "spread-pw-1"
 PER_NODE = 20
-
-
-@pytest.fixture
-def pg_url(store_url: str) -> str:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("a cluster is PostgreSQL only (SQLite is one node)")
-    return store_url
 
 
 async def test_receipts_go_to_the_node_holding_the_receiver(gateway_at, pg_url):

@@ -4,32 +4,17 @@ and sends each exactly once when the upstream is back, the scheduled one at its 
 """
 
 import asyncio
-import socket
 import sys
 import time
 from collections import Counter
 
-import pytest
-from e2e_harness import SINK, eventually
+from e2e_harness import SINK, eventually, free_port
 from smpp_harness import RawClient
 
 from smsgate.smpp.constants import Status
 
 CUSTOMER, PASSWORD = "owned", "owned-pw-1"
 COUNT, SCHEDULED_IN = 20, 12  # messages; seconds until the scheduled one is due
-
-
-@pytest.fixture
-def pg_url(store_url: str) -> str:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("a cluster is PostgreSQL only (SQLite is one node)")
-    return store_url
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_a_dead_nodes_messages_are_sent_once_by_another(gateway_at, pg_url,

@@ -4,17 +4,9 @@ two of four binds each, and the survivor runs all four once the other is killed.
 import asyncio
 import sys
 
-import pytest
 from e2e_harness import SINK, eventually
 
 BINDS = 4
-
-
-@pytest.fixture
-def pg_url(store_url: str) -> str:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("a cluster is PostgreSQL only (SQLite is one node)")
-    return store_url
 
 
 async def test_binds_are_shared_and_rebalanced(gateway_at, pg_url, processes):

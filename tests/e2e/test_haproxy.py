@@ -7,12 +7,11 @@ it out and traffic goes on through the other.
 import asyncio
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import aiohttp
 import pytest
-from e2e_harness import ROOT, eventually
+from e2e_harness import ROOT, eventually, free_port
 from smpp_harness import RawClient, submit_sm
 
 from smsgate.smpp.constants import Status
@@ -22,18 +21,10 @@ EXAMPLE = ROOT / "docs" / "haproxy.cfg"
 
 
 @pytest.fixture
-def pg_url(store_url: str) -> str:
-    if not store_url.startswith("postgresql"):
-        pytest.skip("a cluster is PostgreSQL only (SQLite is one node)")
+def haproxy(pg_url: str) -> str:
     if shutil.which("haproxy") is None:
         pytest.skip("haproxy is not installed (.ci/run installs it: apt-get install haproxy)")
-    return store_url
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    return pg_url
 
 
 def configured(a, b, smpp_port: int, http_port: int, path: Path) -> Path:
@@ -50,9 +41,9 @@ def configured(a, b, smpp_port: int, http_port: int, path: Path) -> Path:
     return path
 
 
-async def test_haproxy_example_in_front_of_two_nodes(gateway_at, pg_url, tmp_path,
+async def test_haproxy_example_in_front_of_two_nodes(gateway_at, haproxy, tmp_path,
                                                      processes):
-    a, b = gateway_at("a", pg_url), gateway_at("b", pg_url)
+    a, b = gateway_at("a", haproxy), gateway_at("b", haproxy)
     await a.cli(["migrate"], ["account", "add", CUSTOMER, "--password", PASSWORD,
                               "--credits", "100", "--max-tx", "4"])
     await asyncio.gather(a.start(), b.start())

@@ -1,15 +1,6 @@
 """Bind leases on both backends (SPEC §9): the bind policy over every live node's
 sessions; a stopped node's, or an earlier run's, count no more."""
 
-from smsgate.store import open_store
-
-
-async def _opened(url: str):
-    store = open_store(url)
-    await store.open()
-    await store.migrate()
-    return store
-
 
 async def test_one_receiver_and_max_tx_over_the_leases(store) -> None:
     await store.claim_node("a", "run-a")

@@ -2,26 +2,13 @@
 
 import time
 
-import pytest
 from store_helpers import funded, message
 
 from smsgate.core import retention
 from smsgate.core.models import DELIVRD, WriteBatch
-from smsgate.store import open_store
 from smsgate.store.retention import BY_NAME
 
 DAY = retention.DAY
-
-
-@pytest.fixture
-async def store(store_url: str):
-    s = open_store(store_url)
-    await s.open()
-    await s.migrate()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def test_every_table_core_names_is_one_the_store_knows():
