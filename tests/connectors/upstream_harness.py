@@ -11,9 +11,9 @@
 import asyncio
 import struct
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from smpp_harness import eventually
 
 from smsgate.connectors.smpp_client import SmppConnector
 from smsgate.core.models import (
@@ -29,21 +29,6 @@ HEADER = struct.Struct(">IIII")
 RESPONSE = 0x80000000
 BIND_TX, BIND_RX, BIND_TRX = 0x02, 0x01, 0x09
 SUBMIT_SM, DELIVER_SM, UNBIND, ENQUIRE_LINK = 0x04, 0x05, 0x06, 0x15
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.01,
-                     what: str = "condition") -> Any:
-    """Poll a check (plain or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def message(n: int, dest: str = "447700900001", text: bytes = b"Hello", **fields) -> Message:

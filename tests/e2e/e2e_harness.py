@@ -12,15 +12,15 @@ import signal
 import socket
 import sqlite3
 import sys
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 from smpp_harness import RawClient, submit_sm
+from smpp_harness import eventually as poll_until
 
 from smsgate.smpp.constants import CommandId, Status, Tag
 from smsgate.smpp.pdu import Pdu
@@ -39,17 +39,9 @@ def free_port() -> int:
 
 async def eventually(check: Callable[[], Any], timeout: float, interval: float = 0.1,
                      what: str = "condition") -> Any:
-    """Poll a check (plain or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if isinstance(result, Awaitable):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(interval)
+    """smpp_harness.eventually, polling less often: e2e checks read a database or files
+    of other processes."""
+    return await poll_until(check, timeout, interval, what)
 
 
 class Processes:

@@ -38,12 +38,14 @@ def password_hash(password: str) -> str:
     return _hashes[password]
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 5.0,
+async def eventually(check: Callable[[], Any], timeout: float = 5.0,
                      interval: float = 0.02, what: str = "condition") -> Any:
-    """Poll an async check until it returns something truthy."""
+    """Poll a check (plain or async) until it returns something truthy."""
     deadline = time.monotonic() + timeout
     while True:
-        result = await check()
+        result = check()
+        if isinstance(result, Awaitable):
+            result = await result
         if result:
             return result
         if time.monotonic() > deadline:
