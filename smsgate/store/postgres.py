@@ -673,8 +673,13 @@ class PostgresStore:
 
         def heard(_conn, _pid, _channel, payload: str) -> None:
             node, _, accounts = payload.partition("|")
-            if node != own:  # this node delivers its own receipts as it stores them
-                notified([int(a) for a in accounts.split(",")] if accounts else None)
+            if node == own:  # this node delivers its own receipts as it stores them
+                return
+            try:
+                ids = [int(a) for a in accounts.split(",")] if accounts else None
+            except ValueError:  # not one of ours (anyone may NOTIFY): look at all
+                ids = None
+            notified(ids)
         try:
             conn = await asyncpg.connect(self.dsn, server_settings={
                 "application_name": "smsgate receipts listener"})
