@@ -160,6 +160,7 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         self._timer_at = 0.0
         self._log_budget = LogBudget(cfg.log_errors_per_minute)
         self._unbind_request: Pdu | None = None  # the peer's unbind, owed answers first
+        self._close_when_answered = False  # our unbind is answered: close after the rest
         self._tasks: set[asyncio.Task] = set()
         self.log = SessionLog(log, self)  # each line names the session and its account
 
@@ -193,6 +194,9 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
             if session.close_reason:
                 self.log.info("smpp %s %s: closing: %s", self.peer, self._who(),
                               session.close_reason)
+            elif session.pending_in:  # the peer answered our unbind: owed answers first
+                self._close_when_answered = True
+                return
             self.close()
         elif session.has_data_to_send:
             if self._flush_scheduled:
@@ -244,6 +248,9 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         self.session.send(request.response(status, **fields))
         if self._unbind_request is not None and self.session.pending_in == 1:
             self._answer_unbind()
+        elif self._close_when_answered and not self.session.pending_in:
+            self.close()
+            return
         self._schedule_flush()
 
     def _after_request(self) -> None:

@@ -233,13 +233,14 @@ FLOOD_CUSTOMER, FLOOD_PASSWORD = "flood", "flood-pw-1"
 
 class Flood:
     """Customer transmitters keeping `outstanding` submit_sm each, every text its own
-    (`prefix` and a count), until their gateway dies or `stop()`."""
+    (`prefix` and a count), until their gateway dies, unbinds them, or `stop()`."""
 
     def __init__(self, sessions: int = 2, outstanding: int = 32, prefix: bytes = b"k") -> None:
         self.sessions, self.outstanding, self.prefix = sessions, outstanding, prefix
         self.acked: dict[str, bytes] = {}  # the gateway's id -> text
         self.refused: Counter[int] = Counter()
         self.count = 0
+        self.unbinds = 0  # sessions the gateway ended with an unbind (answered)
         self._stopping = False
 
     async def run(self, port: int) -> None:
@@ -255,7 +256,8 @@ class Flood:
             bound = await client.bind("tx", FLOOD_CUSTOMER, FLOOD_PASSWORD)
             assert bound.status == Status.ESME_ROK
             slots = asyncio.Semaphore(self.outstanding)
-            while not client.eof.is_set() and not self._stopping:
+            unbound = asyncio.ensure_future(self._await_unbind(client))
+            while not client.eof.is_set() and not self._stopping and not unbound.done():
                 await slots.acquire()
                 self.count += 1
                 text = self.prefix + b"%07d" % self.count
@@ -266,8 +268,18 @@ class Flood:
                     await asyncio.wait_for(slots.acquire(), 30)
             else:
                 await client.eof.wait()
+            unbound.cancel()
         finally:
             await client.close()
+
+    async def _await_unbind(self, client: RawClient) -> None:
+        """Answer the gateway's unbind (it ends the session) and count it."""
+        while True:
+            request = await client.requests.get()
+            if request.command_id == CommandId.unbind:
+                self.unbinds += 1
+                client.respond(request)
+                return
 
     def _answered(self, future: asyncio.Future, text: bytes, slots) -> None:
         slots.release()
