@@ -181,7 +181,9 @@ class App:
         self.stop_requested = asyncio.Event()  # a signal, or this node id lost
         self.node = NodeHeartbeat(self.store, settings.node_id, self._node_figures,
                                   lambda: sum(self.pipeline.accepted.values()),
-                                  on_lost=self.stop_requested.set)
+                                  on_lost=self.stop_requested.set,
+                                  on_lease_regained=self._lease_regained)
+        self.dispatcher.set_lease(self.node.holds_lease)
         binds = BindRegistry(BindLeases(self.store, settings.node_id, self.node.run_id))
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), binds,
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
@@ -237,6 +239,15 @@ class App:
         if self.smpp.tls_address is not None:
             address += f" tls:{self.smpp.tls_address[1]}"
         return address
+
+    async def _lease_regained(self) -> None:
+        """This node was silent long enough to be taken for dead (cluster/nodes.py):
+        its dispatcher keeps only what the store says is still its own."""
+        self.dispatcher.start_reclaim()
+        try:
+            await self.scheduler.recover(self.dispatcher.needs_reclaim)
+        finally:
+            self.dispatcher.end_reclaim()
 
     def _next_id(self) -> int:
         message_id = self.ids.next_id()

@@ -86,6 +86,8 @@ class Dispatcher:
         self.correlator = ReceiptCorrelator(
             store, self._matched, self._keep_unmatched,
             lambda report: self._writer.drop_unmatched(report)) if store else None
+        self._holds_lease: Callable[[], bool] = lambda: True  # set_lease
+        self._reclaiming: set[int] | None = None  # ids dispatched during a reclaim
         self.dispatched = 0
         self.failovers = 0  # messages sent by a later route than their own
         self.retried = 0  # temporary failures sent again
@@ -108,6 +110,11 @@ class Dispatcher:
     def set_inbound(self, handler: InboundHandler) -> None:
         """Where MO from upstreams goes (core/inbound.py)."""
         self._inbound = handler
+
+    def set_lease(self, holds: Callable[[], bool]) -> None:
+        """Send only while `holds()` (cluster/nodes.py): a node silent for too long may
+        have been taken for dead, its queued messages taken over and sent by another."""
+        self._holds_lease = holds
 
     async def add_connector(self, connector: UpstreamConnector) -> None:
         self.connectors[connector.name] = connector
@@ -180,6 +187,8 @@ class Dispatcher:
         return len(self._holding)
 
     def dispatch(self, message: Message) -> None:
+        if self._reclaiming is not None:
+            self._reclaiming.add(message.id)
         queue = self._queues.get(message.connector)
         if queue is None:
             queue = self._queues[message.connector] = deque()
@@ -193,6 +202,9 @@ class Dispatcher:
         unavailable one is offered to the next routes. Costs O(messages sent) plus, for
         an unavailable connector's queue, one look per message every retry_seconds."""
         self._flush_scheduled = False
+        if not self._holds_lease():
+            self._schedule(RETRY_SECONDS)
+            return
         if self._retrying:
             retrying, self._retrying = self._retrying, []
             for message in retrying:
@@ -364,6 +376,21 @@ class Dispatcher:
     def notify(self, message: Message, update: StatusUpdate) -> None:
         """A status stored by someone else (cancel_sm): for the recorder and listeners."""
         self.book.notify(message, update)
+
+    def start_reclaim(self) -> None:
+        """The lease is back after a lapse: forget the messages waiting here (not those
+        in flight), since the store says which are still this node's; until
+        `end_reclaim`, note the ids dispatched anew, so that the reload skips them."""
+        self._queues.clear()
+        self._retrying = []
+        self._reclaiming = set()
+
+    def needs_reclaim(self, message_id: int) -> bool:
+        """Whether the reload must dispatch this stored, unsent message of ours."""
+        return not (message_id in (self._reclaiming or ()) or self.sent_not_stored(message_id))
+
+    def end_reclaim(self) -> None:
+        self._reclaiming = None
 
     def sent_not_stored(self, message_id: int) -> bool:
         """Sent upstream although the store does not say so yet (handed to a connector
