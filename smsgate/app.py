@@ -200,9 +200,11 @@ class App:
                                       self._next_id, settings.receipt_expiry_hours * 3600,
                                       settings.inbound)
         self.dispatcher.set_inbound(self.inbound.handle)
+        self.dispatcher.add_listener(self.pipeline.stats.on_status)  # metrics
         metrics = collector = None
         if settings.http.metrics:
             collector = GatewayCollector(self.gateway, self.writer, self.smpp, callbacks)
+            collector.connector_states = self.connectors.states
             metrics = metrics_registry(collector)
         self.health = HealthCheck(self.store, self.writer, settings.node_id,
                                   self.connectors.states)

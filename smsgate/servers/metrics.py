@@ -8,7 +8,7 @@ prometheus_client's global one), so that tests and several gateways in one proce
 see their own numbers.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
 from prometheus_client import (
@@ -20,12 +20,14 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..core.binds import RX, TRX, TX
 from ..core.gateway import Gateway
+from ..core.traffic import LatencyHistogram
 from .http_callbacks import HttpCallbacks
 from .http_connections import ConnectionGuard
 from .smpp_server import SmppServer
@@ -62,6 +64,14 @@ def labelled(family: type[CounterMetricFamily] | type[GaugeMetricFamily], name: 
     return metric
 
 
+def histogram(name: str, documentation: str, label: str,
+              histograms: Mapping[str, LatencyHistogram]) -> HistogramMetricFamily:
+    metric = HistogramMetricFamily(name, documentation, labels=[label])
+    for value, observed in sorted(histograms.items()):
+        metric.add_metric([value], observed.cumulative(), observed.sum)
+    return metric
+
+
 class GatewayCollector(Collector):
     """The gateway's own metrics, named smsgate_*."""
 
@@ -72,10 +82,13 @@ class GatewayCollector(Collector):
         self.smpp = smpp
         self.callbacks = callbacks
         self.http_guard: ConnectionGuard | None = None  # set once the HTTP API is built
+        self.connector_states: Callable[[], Mapping[str, str]] = dict  # name -> state
 
     def collect(self) -> Iterable[Metric]:
         yield from self._submits()
+        yield from self._accounts()
         yield from self._dispatch()
+        yield from self._connectors()
         yield from self._store()
         yield from self._receipts()
         yield from self._callbacks()
@@ -92,6 +105,43 @@ class GatewayCollector(Collector):
                        ["channel", "error", "code"],
                        {(channel, e.name, e.http_code): n
                         for (channel, e), n in self.gw.refused.items()})
+
+    def _accounts(self) -> Iterable[Metric]:
+        stats = self.gw.pipeline.stats
+        system_ids = {}
+        for account_id in {*stats.accepted_by_account, *(k[0] for k in stats.statuses)}:
+            account = self.gw.accounts.by_id(account_id)
+            system_ids[account_id] = account.system_id if account else f"#{account_id}"
+        yield labelled(CounterMetricFamily, "smsgate_account_messages_accepted_total",
+                       "Messages stored and charged, by account.", ["account"],
+                       {(system_ids[a],): n for a, n in stats.accepted_by_account.items()})
+        by_account: dict[tuple[str, str], int] = {}
+        for (account_id, _connector, status), n in stats.statuses.items():
+            key = (system_ids[account_id], status)
+            by_account[key] = by_account.get(key, 0) + n
+        yield labelled(CounterMetricFamily, "smsgate_account_message_statuses_total",
+                       "Message statuses, by account and status.", ["account", "status"],
+                       by_account)
+        yield histogram("smsgate_submit_ack_seconds",
+                        "From a submission's arrival to its answer (stored and charged), "
+                        "by channel.", "channel", stats.submit_to_ack)
+
+    def _connectors(self) -> Iterable[Metric]:
+        stats = self.gw.pipeline.stats
+        by_connector: dict[tuple[str, str], int] = {}
+        for (_account, connector, status), n in stats.statuses.items():
+            by_connector[connector, status] = by_connector.get((connector, status), 0) + n
+        yield labelled(CounterMetricFamily, "smsgate_connector_message_statuses_total",
+                       "Message statuses, by connector and status.", ["connector", "status"],
+                       by_connector)
+        yield labelled(GaugeMetricFamily, "smsgate_connector_up",
+                       "1 for a connector up on this node (running, able to send), else 0.",
+                       ["connector", "state"],
+                       {(name, state): float(state == "up")
+                        for name, state in self.connector_states().items()})
+        yield histogram("smsgate_submit_final_seconds",
+                        "From a message's arrival to its final status, by connector.",
+                        "connector", stats.submit_to_final)
 
     def _dispatch(self) -> Iterable[Metric]:
         dispatcher = self.gw.dispatcher
