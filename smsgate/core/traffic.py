@@ -2,8 +2,9 @@
 plain ints on the hot path and turned into Prometheus metrics at scrape time
 (servers/metrics.py).
 
-A message costs here a dict increment and one bisect into a short tuple of bucket bounds
-(about 0.3 µs against the ~34 µs the loop spends on it), not a prometheus_client call.
+A message costs here two dict increments and one bisect into a short tuple of bucket
+bounds (timeit: about 3.4 times one dict increment, ~1 % of the loop's time per message),
+not a prometheus_client call.
 """
 
 from bisect import bisect_left
