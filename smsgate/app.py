@@ -70,6 +70,9 @@ class Settings:
     retention_days: float = 90.0  # history older than this is purged (0: kept for ever)
     retention_first_pass: float = 60.0  # seconds after start; then one pass an hour
     refund_upstream_rejections: bool = True
+    # Messages held in memory per connector; past it they wait in the store only (a
+    # long upstream outage must not grow memory without bound: core/dispatcher.py).
+    dispatch_max_queued: int = 100_000
     inbound: InboundSettings = field(default_factory=InboundSettings)  # MO
 
 
@@ -162,7 +165,9 @@ class App:
         self.ids = MessageIdGenerator(self.store)
         self.routing = RoutingTable([])
         self.dispatcher = Dispatcher(self.writer, settings.refund_upstream_rejections,
-                                     store=self.store, routing=lambda: self.routing)
+                                     store=self.store, routing=lambda: self.routing,
+                                     max_queued=settings.dispatch_max_queued)
+        self.dispatcher.set_refill(self._refill)
         self.accounts = AccountDirectory(self.store)
         self.receipts = ReceiptService(self.store, self.writer,
                                        settings.receipt_expiry_hours * 3600, message_text)
@@ -247,9 +252,29 @@ class App:
         its dispatcher keeps only what the store says is still its own."""
         self.dispatcher.start_reclaim()
         try:
-            await self.scheduler.recover(self.dispatcher.needs_reclaim)
+            await self.scheduler.recover(
+                lambda batch: [m for m in batch if self.dispatcher.needs_reclaim(m.id)])
         finally:
             self.dispatcher.end_reclaim()
+
+    def _refill(self) -> None:
+        self._spawn_once("dispatch-refill", self._refill_from_store())
+
+    async def _refill_from_store(self) -> None:
+        """A dispatcher queue that spilled has room again (core/dispatcher.py): queue
+        the stored messages it does not hold, until one spills again."""
+        generation = self.dispatcher.spill_generation
+        try:
+            count = await self.scheduler.recover(
+                self.dispatcher.not_here,
+                lambda: self.dispatcher.spill_generation != generation)
+        except Exception:
+            log.exception("refilling the dispatcher from the store failed")
+            self.dispatcher.refill_again()
+            return
+        log.info("refilled the dispatcher with %d stored messages", count)
+        if self.dispatcher.spill_generation != generation:
+            self.dispatcher.refill_again()
 
     def _next_id(self) -> int:
         message_id = self.ids.next_id()

@@ -54,18 +54,21 @@ class Scheduler:
         for task in self._tasks:
             task.cancel()
 
-    async def recover(self, wanted: Callable[[int], bool] = lambda _id: True) -> int:
-        """Dispatch every stored message of ours that is due but was never sent (and is
-        `wanted`: a reclaim skips those the dispatcher holds)."""
+    async def recover(self, select: Callable[[list[Message]], list[Message]] | None = None,
+                      enough: Callable[[], bool] = lambda: False) -> int:
+        """Dispatch every stored message of ours that is due but was never sent; with
+        `select`, only those it keeps of each batch (a refill or reclaim skips what the
+        dispatcher holds), and until `enough()`."""
         count, after = 0, 0
-        while True:
+        while not enough():
             batch = await self._store.undispatched(time.time(), 5000, after, self._node)
             if not batch:
-                return count
-            due = [m for m in batch if wanted(m.id)]
+                break
+            due = batch if select is None else select(batch)
             self._dispatch_due(due)
             count += len(due)
             after = batch[-1].id
+        return count
 
     def _dispatch_due(self, messages: list[Message]) -> None:
         for message in messages:

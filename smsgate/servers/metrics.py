@@ -149,6 +149,9 @@ class GatewayCollector(Collector):
                       "Messages handed to their upstream connector.", dispatcher.dispatched)
         yield gauge("smsgate_dispatch_queued",
                     "Messages waiting for their connector to become ready.", dispatcher.queued)
+        yield counter("smsgate_dispatch_spilled_total",
+                      "Messages left in the store, not memory, for a connector that had "
+                      "dispatch_max_queued waiting (sent once it drains).", dispatcher.spilled)
         yield labelled(CounterMetricFamily, "smsgate_message_statuses_total",
                        "Message statuses reported by upstreams (and expiry), by status.",
                        ["status"], {(s,): n for s, n in dispatcher.statuses.items()})

@@ -271,3 +271,34 @@ async def give_to_another_node(url: str, message_id: int) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+async def test_a_long_outage_keeps_at_most_max_queued_in_memory(store_url):
+    """core/dispatcher.py: past max_queued per connector, messages wait in the store
+    only; as the connector drains its queue, refills from the store send every one,
+    once, in batches small enough to keep the cap."""
+    await prepare_database(store_url)
+    settings = fast_settings(store_url)
+    settings.dispatch_max_queued = 10
+    app = App(settings)
+    await app.start()
+    try:
+        a = Upstream("a", room=0)
+        account = await setup(app, a, routes=[Route("44", "a", CREDIT_SCALE)])
+        a.available = False  # the outage
+        messages = await submit(app, account, 60)
+        assert app.dispatcher.queued <= 10 and app.dispatcher.spilled == 50
+        a.available = True
+        answered = 0
+        while len(a.got) < 60:  # the upstream takes 7 at a time, answers them later
+            assert app.dispatcher.queued <= 10
+            a.room = 7
+            await eventually(lambda: _true(a.room == 0 or len(a.got) == 60), timeout=5,
+                             what="a batch sent")
+            for message in a.got[answered:-3]:  # some stay in flight across a refill
+                a.events.sent(message, [f"U{message.id}"])
+            answered = max(answered, len(a.got) - 3)
+        sent = [m.id for m in a.got]
+        assert sorted(sent) == sorted(m.id for m in messages)  # each once
+    finally:
+        await app.stop()
