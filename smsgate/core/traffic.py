@@ -49,7 +49,7 @@ class TrafficStats:
 
     accepted_by_account: dict[int, int] = field(default_factory=dict)
     submit_to_ack: dict[str, LatencyHistogram] = field(default_factory=dict)  # by channel
-    statuses: dict[tuple[int, str, str], int] = field(default_factory=dict)
+    statuses: dict[tuple[int, str, str], int] = field(default_factory=dict)  # finals
     submit_to_final: dict[str, LatencyHistogram] = field(default_factory=dict)  # connector
 
     def accepted(self, message: Message, now: float, count: int = 1) -> None:
@@ -62,9 +62,13 @@ class TrafficStats:
         histogram.observe(max(0.0, now - message.created_at), count)
 
     def on_status(self, message: Message, update: StatusUpdate) -> None:
+        """Final statuses only: intermediate ones (ACCEPTD) would double the cost for
+        a figure nobody charts per account."""
+        if update.status not in FINAL_STATUSES:
+            return
         key = (message.account_id, message.connector, update.status)
         self.statuses[key] = self.statuses.get(key, 0) + 1
-        if update.status not in FINAL_STATUSES or not message.created_at:
+        if not message.created_at:
             return
         histogram = self.submit_to_final.get(message.connector)
         if histogram is None:

@@ -120,7 +120,7 @@ class GatewayCollector(Collector):
             key = (system_ids[account_id], status)
             by_account[key] = by_account.get(key, 0) + n
         yield labelled(CounterMetricFamily, "smsgate_account_message_statuses_total",
-                       "Message statuses, by account and status.", ["account", "status"],
+                       "Final message statuses, by account and status.", ["account", "status"],
                        by_account)
         yield histogram("smsgate_submit_ack_seconds",
                         "From a submission's arrival to its answer (stored and charged), "
@@ -132,7 +132,7 @@ class GatewayCollector(Collector):
         for (_account, connector, status), n in stats.statuses.items():
             by_connector[connector, status] = by_connector.get((connector, status), 0) + n
         yield labelled(CounterMetricFamily, "smsgate_connector_message_statuses_total",
-                       "Message statuses, by connector and status.", ["connector", "status"],
+                       "Final message statuses, by connector and status.", ["connector", "status"],
                        by_connector)
         yield labelled(GaugeMetricFamily, "smsgate_connector_up",
                        "1 for a connector up on this node (running, able to send), else 0.",
