@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from smpp_harness import RawClient
 
 from smsgate import cli, config
-from smsgate.config import ConfigError, Settings, load
+from smsgate.config import ConfigError, Settings, load, loading
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,7 +201,7 @@ def test_every_setting_is_described_and_typed():
         kind = config.type_name(setting.hint)
         assert "<" not in kind and "typing" not in kind, (setting.name, kind)
         # the default passes its own check
-        config._typed(setting.default, setting.hint, setting.name, "default")
+        loading.typed(setting.default, setting.hint, setting.name, "default")
 
 
 def test_the_docs_table_is_current():
@@ -224,7 +224,7 @@ def test_the_docs_example_file_loads(tmp_path):
 
 def from_text(text: str, name: str):
     setting = config.settings()[name]
-    return config._checked_text(text, setting, "test")
+    return loading.checked_text(text, setting, "test")
 
 
 @given(st.integers(min_value=0, max_value=10**12))
@@ -253,7 +253,7 @@ def test_any_text_is_a_value_or_a_config_error(name, text):
     except ConfigError as exc:
         assert "\n" not in str(exc) and name in str(exc)
         return
-    hint = config._unannotated(config.settings()[name].hint)[0]
+    hint = loading.unannotated(config.settings()[name].hint)[0]
     if isinstance(result, float):
         assert math.isfinite(result) and result >= 0
     if hint is bool:
