@@ -21,15 +21,11 @@ def typed(value: Any, hint: Any, name: str, source: str) -> Any:
     """`value` (as TOML gives it) as `hint`, or a one-line ConfigError."""
     base, bounds = unannotated(hint)
     origin, args = typing.get_origin(base), typing.get_args(base)
-    if origin in (typing.Union, types.UnionType):
+    if origin in (typing.Union, types.UnionType):  # settings have X | None only
         if value is None and type(None) in args:
             return None
-        for arm in args:
-            if arm is not type(None):
-                try:
-                    return typed(value, arm, name, source)
-                except ConfigError:
-                    pass
+        arm, = (a for a in args if a is not type(None))
+        return typed(value, arm, name, source)
     elif origin is Literal:
         for choice in args:
             if isinstance(value, str) and value.lower() == str(choice).lower():
@@ -148,9 +144,9 @@ def checked_text(text: str, setting: Setting, source: str) -> Any:
 
 
 def _assign(loaded: Loaded, name: str, value: Any, source: str) -> None:
-    *tables, key = name.split(".")
+    *path, key = name.split(".")
     target: Any = loaded.settings
-    for table in tables:
+    for table in path:
         target = getattr(target, table)
     setattr(target, key, value)
     loaded.sources[name] = source

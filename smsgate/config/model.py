@@ -37,20 +37,21 @@ Port = Annotated[int, Between(0, 65535)]
 
 @dataclass
 class Settings:
+    """Every setting of `serve`: these and the tables' (what each is: DESCRIPTIONS)."""
     database_url: str = "sqlite:///smsgate.db"
     host: str = "127.0.0.1"
     smpp_port: Port = 8899
     http_port: Port = 8080
     admin_port: Port = 8081
-    smpp_tls_port: Port | None = None  # off unless set; 0 picks a free port
-    tls_cert: str = ""  # PEM certificate chain for the SMPP TLS port
-    tls_key: str = ""  # PEM private key (empty: it is in tls_cert)
+    smpp_tls_port: Port | None = None
+    tls_cert: str = ""
+    tls_key: str = ""
     node_id: str = field(default_factory=socket.gethostname)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["text", "json"] = "text"  # json: servers/log_format.py
-    receipt_expiry_hours: float = 72.0  # receipts and MO wait this long for a receiver
-    retention_days: float = 90.0  # history older than this is purged (0: kept for ever)
-    retention_first_pass: float = 60.0  # seconds after start; then one pass an hour
+    log_format: Literal["text", "json"] = "text"  # servers/log_format.py
+    receipt_expiry_hours: float = 72.0
+    retention_days: float = 90.0
+    retention_first_pass: float = 60.0
     refund_upstream_rejections: bool = True
     smpp: SmppServerConfig = field(default_factory=SmppServerConfig)
     http: HttpApiConfig = field(default_factory=HttpApiConfig)

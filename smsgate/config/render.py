@@ -2,15 +2,16 @@
 option, and `smsgate config show`'s lines."""
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..store import sqlite_path
 from .loading import Loaded, type_name
 from .model import DESCRIPTIONS, Setting, settings
 
-# -- showing -----------------------------------------------------------------------------
 
 def shown(value: Any) -> str:
     """A value as it is written in TOML (unset: `unset`)."""
@@ -21,7 +22,7 @@ def shown(value: Any) -> str:
     if isinstance(value, float):
         return f"{int(value)}" if value.is_integer() and abs(value) < 1e15 else repr(value)
     if isinstance(value, str):
-        return f'"{value}"'
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, tuple | list):
         return "[" + ", ".join(shown(v) for v in value) + "]"
     return str(value)
@@ -58,7 +59,6 @@ def markdown_table() -> str:
 def masked(name: str, value: Any) -> Any:
     """A database URL without its password, for printing."""
     if name == "database_url" and isinstance(value, str) and "@" in value:
-        from urllib.parse import urlsplit
         parts = urlsplit(value)
         if parts.password:
             return value.replace(f":{parts.password}@", ":***@", 1)
