@@ -9,9 +9,9 @@ import signal
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
 
 from .cluster.nodes import NodeHeartbeat
+from .config import Settings
 from .connectors.http_client import HttpConnector, http_settings
 from .connectors.registry import ConnectorRegistry
 from .connectors.settings import HttpSettings, SimulatorSettings, SmppSettings, settings_for
@@ -24,20 +24,20 @@ from .core.dispatcher import Dispatcher
 from .core.gateway import Gateway
 from .core.health import HealthCheck
 from .core.ids import MessageIdGenerator
-from .core.inbound import InboundService, InboundSettings
-from .core.login_guard import LoginGuard, LoginGuardConfig
+from .core.inbound import InboundService
+from .core.login_guard import LoginGuard
 from .core.models import CREDIT_SCALE, Account, Connector, Message, NodeFigures, Route
 from .core.ports import Conflict, NodeInUse, Store
 from .core.receipts import ReceiptService
 from .core.retention import Retention
 from .core.routing import RoutingTable
 from .core.scheduler import Scheduler
-from .core.submit import SubmitPipeline, SubmitSettings
-from .servers.http_api import HttpApi, HttpApiConfig
+from .core.submit import SubmitPipeline
+from .servers.http_api import HttpApi
 from .servers.http_callbacks import HttpCallbacks
 from .servers.http_dlr import DlrEndpoint
 from .servers.metrics import GatewayCollector, metrics_registry
-from .servers.smpp_server import SmppServer, SmppServerConfig
+from .servers.smpp_server import SmppServer
 from .servers.tls import TlsConfigError, server_context
 from .smpp.constants import ESM_UDHI
 from .store import open_store
@@ -49,31 +49,6 @@ log = logging.getLogger("smsgate")
 
 DEMO_SYSTEM_ID = "demo"
 DEMO_CREDITS = 1000
-
-
-@dataclass
-class Settings:
-    database_url: str = "sqlite:///smsgate.db"
-    host: str = "127.0.0.1"
-    smpp_port: int = 8899
-    http_port: int = 8080
-    smpp_tls_port: int | None = None  # off unless set; 0 picks a free port
-    tls_cert: str = ""  # PEM certificate chain for the SMPP TLS port
-    tls_key: str = ""  # PEM private key (empty: it is in tls_cert)
-    node_id: str = field(default_factory=socket.gethostname)
-    log_format: str = "text"  # or "json": one object per line (servers/log_format.py)
-    smpp: SmppServerConfig = field(default_factory=SmppServerConfig)
-    http: HttpApiConfig = field(default_factory=HttpApiConfig)
-    submit: SubmitSettings = field(default_factory=SubmitSettings)
-    login: LoginGuardConfig = field(default_factory=LoginGuardConfig)
-    receipt_expiry_hours: float = 72.0  # receipts and MO wait this long for a receiver
-    retention_days: float = 90.0  # history older than this is purged (0: kept for ever)
-    retention_first_pass: float = 60.0  # seconds after start; then one pass an hour
-    refund_upstream_rejections: bool = True
-    # Messages held in memory per connector; past it they wait in the store only (a
-    # long upstream outage must not grow memory without bound: core/dispatcher.py).
-    dispatch_max_queued: int = 100_000
-    inbound: InboundSettings = field(default_factory=InboundSettings)  # MO
 
 
 SEEDED_CONNECTORS = "seeded_connectors"  # settings key: the simulator was seeded once
@@ -312,14 +287,11 @@ class App:
         await self.scheduler.start()
         self.retention.start()
         self._tasks.append(asyncio.create_task(self._route_refresh(), name="route-refresh"))
-        self.settings.smpp.host = self.settings.host
-        self.settings.smpp.port = self.settings.smpp_port
-        await self.smpp.start()
+        host = self.settings.host
+        await self.smpp.start(host, self.settings.smpp_port)
         if self.tls is not None:
-            await self.smpp.start_tls(self.tls, self.settings.smpp_tls_port or 0)
-        self.settings.http.host = self.settings.host
-        self.settings.http.port = self.settings.http_port
-        await self.http.start()
+            await self.smpp.start_tls(self.tls, host, self.settings.smpp_tls_port or 0)
+        await self.http.start(host, self.settings.http_port)
         self.node.start(self._node_address())
 
     async def reload_routes(self) -> None:

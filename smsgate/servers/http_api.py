@@ -43,8 +43,6 @@ MAX_RATE_KEYS = 100_000  # source IPs whose status-query bucket is remembered
 
 @dataclass
 class HttpApiConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
     max_get_destinations: int = 100  # seed: GET up to 100 numbers
     max_post_destinations: int = 10_000  # seed: POST up to 10,000
     max_body: int = 2 * 1024 * 1024  # a 10,000-number POST is ~160 KB
@@ -108,7 +106,7 @@ class HttpApi:
         add("*", "/{path:.*}", self.unknown_path)
         return app
 
-    async def start(self) -> tuple[str, int]:
+    async def start(self, host: str, port: int) -> tuple[str, int]:
         await self.callbacks.start()
         config = self.config
         options = {"access_log": None, "keepalive_timeout": config.keepalive_timeout,
@@ -118,7 +116,7 @@ class HttpApi:
         self._runner = GuardedAppRunner(self.application(), self.guard, options,
                                         handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port,
+        site = web.TCPSite(self._runner, host, port,
                            reuse_address=True, backlog=1024)
         await site.start()
         self.address = tuple(self._runner.addresses[0][:2])  # type: ignore[assignment]
