@@ -14,10 +14,18 @@ from dataclasses import dataclass, field
 from .cluster.nodes import NodeHeartbeat
 from .connectors.http_client import HttpConnector, http_settings
 from .connectors.registry import ConnectorRegistry
-from .connectors.settings import HttpSettings, SimulatorSettings, SmppSettings, settings_for
+from .connectors.settings import (
+    HttpSettings,
+    SettingsError,
+    SimulatorSettings,
+    SmppSettings,
+    settings_for,
+)
 from .connectors.simulator import SimulatorConnector
 from .connectors.smpp_client import SmppConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
+from .core.admin import Admin
+from .core.admin_tokens import AdminTokens
 from .core.binds import BindLeases, BindRegistry
 from .core.coverage import default_coverage
 from .core.dispatcher import Dispatcher
@@ -32,7 +40,9 @@ from .core.receipts import ReceiptService
 from .core.retention import Retention
 from .core.routing import RoutingTable
 from .core.scheduler import Scheduler
+from .core.sessions import Sessions
 from .core.submit import SubmitPipeline, SubmitSettings
+from .servers.admin_api import AdminApi, AdminApiConfig
 from .servers.http_api import HttpApi, HttpApiConfig
 from .servers.http_callbacks import HttpCallbacks
 from .servers.http_dlr import DlrEndpoint
@@ -57,6 +67,7 @@ class Settings:
     host: str = "127.0.0.1"
     smpp_port: int = 8899
     http_port: int = 8080
+    admin_port: int = 8081  # the admin API (SPEC §10); 0 picks a free port
     smpp_tls_port: int | None = None  # off unless set; 0 picks a free port
     tls_cert: str = ""  # PEM certificate chain for the SMPP TLS port
     tls_key: str = ""  # PEM private key (empty: it is in tls_cert)
@@ -152,6 +163,16 @@ def make_connector(connector: Connector):
     raise ValueError(f"connector type {connector.type!r} is unknown")
 
 
+def check_connector(type_: str, config: dict) -> tuple[str, dict, dict]:
+    """(summary, masked settings, config to store) of a connector's settings, for the
+    admin API (core/admin.py); ValueError with the reason."""
+    try:
+        settings = settings_for(type_, config)
+    except SettingsError as exc:
+        raise ValueError(exc.render()) from None
+    return settings.summary(), settings.masked(), settings.to_config()
+
+
 class App:
     """The running gateway: store, writer, core services, connectors and servers."""
 
@@ -183,9 +204,11 @@ class App:
                                   lambda: sum(self.pipeline.accepted.values()),
                                   on_lost=self.stop_requested.set)
         binds = BindRegistry(BindLeases(self.store, settings.node_id, self.node.run_id))
+        self.admin = Admin(self.store, check_connector)
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), binds,
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
                                LoginGuard(settings.login), genuine_id=self.ids.is_genuine)
+        self.sessions = Sessions(self.store, binds)
         self.smpp = SmppServer(self.gateway, settings.smpp)
         self.tls = tls_context(settings)
         # The callback outbox records from now on, not only once the HTTP API started:
@@ -208,6 +231,9 @@ class App:
                             metrics, self._dlr_endpoint(), self.health)
         if collector is not None:
             collector.http_guard = self.http.guard
+        self.admin_api = AdminApi(self.admin, AdminTokens(self.store), self.sessions,
+                                  self.gateway.login_guard, AdminApiConfig(), self.health,
+                                  metrics)
         self._tasks: list[asyncio.Task] = []
 
     def _dlr_endpoint(self) -> DlrEndpoint:
@@ -282,6 +308,10 @@ class App:
         self.settings.http.host = self.settings.host
         self.settings.http.port = self.settings.http_port
         await self.http.start()
+        self.admin_api.config.host = self.settings.host
+        self.admin_api.config.port = self.settings.admin_port
+        await self.admin_api.start()
+        self.sessions.start()
         self.node.start(self._node_address())
 
     async def reload_routes(self) -> None:
@@ -297,6 +327,8 @@ class App:
 
     async def stop(self) -> None:
         """Unbind sessions, stop timers, flush the writer, close the store."""
+        await self.admin_api.stop()
+        await self.sessions.stop()
         await self.http.stop()
         await self.smpp.stop()
         for task in self._tasks:
@@ -338,6 +370,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     if app.smpp.tls_address is not None:
         host, port = app.smpp.tls_address
         print(f"SMPP TLS listening on {host}:{port}", flush=True)
+    host, port = app.admin_api.address
+    print(f"Admin listening on {host}:{port}", flush=True)
     if ready is not None:
         ready.set()
     await stop.wait()

@@ -24,6 +24,7 @@ import asyncpg
 
 from ..core.models import (
     Account,
+    AdminToken,
     BatchResult,
     Connector,
     ConnectorState,
@@ -32,6 +33,8 @@ from ..core.models import (
     InboundNumber,
     LedgerEntry,
     Message,
+    MessagePart,
+    MessageQuery,
     NodeFigures,
     NodeStatus,
     PendingCallback,
@@ -39,11 +42,12 @@ from ..core.models import (
     PurgeStep,
     Refund,
     Route,
+    SessionLease,
     StatusUpdate,
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, NodeInUse, StoreError
-from . import bind_leases, nodes, ownership, retention, rows
+from . import admin, bind_leases, nodes, ownership, retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -159,6 +163,7 @@ NOTIFY_RECEIPTS = f"SELECT pg_notify('{RECEIPTS_CHANNEL}', $1)"
 NOTICE_MAX = 7900  # pg_notify's payload is under 8000 bytes
 LIST_NODES = nodes.for_postgres(nodes.LIST)
 ONE_NODE = nodes.for_postgres(nodes.ONE)
+_ADMIN_SQL = {name: nodes.for_postgres(getattr(admin, name)) for name in admin.STATEMENTS}
 
 log = logging.getLogger(__name__)
 
@@ -697,6 +702,61 @@ class PostgresStore:
     async def list_nodes(self) -> list[NodeStatus]:
         with _errors():
             return [nodes.node_from_row(r) for r in await self.pool.fetch(LIST_NODES)]
+
+    # -- the admin API (store/admin.py) ------------------------------------------------
+
+    async def _admin_fetch(self, name: str, *args) -> list:
+        with _errors():
+            return await self.pool.fetch(_ADMIN_SQL[name], *args)
+
+    async def _admin_execute(self, name: str, *args) -> int:
+        with _errors():
+            status = await self.pool.execute(_ADMIN_SQL[name], *args)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def add_admin_token(self, name: str, token_hash: str, at: float) -> None:
+        await self._admin_execute("ADD_TOKEN", name, token_hash, at)
+
+    async def admin_tokens(self) -> list[AdminToken]:
+        return [admin.token_from_row(r) for r in await self._admin_fetch("TOKENS")]
+
+    async def admin_token(self, token_hash: str) -> tuple[AdminToken, str] | None:
+        found = await self._admin_fetch("TOKEN_BY_HASH", token_hash)
+        return (admin.token_from_row(found[0]), found[0][4]) if found else None
+
+    async def revoke_admin_token(self, name: str, at: float) -> bool:
+        return bool(await self._admin_execute("REVOKE_TOKEN", name, at))
+
+    async def touch_admin_token(self, name: str, at: float) -> None:
+        await self._admin_execute("TOUCH_TOKEN", name, at)
+
+    async def list_sessions(self) -> list[SessionLease]:
+        return [admin.session_from_row(r) for r in await self._admin_fetch("SESSIONS")]
+
+    async def kick_session(self, node_id: str, session: str) -> bool:
+        return bool(await self._admin_execute("KICK", node_id, session))
+
+    async def kicked_sessions(self, node_id: str, run_id: str) -> list[str]:
+        return [r[0] for r in await self._admin_fetch("KICKED", node_id, run_id)]
+
+    async def search_messages(self, query: MessageQuery) -> list[Message]:
+        sql, args = admin.search(query)
+        with _errors():
+            found = await self.pool.fetch(nodes.for_postgres(sql), *args)
+        return [Message(*r) for r in found]
+
+    async def message_parts(self, message_id: int) -> list[MessagePart]:
+        return [admin.part_from_row(r) for r in await self._admin_fetch("PARTS", message_id)]
+
+    async def message_outbox(self, message_id: int) -> tuple[list[tuple], list[tuple]]:
+        receipts = await self._admin_fetch("RECEIPTS_OF", message_id)
+        callbacks = await self._admin_fetch("CALLBACKS_OF", message_id)
+        return [tuple(r) for r in receipts], [tuple(r) for r in callbacks]
+
+    async def status_series(self, since: float, until: float,
+                            step: float) -> list[tuple[int, str, int]]:
+        return [tuple(r) for r in await self._admin_fetch("STATUS_SERIES", since, until,
+                                                           float(step))]
 
 
 # -- statement groups, run on one connection inside a transaction ----------------------

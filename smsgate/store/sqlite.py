@@ -24,6 +24,7 @@ from typing import Any
 
 from ..core.models import (
     Account,
+    AdminToken,
     BatchResult,
     Connector,
     ConnectorState,
@@ -32,6 +33,8 @@ from ..core.models import (
     InboundNumber,
     LedgerEntry,
     Message,
+    MessagePart,
+    MessageQuery,
     NodeFigures,
     NodeStatus,
     PendingCallback,
@@ -39,11 +42,12 @@ from ..core.models import (
     PurgeStep,
     Refund,
     Route,
+    SessionLease,
     StatusUpdate,
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, NodeInUse, StoreError
-from . import bind_leases, nodes, ownership, retention, rows
+from . import admin, bind_leases, nodes, ownership, retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -132,6 +136,8 @@ FIND_PENDING = (f"SELECT id FROM messages WHERE account_id = ?1 AND source_addr 
                 f"AND sent_at IS NULL AND {LIVE}")
 DUE_RECEIPTS = (f"SELECT {_RECEIPT} FROM pending_receipts WHERE account_id = ? "
                 "AND next_attempt_at <= ? AND expires_at > ? ORDER BY id LIMIT ?")
+
+_ADMIN_SQL = {name: nodes.for_sqlite(getattr(admin, name)) for name in admin.STATEMENTS}
 
 _Fn = Callable[..., Any]
 BUSY_TIMEOUT_MS = 5000  # a CLI write waits this long for serve's transaction
@@ -635,6 +641,52 @@ class SqliteStore:
     async def list_nodes(self) -> list[NodeStatus]:
         return [nodes.node_from_row(r)
                 for r in await self._run(_all, nodes.for_sqlite(nodes.LIST), ())]
+
+    # -- the admin API (store/admin.py) ------------------------------------------------
+
+    async def add_admin_token(self, name: str, token_hash: str, at: float) -> None:
+        await self._tx(_rowcount, _ADMIN_SQL["ADD_TOKEN"], (name, token_hash, at))
+
+    async def admin_tokens(self) -> list[AdminToken]:
+        return [admin.token_from_row(r)
+                for r in await self._run(_all, _ADMIN_SQL["TOKENS"], ())]
+
+    async def admin_token(self, token_hash: str) -> tuple[AdminToken, str] | None:
+        row = await self._run(_one, _ADMIN_SQL["TOKEN_BY_HASH"], (token_hash,))
+        return (admin.token_from_row(row), row[4]) if row else None
+
+    async def revoke_admin_token(self, name: str, at: float) -> bool:
+        return bool(await self._tx(_rowcount, _ADMIN_SQL["REVOKE_TOKEN"], (name, at)))
+
+    async def touch_admin_token(self, name: str, at: float) -> None:
+        await self._tx(_rowcount, _ADMIN_SQL["TOUCH_TOKEN"], (name, at))
+
+    async def list_sessions(self) -> list[SessionLease]:
+        return [admin.session_from_row(r)
+                for r in await self._run(_all, _ADMIN_SQL["SESSIONS"], ())]
+
+    async def kick_session(self, node_id: str, session: str) -> bool:
+        return bool(await self._tx(_rowcount, _ADMIN_SQL["KICK"], (node_id, session)))
+
+    async def kicked_sessions(self, node_id: str, run_id: str) -> list[str]:
+        return [r[0] for r in await self._run(_all, _ADMIN_SQL["KICKED"], (node_id, run_id))]
+
+    async def search_messages(self, query: MessageQuery) -> list[Message]:
+        sql, args = admin.search(query)
+        return [Message(*r) for r in await self._run(_all, nodes.for_sqlite(sql), tuple(args))]
+
+    async def message_parts(self, message_id: int) -> list[MessagePart]:
+        return [admin.part_from_row(r)
+                for r in await self._run(_all, _ADMIN_SQL["PARTS"], (message_id,))]
+
+    async def message_outbox(self, message_id: int) -> tuple[list[tuple], list[tuple]]:
+        receipts = await self._run(_all, _ADMIN_SQL["RECEIPTS_OF"], (message_id,))
+        callbacks = await self._run(_all, _ADMIN_SQL["CALLBACKS_OF"], (message_id,))
+        return receipts, callbacks
+
+    async def status_series(self, since: float, until: float,
+                            step: float) -> list[tuple[int, str, int]]:
+        return await self._run(_all, _ADMIN_SQL["STATUS_SERIES"], (since, until, step))
 
 
 # -- functions run in the worker thread ---------------------------------------------------

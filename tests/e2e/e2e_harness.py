@@ -97,8 +97,8 @@ class Gateway:
         with self.log.open("ab") as stderr:
             proc = self.processes.add(await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "smsgate.cli", "serve", "--database", self.url,
-                "--smpp-port", str(smpp), "--http-port", str(http), "--log-level",
-                "WARNING", "--node-id", self.name, *self.options,
+                "--smpp-port", str(smpp), "--http-port", str(http), "--admin-port", "0",
+                "--log-level", "WARNING", "--node-id", self.name, *self.options,
                 stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=ROOT))
         ports: dict[str, int] = {}
         async with asyncio.timeout(60):
