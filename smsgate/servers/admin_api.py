@@ -141,10 +141,16 @@ class AdminApi:
             app.router.add_route(e.method, PREFIX + e.path, self._handler(e))
         app.router.add_get(PREFIX + "/openapi.json", self.openapi_page)
         if self.health is not None:
-            app.router.add_get("/health", lambda r: health_response(self.health))
+            app.router.add_get("/health", self.health_page)
         if self.metrics is not None:
-            app.router.add_get("/metrics", lambda r: metrics_response(self.metrics, r))
+            app.router.add_get("/metrics", self.metrics_page)
         return app
+
+    async def health_page(self, request: web.Request) -> web.Response:
+        return await health_response(self.health)  # type: ignore[arg-type]
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        return await metrics_response(self.metrics, request)  # type: ignore[arg-type]
 
     async def start(self) -> tuple[str, int]:
         self._runner = web.AppRunner(self.application(), access_log=None,
@@ -193,12 +199,12 @@ class AdminApi:
         if self.guard.blocked(ip, GUARD_KEY):
             raise AdminError("login_backoff", "too many failed logins from this address")
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():  # no guess: not counted
+            raise AdminError("unauthorized", "Authorization: Bearer TOKEN required")
         try:
-            if scheme.lower() != "bearer" or not token.strip():
-                raise TokenRefused("Authorization: Bearer TOKEN required", revoked=False)
             await self.tokens.check(token.strip())
         except TokenRefused as exc:
-            self.guard.failed(ip, GUARD_KEY)
+            self.guard.failed(ip, GUARD_KEY)  # a wrong or revoked token: a failed login
             code = "forbidden" if exc.revoked else "unauthorized"
             raise AdminError(code, str(exc)) from None
 
