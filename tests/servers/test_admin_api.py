@@ -10,7 +10,7 @@ import time
 
 import aiohttp
 import pytest
-from http_harness import USER, LEBANON, PASSWORD, ids_of, running_api
+from http_harness import LEBANON, PASSWORD, USER, ids_of, running_api
 from smpp_harness import eventually
 
 from smsgate.core.admin_tokens import AdminTokens
@@ -246,7 +246,7 @@ async def test_messages_search_paging_and_timeline(store_url):
         timeline = await admin.ok("GET", f"/messages/{ids[0]}")
         assert timeline["message"]["account"] == USER
         assert timeline["message"]["connector"] == "simulator"
-        assert [e["event"] for e in timeline["events"]][0] == "accepted"
+        assert timeline["events"][0]["event"] == "accepted"
         assert "DELIVRD" in [e["event"] for e in timeline["events"]]
         assert_error(*await admin.call("GET", PREFIX + f"/messages/{ids[-1] + 10**6}"),
                      "not_found", 404)
