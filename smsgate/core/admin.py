@@ -11,6 +11,7 @@ Changes are written to the store; a running gateway picks them up from there wit
 seconds (accounts, routes, connectors reload on their own), on every node alike.
 """
 
+import asyncio
 import csv
 import io
 import ipaddress
@@ -141,7 +142,7 @@ class Admin:
                              changes: dict) -> Account:
         if not 1 <= len(system_id) <= 16 or not system_id.isprintable():
             raise invalid("system_id must be 1 to 16 printable characters")
-        account = Account(system_id=system_id, password_hash=_hashed(password),
+        account = Account(system_id=system_id, password_hash=await _hashed(password),
                           created_at=time.time())
         _apply(account, changes)
         try:
@@ -157,7 +158,7 @@ class Admin:
         """Set the fields given (a password is hashed); balances change only by credit."""
         account = await self.account(system_id)
         if "password" in changes:
-            account.password_hash = _hashed(changes.pop("password"))
+            account.password_hash = await _hashed(changes.pop("password"))
         _apply(account, changes)
         await self._store.update_account(account)
         return account
@@ -323,10 +324,11 @@ def _events(message: Message) -> list[tuple[float, str, str]]:
     return sorted(events, key=lambda e: e[0])
 
 
-def _hashed(password: str) -> str:
+async def _hashed(password: str) -> str:
+    """scrypt takes tens of milliseconds: off the event loop."""
     if not password:
         raise invalid("the password must not be empty")
-    return hash_password(password)
+    return await asyncio.to_thread(hash_password, password)
 
 
 def _apply(account: Account, changes: dict) -> None:
