@@ -292,7 +292,12 @@ class Admin:
             raise not_found(f"message {message_id}")
         parts = await self._store.message_parts(message_id)
         receipts, callbacks = await self._store.message_outbox(message_id)
-        return Timeline(message, parts, _events(message), receipts, callbacks)
+        events = _events(message) + [
+            (at, f"{kind} {outcome}", f"{status}, {attempts} attempt(s)")
+            for kind, status, outcome, attempts, at in
+            await self._store.message_deliveries(message_id)]
+        return Timeline(message, parts, sorted(events, key=lambda e: e[0]), receipts,
+                        callbacks)
 
     async def nodes(self) -> list[NodeStatus]:
         return await self._store.list_nodes()

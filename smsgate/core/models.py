@@ -303,13 +303,17 @@ class WriteBatch:
     joined_inbound: list[int] = field(default_factory=list)
     # unmatched reports a message claimed later (core/correlation.py): their rows go
     rematched: list["UpstreamReport"] = field(default_factory=list)
+    # outbox rows given up (refused target, too old): deleted like done_callbacks, and
+    # logged as given up rather than delivered (`deliveries`, for the admin API)
+    given_up_callbacks: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (len(self.new_messages) + len(self.sent) + len(self.statuses)
                 + len(self.new_receipts) + len(self.done_receipts) + len(self.retry_receipts)
                 + len(self.part_statuses) + len(self.unmatched) + len(self.new_callbacks)
                 + len(self.done_callbacks) + len(self.retry_callbacks)
-                + len(self.new_inbound) + len(self.joined_inbound) + len(self.rematched))
+                + len(self.new_inbound) + len(self.joined_inbound) + len(self.rematched)
+                + len(self.given_up_callbacks))
 
 
 @dataclass(slots=True)

@@ -47,13 +47,28 @@ RECEIPTS_OF = ("SELECT id, status, created_at, attempts, next_attempt_at, expire
                "FROM pending_receipts WHERE message_id = $1 AND kind = 'receipt' ORDER BY id")
 CALLBACKS_OF = ("SELECT id, status, created_at, attempts, next_attempt_at, holder "
                 "FROM dlr_callbacks WHERE message_id = $1 AND status <> 'MO' ORDER BY id")
+# The outbox rows leaving in a group commit, logged before they are deleted (same
+# transaction). `{ids}` is the dialect's list of the batch's ids bound to $1: the
+# json_each of a JSON array on SQLite, the unnest of a bigint[] on PostgreSQL.
+# Attempts count the one that ended the row's life.
+LOG_RECEIPTS = ("INSERT INTO deliveries (message_id, kind, status, outcome, attempts, at) "
+                "SELECT message_id, kind, status, 'delivered', attempts + 1, $2 "
+                "FROM pending_receipts WHERE id IN ({ids})")
+LOG_CALLBACKS = ("INSERT INTO deliveries (message_id, kind, status, outcome, attempts, at) "
+                 "SELECT message_id, CASE WHEN status = 'MO' THEN 'mo-url' ELSE 'callback' "
+                 "END, status, $3, attempts + 1, $2 FROM dlr_callbacks WHERE id IN ({ids})")
+SQLITE_IDS = "SELECT value FROM json_each($1)"
+PG_IDS = "SELECT unnest($1::bigint[])"
+DELIVERIES_OF = ("SELECT kind, status, outcome, attempts, at FROM deliveries "
+                 "WHERE message_id = $1 ORDER BY at")
 # Counts per status of the messages created in [since, until), per `step` seconds
 STATUS_SERIES = ("SELECT CAST(floor(created_at / $3) AS BIGINT), status, count(*) "
                  "FROM messages WHERE created_at >= $1 AND created_at < $2 "
                  "GROUP BY 1, 2 ORDER BY 1, 2")
 
 STATEMENTS = ("ADD_TOKEN", "TOKENS", "TOKEN_BY_HASH", "REVOKE_TOKEN", "TOUCH_TOKEN", "SESSIONS",
-              "KICK", "KICKED", "PARTS", "RECEIPTS_OF", "CALLBACKS_OF", "STATUS_SERIES")
+              "KICK", "KICKED", "PARTS", "RECEIPTS_OF", "CALLBACKS_OF", "STATUS_SERIES",
+              "DELIVERIES_OF")
 
 
 def search(query: MessageQuery) -> tuple[str, list]:

@@ -164,6 +164,8 @@ NOTICE_MAX = 7900  # pg_notify's payload is under 8000 bytes
 LIST_NODES = nodes.for_postgres(nodes.LIST)
 ONE_NODE = nodes.for_postgres(nodes.ONE)
 _ADMIN_SQL = {name: nodes.for_postgres(getattr(admin, name)) for name in admin.STATEMENTS}
+LOG_RECEIPTS = nodes.for_postgres(admin.LOG_RECEIPTS.format(ids=admin.PG_IDS))
+LOG_CALLBACKS = nodes.for_postgres(admin.LOG_CALLBACKS.format(ids=admin.PG_IDS))
 
 log = logging.getLogger(__name__)
 
@@ -758,6 +760,9 @@ class PostgresStore:
         return [tuple(r) for r in await self._admin_fetch("STATUS_SERIES", since, until,
                                                            float(step))]
 
+    async def message_deliveries(self, message_id: int) -> list[tuple]:
+        return [tuple(r) for r in await self._admin_fetch("DELIVERIES_OF", message_id)]
+
 
 # -- statement groups, run on one connection inside a transaction ----------------------
 
@@ -794,13 +799,14 @@ async def _write(c: asyncpg.Connection, batch: WriteBatch, node_id: str = "") ->
         result.receipt_ids = await _insert_receipts(c, batch.new_receipts)
         await c.execute(NOTIFY_RECEIPTS, receipts_notice(node_id, batch.new_receipts))
     if batch.done_receipts:
+        await c.execute(LOG_RECEIPTS, batch.done_receipts, now)
         await c.execute(DELETE_RECEIPTS, batch.done_receipts)
     if batch.retry_receipts:
         await c.execute(RETRY_RECEIPTS, *zip(*batch.retry_receipts, strict=True))
     if batch.part_statuses or batch.unmatched or batch.sent or batch.rematched:
         await _write_correlation(c, batch, now)
     if batch.new_callbacks or batch.done_callbacks or batch.retry_callbacks \
-            or batch.new_inbound or batch.joined_inbound:
+            or batch.new_inbound or batch.joined_inbound or batch.given_up_callbacks:
         result.callback_ids = await _write_outbox(c, batch)
     return result
 
@@ -951,8 +957,11 @@ async def _write_outbox(c: asyncpg.Connection, batch: WriteBatch) -> list[int]:
         records = [(i, *rows.callback_values(cb)) for i, cb in zip(ids, new, strict=True)]
         await _insert(c, "dlr_callbacks", rows.CALLBACK_INSERT_COLUMNS, INSERT_CALLBACK,
                       records)
-    if batch.done_callbacks:
-        await c.execute(DELETE_CALLBACKS, batch.done_callbacks)
+    for done, outcome in ((batch.done_callbacks, "delivered"),
+                          (batch.given_up_callbacks, "given up")):
+        if done:
+            await c.execute(LOG_CALLBACKS, done, time.time(), outcome)
+            await c.execute(DELETE_CALLBACKS, done)
     if batch.retry_callbacks:
         await c.execute(RETRY_CALLBACKS, *zip(*batch.retry_callbacks, strict=True))
     if batch.new_inbound:

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import json
 import logging
 import os
 import sqlite3
@@ -138,6 +139,8 @@ DUE_RECEIPTS = (f"SELECT {_RECEIPT} FROM pending_receipts WHERE account_id = ? "
                 "AND next_attempt_at <= ? AND expires_at > ? ORDER BY id LIMIT ?")
 
 _ADMIN_SQL = {name: nodes.for_sqlite(getattr(admin, name)) for name in admin.STATEMENTS}
+LOG_RECEIPTS = nodes.for_sqlite(admin.LOG_RECEIPTS.format(ids=admin.SQLITE_IDS))
+LOG_CALLBACKS = nodes.for_sqlite(admin.LOG_CALLBACKS.format(ids=admin.SQLITE_IDS))
 
 _Fn = Callable[..., Any]
 BUSY_TIMEOUT_MS = 5000  # a CLI write waits this long for serve's transaction
@@ -688,6 +691,9 @@ class SqliteStore:
                             step: float) -> list[tuple[int, str, int]]:
         return await self._run(_all, _ADMIN_SQL["STATUS_SERIES"], (since, until, step))
 
+    async def message_deliveries(self, message_id: int) -> list[tuple]:
+        return await self._run(_all, _ADMIN_SQL["DELIVERIES_OF"], (message_id,))
+
 
 # -- functions run in the worker thread ---------------------------------------------------
 
@@ -796,13 +802,14 @@ def _write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
     if batch.new_receipts:
         result.receipt_ids = _insert_receipts(c, batch.new_receipts)
     if batch.done_receipts:
+        c.execute(LOG_RECEIPTS, (json.dumps(batch.done_receipts), now))
         c.executemany(DELETE_RECEIPT, [(i,) for i in batch.done_receipts])
     if batch.retry_receipts:
         c.executemany(RETRY_RECEIPT, batch.retry_receipts)
     if batch.part_statuses or batch.unmatched or batch.sent or batch.rematched:
         _write_correlation(c, batch, now)
     if batch.new_callbacks or batch.done_callbacks or batch.retry_callbacks \
-            or batch.new_inbound or batch.joined_inbound:
+            or batch.new_inbound or batch.joined_inbound or batch.given_up_callbacks:
         result.callback_ids = _write_outbox(c, batch)
     return result
 
@@ -931,8 +938,11 @@ def _write_outbox(c: sqlite3.Connection, batch: WriteBatch) -> list[int]:
         ids = list(range(first, first + len(new)))
         c.executemany(INSERT_CALLBACK, [(i, *rows.callback_values(cb))
                                         for i, cb in zip(ids, new, strict=True)])
-    if batch.done_callbacks:
-        c.executemany(DELETE_CALLBACK, [(i,) for i in batch.done_callbacks])
+    for done, outcome in ((batch.done_callbacks, "delivered"),
+                          (batch.given_up_callbacks, "given up")):
+        if done:
+            c.execute(LOG_CALLBACKS, (json.dumps(done), time.time(), outcome))
+            c.executemany(DELETE_CALLBACK, [(i,) for i in done])
     if batch.retry_callbacks:
         c.executemany(RETRY_CALLBACK, batch.retry_callbacks)
     if batch.new_inbound:

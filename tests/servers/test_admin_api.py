@@ -306,3 +306,48 @@ async def test_kicks_wait_for_the_owning_node(store_url):
         assert await store.kicked_sessions("test", "another-run") == []
         assert await store.kick_session("other-node", session["session"]) is False
         await asyncio.sleep(0)
+
+
+async def test_timeline_shows_receipts_and_callbacks_sent(store_url):
+    """A receipt delivered to the customer's SMPP receiver and a dlrurl callback both
+    leave the outbox: the message's timeline still shows them, with their outcome."""
+    from aiohttp import web
+
+    calls: list[str] = []
+
+    async def dlr(request: web.Request) -> web.Response:
+        calls.append(request.query_string)
+        return web.Response(text="OK")
+
+    site_app = web.Application()
+    site_app.router.add_get("/dlr", dlr)
+    runner = web.AppRunner(site_app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with admin_api(store_url) as admin:
+            harness = admin.harness
+            await harness.account()
+            client = await harness.bound("trx")
+            response = await client.submit(registered_delivery=1)
+            message_id = int(response.fields["message_id"])
+            receipt = await client.next_request(timeout=10)
+            assert receipt.name == "deliver_sm"
+            client.respond(receipt)
+            await harness.seed_account()
+            [http_id] = ids_of(await harness.submit(dlrurl=f"http://127.0.0.1:{port}/dlr"))
+
+            async def logged(mid: int, event: str) -> bool:
+                timeline = await admin.ok("GET", f"/messages/{mid}")
+                return event in [e["event"] for e in timeline["events"]]
+            await eventually(lambda: logged(message_id, "receipt delivered"), timeout=10)
+            await eventually(lambda: logged(http_id, "callback delivered"), timeout=10)
+            assert calls
+            timeline = await admin.ok("GET", f"/messages/{message_id}")
+            assert timeline["receipts_waiting"] == []
+            [event] = [e for e in timeline["events"] if e["event"] == "receipt delivered"]
+            assert event["detail"].startswith("DELIVRD")
+    finally:
+        await runner.cleanup()
