@@ -101,25 +101,35 @@ def parse_coverage_csv(text: str) -> list[CoverageEntry]:
     """country, iso, operator, mcc, mnc, prefix[, price] rows (a header row allowed);
     ValueError naming the line."""
     entries = []
-    for number, row in enumerate(csv.reader(io.StringIO(text)), 1):
-        if not row or (number == 1 and row[0].strip().lower() == "country"):
-            continue
-        if len(row) < 6:
-            raise ValueError(f"line {number}: expected country, iso, operator, mcc, mnc, "
-                             "prefix[, price]")
-        country, iso, operator, mcc, mnc, prefix = (c.strip() for c in row[:6])
-        if not (prefix.isascii() and prefix.isdigit()):
-            raise ValueError(f"line {number}: prefix {prefix!r} must be digits")
-        price = None
-        if len(row) > 6 and row[6].strip():
-            try:
-                price = credits_to_units(row[6].strip())
-            except ValueError:
-                raise ValueError(f"line {number}: price {row[6]!r} is not a number") from None
-            if price < 0:
-                raise ValueError(f"line {number}: price must not be negative")
-        entries.append(CoverageEntry(country, iso, operator, mcc, mnc, prefix, price))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for number, row in enumerate(reader, 1):
+            entry = _coverage_row(number, row)
+            if entry is not None:
+                entries.append(entry)
+    except csv.Error as exc:
+        raise ValueError(f"line {reader.line_num}: {exc}") from None
     return entries
+
+
+def _coverage_row(number: int, row: list[str]) -> CoverageEntry | None:
+    if not row or (number == 1 and row[0].strip().lower() == "country"):
+        return None
+    if len(row) < 6:
+        raise ValueError(f"line {number}: expected country, iso, operator, mcc, mnc, "
+                         "prefix[, price]")
+    country, iso, operator, mcc, mnc, prefix = (c.strip() for c in row[:6])
+    if not (prefix.isascii() and prefix.isdigit()):
+        raise ValueError(f"line {number}: prefix {prefix!r} must be digits")
+    price = None
+    if len(row) > 6 and row[6].strip():
+        try:
+            price = credits_to_units(row[6].strip())
+        except ValueError:
+            raise ValueError(f"line {number}: price {row[6]!r} is not a number") from None
+        if price < 0:
+            raise ValueError(f"line {number}: price must not be negative")
+    return CoverageEntry(country, iso, operator, mcc, mnc, prefix, price)
 
 
 class Admin:

@@ -218,7 +218,7 @@ class AdminApi:
             if e.body is not None:
                 args.append(e.body.model_validate(await _json(request)))
             elif e.body_type == "text/csv":
-                args.append(await request.text())
+                args.append(await _text(request))
             result = await method(*args)
             return web.json_response(body=_dump(result), status=e.status)
         return handle
@@ -358,6 +358,13 @@ def _path_value(request: web.Request, name: str, kind: str) -> str | int:
     if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 2**63 - 1:
         raise AdminError("invalid", f"{name} {text!r} must be a positive integer")
     return int(text)
+
+
+async def _text(request: web.Request) -> str:
+    try:
+        return (await request.read()).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise AdminError("bad_body", f"the body is not UTF-8: {exc}") from None
 
 
 async def _json(request: web.Request) -> object:

@@ -36,7 +36,8 @@ class Strict(BaseModel):
 
 class Error(BaseModel):
     error: str = Field(description="a code: unauthorized, forbidden, not_found, invalid, "
-                                   "exists, in_use, bad_json, method_not_allowed, "
+                                   "exists, in_use, bad_json, bad_body, "
+                                   "method_not_allowed, "
                                    "login_backoff, internal")
     detail: str
 

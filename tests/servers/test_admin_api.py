@@ -217,6 +217,10 @@ async def test_routes_connectors_numbers_and_coverage(admin):
         "country": "Lebanon", "iso": "LB", "operator": "Alfa", "mcc": "415", "mnc": "01",
         "prefix": "96170", "price": "0.25"}]
     assert_error(*await admin.call("PUT", PREFIX + "/coverage", data=b"a,b\n"), "invalid", 422)
+    assert_error(*await admin.call("PUT", PREFIX + "/coverage", data=b"\xff\xfe"),
+                 "bad_body", 400)
+    assert_error(*await admin.call("PUT", PREFIX + "/coverage", data=b'"a\x00,b'),
+                 "invalid", 422)
 
 
 async def test_messages_search_paging_and_timeline(store_url):
