@@ -14,10 +14,18 @@ from .cluster.nodes import NodeHeartbeat
 from .config import Settings
 from .connectors.http_client import HttpConnector, http_settings
 from .connectors.registry import ConnectorRegistry
-from .connectors.settings import HttpSettings, SimulatorSettings, SmppSettings, settings_for
+from .connectors.settings import (
+    HttpSettings,
+    SettingsError,
+    SimulatorSettings,
+    SmppSettings,
+    settings_for,
+)
 from .connectors.simulator import SimulatorConnector
 from .connectors.smpp_client import SmppConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
+from .core.admin import Admin
+from .core.admin_tokens import AdminTokens
 from .core.binds import BindLeases, BindRegistry
 from .core.coverage import default_coverage
 from .core.dispatcher import Dispatcher
@@ -32,7 +40,9 @@ from .core.receipts import ReceiptService
 from .core.retention import Retention
 from .core.routing import RoutingTable
 from .core.scheduler import Scheduler
+from .core.sessions import Sessions
 from .core.submit import SubmitPipeline
+from .servers.admin_api import AdminApi
 from .servers.http_api import HttpApi
 from .servers.http_callbacks import HttpCallbacks
 from .servers.http_dlr import DlrEndpoint
@@ -130,6 +140,16 @@ def make_connector(connector: Connector):
     raise ValueError(f"connector type {connector.type!r} is unknown")
 
 
+def check_connector(type_: str, config: dict) -> tuple[str, dict, dict]:
+    """(summary, masked settings, config to store) of a connector's settings, for the
+    admin API (core/admin.py); ValueError with the reason."""
+    try:
+        settings = settings_for(type_, config)
+    except SettingsError as exc:
+        raise ValueError(exc.render()) from None
+    return settings.summary(), settings.masked(), settings.to_config()
+
+
 class App:
     """The running gateway: store, writer, core services, connectors and servers."""
 
@@ -165,9 +185,11 @@ class App:
                                   on_lease_regained=self._lease_regained)
         self.dispatcher.set_lease(self.node.holds_lease)
         binds = BindRegistry(BindLeases(self.store, settings.node_id, self.node.run_id))
+        self.admin = Admin(self.store, check_connector)
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), binds,
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
                                LoginGuard(settings.login), genuine_id=self.ids.is_genuine)
+        self.sessions = Sessions(self.store, binds)
         self.smpp = SmppServer(self.gateway, settings.smpp)
         self.tls = tls_context(settings)
         # The callback outbox records from now on, not only once the HTTP API started:
@@ -192,6 +214,9 @@ class App:
                             metrics, self._dlr_endpoint(), self.health)
         if collector is not None:
             collector.http_guard = self.http.guard
+        self.admin_api = AdminApi(self.admin, AdminTokens(self.store), self.sessions,
+                                  self.gateway.login_guard, self.health,
+                                  metrics)
         self._tasks: list[asyncio.Task] = []
 
     def _dlr_endpoint(self) -> DlrEndpoint:
@@ -292,6 +317,8 @@ class App:
         if self.tls is not None:
             await self.smpp.start_tls(self.tls, host, self.settings.smpp_tls_port or 0)
         await self.http.start(host, self.settings.http_port)
+        await self.admin_api.start(host, self.settings.admin_port)
+        self.sessions.start()
         self.node.start(self._node_address())
 
     async def reload_routes(self) -> None:
@@ -307,6 +334,8 @@ class App:
 
     async def stop(self) -> None:
         """Unbind sessions, stop timers, flush the writer, close the store."""
+        await self.admin_api.stop()
+        await self.sessions.stop()
         await self.http.stop()
         await self.smpp.stop()
         for task in self._tasks:
@@ -348,6 +377,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     if app.smpp.tls_address is not None:
         host, port = app.smpp.tls_address
         print(f"SMPP TLS listening on {host}:{port}", flush=True)
+    host, port = app.admin_api.address
+    print(f"Admin listening on {host}:{port}", flush=True)
     if ready is not None:
         ready.set()
     await stop.wait()

@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="list the gateway's nodes: alive, dead or stopped")
     nodes.set_defaults(handler=cmd_nodes)
 
+    _admin_commands(sub, db)
     _route_commands(sub, db)
     _connector_commands(sub, db)
     _number_commands(sub, db)
@@ -161,6 +162,20 @@ def _account_commands(sub, db: argparse.ArgumentParser) -> None:
     auth.add_argument("system_id")
     auth.add_argument("mode", choices=["on", "off"])
     auth.set_defaults(handler=cmd_account_status_auth)
+
+
+def _admin_commands(sub, db: argparse.ArgumentParser) -> None:
+    admin = sub.add_parser("admin", help="the admin API").add_subparsers(metavar="WHAT")
+    token = admin.add_parser("token", help="admin API bearer tokens").add_subparsers(
+        metavar="ACTION")
+    add = token.add_parser("add", parents=[db], help="make a token: printed once")
+    add.add_argument("name")
+    add.set_defaults(handler=cmd_admin_token_add)
+    lst = token.add_parser("list", parents=[db], help="list tokens (never their value)")
+    lst.set_defaults(handler=cmd_admin_token_list)
+    revoke = token.add_parser("revoke", parents=[db], help="revoke a token")
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=cmd_admin_token_revoke)
 
 
 def _route_commands(sub, db: argparse.ArgumentParser) -> None:
@@ -540,6 +555,44 @@ def cmd_purge(args) -> int:
         deleted = await purge(store, before, pause=PAUSE, progress=progress)
         for table, count in deleted.items():
             print(f"{table}: {count:,} deleted")
+    return _with_store(args, work)
+
+
+def cmd_admin_token_add(args) -> int:
+    from .core.admin_tokens import AdminTokens, TokenExists, check_token_name
+    check_token_name(args.name)
+
+    async def work(store) -> None:
+        try:
+            token = await AdminTokens(store).issue(args.name)
+        except TokenExists as exc:
+            raise CliError(str(exc)) from None
+        print(f"token {args.name}: {token}\n(shown only once: it is stored hashed)")
+    return _with_store(args, work)
+
+
+def _when(at: float | None) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+
+
+def cmd_admin_token_list(args) -> int:
+    from .core.admin_tokens import AdminTokens
+
+    async def work(store) -> None:
+        print(f"{'NAME':24} {'CREATED':20} {'LAST USED':20} REVOKED")
+        for t in await AdminTokens(store).list():
+            print(f"{t.name:24} {_when(t.created_at):20} {_when(t.last_used_at):20} "
+                  f"{_when(t.revoked_at) if t.revoked_at else 'no'}")
+    return _with_store(args, work)
+
+
+def cmd_admin_token_revoke(args) -> int:
+    from .core.admin_tokens import AdminTokens
+
+    async def work(store) -> None:
+        if not await AdminTokens(store).revoke(args.name):
+            raise CliError(f"no token {args.name!r}")
+        print(f"token {args.name} revoked")
     return _with_store(args, work)
 
 

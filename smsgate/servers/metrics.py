@@ -11,6 +11,7 @@ see their own numbers.
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
+from aiohttp import web
 from prometheus_client import (
     GCCollector,
     PlatformCollector,
@@ -27,6 +28,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..core.binds import RX, TRX, TX
 from ..core.gateway import Gateway
+from ..core.health import HealthCheck
 from ..core.traffic import LatencyHistogram
 from .http_callbacks import HttpCallbacks
 from .http_connections import ConnectionGuard
@@ -241,3 +243,18 @@ def exposition(registry: CollectorRegistry, accept: str) -> tuple[bytes, str]:
     """The scrape's body and content type: Prometheus text, or OpenMetrics if asked."""
     encode, content_type = choose_encoder(accept)
     return encode(registry), content_type
+
+
+# The two pages both HTTP ports serve (the customer API's and the admin API's)
+
+async def metrics_response(registry: CollectorRegistry, request: web.Request) -> web.Response:
+    # Collected on the loop: reading counters and /proc takes well under a millisecond.
+    body, content_type = exposition(registry, request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def health_response(health: HealthCheck) -> web.Response:
+    # No credentials and no per-IP budget: a monitor must always get an answer, and
+    # HealthCheck shares one store probe among all askers (core/health.py).
+    report = await health.report()
+    return web.json_response(report.body(), status=200 if report.ok else 503)

@@ -24,6 +24,7 @@ import asyncpg
 
 from ..core.models import (
     Account,
+    AdminToken,
     BatchResult,
     Connector,
     ConnectorState,
@@ -32,6 +33,8 @@ from ..core.models import (
     InboundNumber,
     LedgerEntry,
     Message,
+    MessagePart,
+    MessageQuery,
     NodeFigures,
     NodeStatus,
     PendingCallback,
@@ -39,11 +42,12 @@ from ..core.models import (
     PurgeStep,
     Refund,
     Route,
+    SessionLease,
     StatusUpdate,
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, NodeInUse, StoreError
-from . import bind_leases, nodes, ownership, retention, rows
+from . import admin, bind_leases, nodes, ownership, retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -159,6 +163,9 @@ NOTIFY_RECEIPTS = f"SELECT pg_notify('{RECEIPTS_CHANNEL}', $1)"
 NOTICE_MAX = 7900  # pg_notify's payload is under 8000 bytes
 LIST_NODES = nodes.for_postgres(nodes.LIST)
 ONE_NODE = nodes.for_postgres(nodes.ONE)
+_ADMIN_SQL = {name: nodes.for_postgres(getattr(admin, name)) for name in admin.STATEMENTS}
+LOG_RECEIPTS = nodes.for_postgres(admin.LOG_RECEIPTS.format(ids=admin.PG_IDS))
+LOG_CALLBACKS = nodes.for_postgres(admin.LOG_CALLBACKS.format(ids=admin.PG_IDS))
 
 log = logging.getLogger(__name__)
 
@@ -698,6 +705,64 @@ class PostgresStore:
         with _errors():
             return [nodes.node_from_row(r) for r in await self.pool.fetch(LIST_NODES)]
 
+    # -- the admin API (store/admin.py) ------------------------------------------------
+
+    async def _admin_fetch(self, name: str, *args) -> list:
+        with _errors():
+            return await self.pool.fetch(_ADMIN_SQL[name], *args)
+
+    async def _admin_execute(self, name: str, *args) -> int:
+        with _errors():
+            status = await self.pool.execute(_ADMIN_SQL[name], *args)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def add_admin_token(self, name: str, token_hash: str, at: float) -> None:
+        await self._admin_execute("ADD_TOKEN", name, token_hash, at)
+
+    async def admin_tokens(self) -> list[AdminToken]:
+        return [admin.token_from_row(r) for r in await self._admin_fetch("TOKENS")]
+
+    async def admin_token(self, token_hash: str) -> tuple[AdminToken, str] | None:
+        found = await self._admin_fetch("TOKEN_BY_HASH", token_hash)
+        return (admin.token_from_row(found[0]), found[0][4]) if found else None
+
+    async def revoke_admin_token(self, name: str, at: float) -> bool:
+        return bool(await self._admin_execute("REVOKE_TOKEN", name, at))
+
+    async def touch_admin_token(self, name: str, at: float) -> None:
+        await self._admin_execute("TOUCH_TOKEN", name, at)
+
+    async def list_sessions(self) -> list[SessionLease]:
+        return [admin.session_from_row(r) for r in await self._admin_fetch("SESSIONS")]
+
+    async def kick_session(self, node_id: str, session: str) -> bool:
+        return bool(await self._admin_execute("KICK", node_id, session))
+
+    async def kicked_sessions(self, node_id: str, run_id: str) -> list[str]:
+        return [r[0] for r in await self._admin_fetch("KICKED", node_id, run_id)]
+
+    async def search_messages(self, query: MessageQuery) -> list[Message]:
+        sql, args = admin.search(query)
+        with _errors():
+            found = await self.pool.fetch(nodes.for_postgres(sql), *args)
+        return [Message(*r) for r in found]
+
+    async def message_parts(self, message_id: int) -> list[MessagePart]:
+        return [admin.part_from_row(r) for r in await self._admin_fetch("PARTS", message_id)]
+
+    async def message_outbox(self, message_id: int) -> tuple[list[tuple], list[tuple]]:
+        receipts = await self._admin_fetch("RECEIPTS_OF", message_id)
+        callbacks = await self._admin_fetch("CALLBACKS_OF", message_id)
+        return [tuple(r) for r in receipts], [tuple(r) for r in callbacks]
+
+    async def status_series(self, since: float, until: float,
+                            step: float) -> list[tuple[int, str, int]]:
+        return [tuple(r) for r in await self._admin_fetch("STATUS_SERIES", since, until,
+                                                           float(step))]
+
+    async def message_deliveries(self, message_id: int) -> list[tuple]:
+        return [tuple(r) for r in await self._admin_fetch("DELIVERIES_OF", message_id)]
+
 
 # -- statement groups, run on one connection inside a transaction ----------------------
 
@@ -734,13 +799,14 @@ async def _write(c: asyncpg.Connection, batch: WriteBatch, node_id: str = "") ->
         result.receipt_ids = await _insert_receipts(c, batch.new_receipts)
         await c.execute(NOTIFY_RECEIPTS, receipts_notice(node_id, batch.new_receipts))
     if batch.done_receipts:
+        await c.execute(LOG_RECEIPTS, batch.done_receipts, now)
         await c.execute(DELETE_RECEIPTS, batch.done_receipts)
     if batch.retry_receipts:
         await c.execute(RETRY_RECEIPTS, *zip(*batch.retry_receipts, strict=True))
     if batch.part_statuses or batch.unmatched or batch.sent or batch.rematched:
         await _write_correlation(c, batch, now)
     if batch.new_callbacks or batch.done_callbacks or batch.retry_callbacks \
-            or batch.new_inbound or batch.joined_inbound:
+            or batch.new_inbound or batch.joined_inbound or batch.given_up_callbacks:
         result.callback_ids = await _write_outbox(c, batch)
     return result
 
@@ -891,8 +957,11 @@ async def _write_outbox(c: asyncpg.Connection, batch: WriteBatch) -> list[int]:
         records = [(i, *rows.callback_values(cb)) for i, cb in zip(ids, new, strict=True)]
         await _insert(c, "dlr_callbacks", rows.CALLBACK_INSERT_COLUMNS, INSERT_CALLBACK,
                       records)
-    if batch.done_callbacks:
-        await c.execute(DELETE_CALLBACKS, batch.done_callbacks)
+    for done, outcome in ((batch.done_callbacks, "delivered"),
+                          (batch.given_up_callbacks, "given up")):
+        if done:
+            await c.execute(LOG_CALLBACKS, done, time.time(), outcome)
+            await c.execute(DELETE_CALLBACKS, done)
     if batch.retry_callbacks:
         await c.execute(RETRY_CALLBACKS, *zip(*batch.retry_callbacks, strict=True))
     if batch.new_inbound:

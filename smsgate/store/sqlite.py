@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import dataclasses
 import fcntl
+import json
 import logging
 import os
 import sqlite3
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..core.models import (
     Account,
+    AdminToken,
     BatchResult,
     Connector,
     ConnectorState,
@@ -32,6 +34,8 @@ from ..core.models import (
     InboundNumber,
     LedgerEntry,
     Message,
+    MessagePart,
+    MessageQuery,
     NodeFigures,
     NodeStatus,
     PendingCallback,
@@ -39,11 +43,12 @@ from ..core.models import (
     PurgeStep,
     Refund,
     Route,
+    SessionLease,
     StatusUpdate,
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, NodeInUse, StoreError
-from . import bind_leases, nodes, ownership, retention, rows
+from . import admin, bind_leases, nodes, ownership, retention, rows
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -132,6 +137,10 @@ FIND_PENDING = (f"SELECT id FROM messages WHERE account_id = ?1 AND source_addr 
                 f"AND sent_at IS NULL AND {LIVE}")
 DUE_RECEIPTS = (f"SELECT {_RECEIPT} FROM pending_receipts WHERE account_id = ? "
                 "AND next_attempt_at <= ? AND expires_at > ? ORDER BY id LIMIT ?")
+
+_ADMIN_SQL = {name: nodes.for_sqlite(getattr(admin, name)) for name in admin.STATEMENTS}
+LOG_RECEIPTS = nodes.for_sqlite(admin.LOG_RECEIPTS.format(ids=admin.SQLITE_IDS))
+LOG_CALLBACKS = nodes.for_sqlite(admin.LOG_CALLBACKS.format(ids=admin.SQLITE_IDS))
 
 _Fn = Callable[..., Any]
 BUSY_TIMEOUT_MS = 5000  # a CLI write waits this long for serve's transaction
@@ -636,6 +645,55 @@ class SqliteStore:
         return [nodes.node_from_row(r)
                 for r in await self._run(_all, nodes.for_sqlite(nodes.LIST), ())]
 
+    # -- the admin API (store/admin.py) ------------------------------------------------
+
+    async def add_admin_token(self, name: str, token_hash: str, at: float) -> None:
+        await self._tx(_rowcount, _ADMIN_SQL["ADD_TOKEN"], (name, token_hash, at))
+
+    async def admin_tokens(self) -> list[AdminToken]:
+        return [admin.token_from_row(r)
+                for r in await self._run(_all, _ADMIN_SQL["TOKENS"], ())]
+
+    async def admin_token(self, token_hash: str) -> tuple[AdminToken, str] | None:
+        row = await self._run(_one, _ADMIN_SQL["TOKEN_BY_HASH"], (token_hash,))
+        return (admin.token_from_row(row), row[4]) if row else None
+
+    async def revoke_admin_token(self, name: str, at: float) -> bool:
+        return bool(await self._tx(_rowcount, _ADMIN_SQL["REVOKE_TOKEN"], (name, at)))
+
+    async def touch_admin_token(self, name: str, at: float) -> None:
+        await self._tx(_rowcount, _ADMIN_SQL["TOUCH_TOKEN"], (name, at))
+
+    async def list_sessions(self) -> list[SessionLease]:
+        return [admin.session_from_row(r)
+                for r in await self._run(_all, _ADMIN_SQL["SESSIONS"], ())]
+
+    async def kick_session(self, node_id: str, session: str) -> bool:
+        return bool(await self._tx(_rowcount, _ADMIN_SQL["KICK"], (node_id, session)))
+
+    async def kicked_sessions(self, node_id: str, run_id: str) -> list[str]:
+        return [r[0] for r in await self._run(_all, _ADMIN_SQL["KICKED"], (node_id, run_id))]
+
+    async def search_messages(self, query: MessageQuery) -> list[Message]:
+        sql, args = admin.search(query)
+        return [Message(*r) for r in await self._run(_all, nodes.for_sqlite(sql), tuple(args))]
+
+    async def message_parts(self, message_id: int) -> list[MessagePart]:
+        return [admin.part_from_row(r)
+                for r in await self._run(_all, _ADMIN_SQL["PARTS"], (message_id,))]
+
+    async def message_outbox(self, message_id: int) -> tuple[list[tuple], list[tuple]]:
+        receipts = await self._run(_all, _ADMIN_SQL["RECEIPTS_OF"], (message_id,))
+        callbacks = await self._run(_all, _ADMIN_SQL["CALLBACKS_OF"], (message_id,))
+        return receipts, callbacks
+
+    async def status_series(self, since: float, until: float,
+                            step: float) -> list[tuple[int, str, int]]:
+        return await self._run(_all, _ADMIN_SQL["STATUS_SERIES"], (since, until, step))
+
+    async def message_deliveries(self, message_id: int) -> list[tuple]:
+        return await self._run(_all, _ADMIN_SQL["DELIVERIES_OF"], (message_id,))
+
 
 # -- functions run in the worker thread ---------------------------------------------------
 
@@ -744,13 +802,14 @@ def _write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
     if batch.new_receipts:
         result.receipt_ids = _insert_receipts(c, batch.new_receipts)
     if batch.done_receipts:
+        c.execute(LOG_RECEIPTS, (json.dumps(batch.done_receipts), now))
         c.executemany(DELETE_RECEIPT, [(i,) for i in batch.done_receipts])
     if batch.retry_receipts:
         c.executemany(RETRY_RECEIPT, batch.retry_receipts)
     if batch.part_statuses or batch.unmatched or batch.sent or batch.rematched:
         _write_correlation(c, batch, now)
     if batch.new_callbacks or batch.done_callbacks or batch.retry_callbacks \
-            or batch.new_inbound or batch.joined_inbound:
+            or batch.new_inbound or batch.joined_inbound or batch.given_up_callbacks:
         result.callback_ids = _write_outbox(c, batch)
     return result
 
@@ -879,8 +938,11 @@ def _write_outbox(c: sqlite3.Connection, batch: WriteBatch) -> list[int]:
         ids = list(range(first, first + len(new)))
         c.executemany(INSERT_CALLBACK, [(i, *rows.callback_values(cb))
                                         for i, cb in zip(ids, new, strict=True)])
-    if batch.done_callbacks:
-        c.executemany(DELETE_CALLBACK, [(i,) for i in batch.done_callbacks])
+    for done, outcome in ((batch.done_callbacks, "delivered"),
+                          (batch.given_up_callbacks, "given up")):
+        if done:
+            c.execute(LOG_CALLBACKS, (json.dumps(done), time.time(), outcome))
+            c.executemany(DELETE_CALLBACK, [(i,) for i in done])
     if batch.retry_callbacks:
         c.executemany(RETRY_CALLBACK, batch.retry_callbacks)
     if batch.new_inbound:

@@ -89,7 +89,7 @@ class Gateway:
         self.name, self.url, self.log, self.processes = name, url, log, processes
         self.options = list(options)
         self.proc: asyncio.subprocess.Process | None = None
-        self.smpp_port = self.http_port = 0
+        self.smpp_port = self.http_port = self.admin_port = 0
 
     async def start(self, same_ports: bool = False) -> "Gateway":
         """Start serve; on free ports, or on the ports of the previous run."""
@@ -97,20 +97,21 @@ class Gateway:
         with self.log.open("ab") as stderr:
             proc = self.processes.add(await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "smsgate.cli", "serve", "--database", self.url,
-                "--smpp-port", str(smpp), "--http-port", str(http), "--log-level",
-                "WARNING", "--node-id", self.name, *self.options,
+                "--smpp-port", str(smpp), "--http-port", str(http), "--admin-port", "0",
+                "--log-level", "WARNING", "--node-id", self.name, *self.options,
                 stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=ROOT))
         ports: dict[str, int] = {}
         async with asyncio.timeout(60):
-            while len(ports) < 2:
+            while len(ports) < 3:  # Admin's line comes last
                 line = (await proc.stdout.readline()).decode()  # type: ignore[union-attr]
                 if not line:
                     raise AssertionError(f"{self.name}: serve exited early:\n"
                                          f"{self.log.read_text()[-3000:]}")
-                for kind in ("SMPP", "HTTP"):
+                for kind in ("SMPP", "HTTP", "Admin"):
                     if line.startswith(f"{kind} listening on "):
                         ports[kind] = int(line.rsplit(":", 1)[1])
         self.proc, self.smpp_port, self.http_port = proc, ports["SMPP"], ports["HTTP"]
+        self.admin_port = ports["Admin"]
         return self
 
     async def kill(self) -> None:
