@@ -24,7 +24,9 @@ from ..core.health import HealthCheck
 from ..core.login_guard import LoginGuard
 from ..core.ports import StoreError
 from ..core.sessions import Sessions
+from ..core.throughput import Throughput
 from . import admin_views as views
+from .admin_dashboard import add_dashboard
 from .admin_models import (
     AccountCreate,
     AccountOut,
@@ -48,6 +50,8 @@ from .admin_models import (
     SessionOut,
     StatsOut,
     StatsQuery,
+    ThroughputOut,
+    ThroughputQuery,
     TimelineOut,
 )
 from .admin_openapi import Endpoint, document
@@ -112,6 +116,9 @@ ENDPOINTS: list[Endpoint] = [
     E("GET", "/nodes", "list_nodes", "the cluster's nodes", list[NodeOut]),
     E("GET", "/stats", "stats", "messages/s and statuses over time", StatsOut,
       query=StatsQuery),
+    E("GET", "/throughput", "throughput", "accepted, delivered and failed messages per "
+      "second over the live nodes, one point a second (the dashboard's chart)",
+      ThroughputOut, query=ThroughputQuery),
 ]
 
 
@@ -123,10 +130,11 @@ class AdminApiConfig:
 
 class AdminApi:
     def __init__(self, admin: Admin, tokens: AdminTokens, sessions: Sessions,
-                 guard: LoginGuard, config: AdminApiConfig,
+                 throughput: Throughput, guard: LoginGuard, config: AdminApiConfig,
                  health: HealthCheck | None = None,
                  metrics: CollectorRegistry | None = None) -> None:
         self.admin, self.tokens, self.sessions = admin, tokens, sessions
+        self.throughput_samples = throughput
         self.guard = guard
         self.config = config
         self.health, self.metrics = health, metrics
@@ -144,6 +152,7 @@ class AdminApi:
             app.router.add_get("/health", self.health_page)
         if self.metrics is not None:
             app.router.add_get("/metrics", self.metrics_page)
+        add_dashboard(app)
         return app
 
     async def health_page(self, request: web.Request) -> web.Response:
@@ -163,6 +172,7 @@ class AdminApi:
         return self.address
 
     async def stop(self) -> None:
+        await self.throughput_samples.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -334,6 +344,10 @@ class AdminApi:
         rate = sum(n.figures.messages_per_second for n in await self.admin.nodes()
                    if n.state == "alive")
         return views.stats(since, query.step, rate, series)
+
+    async def throughput(self, query: ThroughputQuery):
+        samples = await self.throughput_samples.series(query.seconds)
+        return views.throughput(self.throughput_samples.interval, samples)
 
     async def _account_names(self) -> dict[int, str]:
         return {a.id: a.system_id for a in await self.admin.accounts()}
