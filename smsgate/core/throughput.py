@@ -54,14 +54,15 @@ class Throughput:
         """The samples of the last `seconds`, oldest first; starts the sampler, and
         waits for its first sample when there is none yet."""
         self._asked_at = time.monotonic()
-        if not self._running():
+        if not self.sampling:
             await self.sample()  # the first point now, not a second later
-            if not self._running():  # (another caller may have started it meanwhile)
+            if not self.sampling:  # (another caller may have started it meanwhile)
                 self._task = asyncio.create_task(self._run(), name="throughput-sampler")
         since = time.time() - seconds
         return [s for s in self._samples if s.at >= since]
 
-    def _running(self) -> bool:
+    @property
+    def sampling(self) -> bool:
         return self._task is not None and not self._task.done()
 
     async def sample(self) -> None:
