@@ -43,8 +43,14 @@ class Sessions:
         return await self._store.list_sessions()
 
     async def kick(self, node_id: str, session: str) -> bool:
-        """False when no live node holds such a session."""
-        return await self._store.kick_session(node_id, session)
+        """False when no live node holds such a session. A session of this node is
+        unbound at once; another node's at its next poll."""
+        if not await self._store.kick_session(node_id, session):
+            return False
+        leases = self._binds.leases
+        if leases is not None and leases.node_id == node_id:
+            await self.act()
+        return True
 
     def start(self) -> None:
         if self._binds.leases is not None:
