@@ -49,9 +49,9 @@ if not Path(CHROMIUM).exists():
 # How many points of the accepted line are above the zero line, at least `arg`?
 LINE_ABOVE_ZERO = """least => {
   const zero = Number(document.querySelector("#chart line.grid").getAttribute("y1"));
-  const line = document.querySelector("polyline[data-series=accepted]");
-  const points = line.getAttribute("points").trim().split(/\\s+/);
-  return points.filter(p => Number(p.split(",")[1]) < zero - 1).length >= least;
+  const path = document.querySelector("path[data-series=accepted]").getAttribute("d");
+  const ys = [...path.matchAll(/[ML](-?[\\d.]+),(-?[\\d.]+)/g)].map(m => Number(m[2]));
+  return ys.filter(y => y < zero - 1).length >= least;
 }"""
 
 
@@ -161,15 +161,15 @@ async def chart_rises(page) -> None:
     """The plotted lines and the figures beside them go above 0, and the chart moves."""
     for series in ("accepted", "delivered", "failed"):
         await page.wait_for_function(
-            "name => Number(document.querySelector(`polyline[data-series=${name}]`)"
+            "name => Number(document.querySelector(`path[data-series=${name}]`)"
             "?.dataset.peak) > 0", arg=series, timeout=15_000)
     await page.wait_for_function(
         "() => Number(document.getElementById('rate-accepted').textContent) > 0",
         timeout=10_000)
-    before = await page.get_attribute("polyline[data-series=accepted]", "points")
+    before = await page.get_attribute("path[data-series=accepted]", "d")
     await page.wait_for_function(
-        "old => document.querySelector('polyline[data-series=accepted]')"
-        ".getAttribute('points') !== old", arg=before, timeout=5_000)
+        "old => document.querySelector('path[data-series=accepted]')"
+        ".getAttribute('d') !== old", arg=before, timeout=5_000)
     # the line is drawn above the zero line
     await page.wait_for_function(LINE_ABOVE_ZERO, arg=1, timeout=1_000)
 
@@ -184,7 +184,7 @@ async def panels_show_the_gateway(page) -> None:
     await expect(page.locator("#connectors tr[data-connector=sim] .state")).to_have_text("up")
     await expect(page.locator("#nodes tr[data-node=dash] .state")).to_have_text("alive")
     await expect(page.locator("#statuses tr[data-status=DELIVRD]")).to_be_visible(
-        timeout=10_000)
+        timeout=20_000)  # (the panel is read at login, then every 15 s)
     await expect(page.locator(f"#sessions tr[data-account='{CUSTOMER}']")).to_have_count(2)
 
 

@@ -2,7 +2,8 @@
 // the points of GET /api/v1/throughput ({at, accepted, delivered, failed}).
 //
 // The x axis ends at the newest point's time (the server's clock, not the browser's);
-// the y axis goes from 0 to a round number above the highest value shown.
+// the y axis goes from 0 to a round number above the highest value shown. Where points
+// are missing (the server sampled nothing while nobody watched) the line breaks.
 
 import { svg } from "./dom.js";
 
@@ -24,7 +25,8 @@ export function roundUp(value) {
   return 10 * power;
 }
 
-export function drawChart(node, points, seconds) {
+// `interval`: the seconds between two points when none is missing.
+export function drawChart(node, points, seconds, interval = 1) {
   const end = points.length ? points[points.length - 1].at : Date.now() / 1000;
   const top = roundUp(Math.max(0, ...points.flatMap((p) => SERIES.map((s) => p[s]))));
   const x = (at) => MARGIN.left + PLOT_W * (1 - (end - at) / seconds);
@@ -32,7 +34,21 @@ export function drawChart(node, points, seconds) {
   node.setAttribute("viewBox", `0 0 ${WIDTH} ${HEIGHT}`);
   node.dataset.top = String(top);
   node.replaceChildren(...grid(top, y), ...timeAxis(seconds),
-    ...SERIES.map((name) => line(name, points, x, y)));
+    ...SERIES.map((name) => line(name, runs(points, interval), x, y)));
+}
+
+// The points cut where one is more than 2.5 intervals after the previous one.
+function runs(points, interval) {
+  const found = [];
+  for (const point of points) {
+    const last = found.at(-1);
+    if (last && point.at - last.at(-1).at <= 2.5 * interval) {
+      last.push(point);
+    } else {
+      found.push([point]);
+    }
+  }
+  return found;
 }
 
 function grid(top, y) {
@@ -57,9 +73,11 @@ function timeAxis(seconds) {
   ];
 }
 
-function line(name, points, x, y) {
-  const shown = points.map((p) => `${x(p.at).toFixed(1)},${y(p[name]).toFixed(1)}`);
-  return svg("polyline", { class: `series series-${name}`, "data-series": name,
-    "data-peak": String(Math.max(0, ...points.map((p) => p[name]))),
-    points: shown.join(" ") });
+// One path per series: a move to the first point of each run, then lines.
+function line(name, pieces, x, y) {
+  const at = (p) => `${x(p.at).toFixed(1)},${y(p[name]).toFixed(1)}`;
+  const path = pieces.map((run) => `M${run.map(at).join(" L")}`).join(" ");
+  const peak = Math.max(0, ...pieces.flat().map((p) => p[name]));
+  return svg("path", { class: `series series-${name}`, "data-series": name,
+    "data-peak": String(peak), d: path || "M0,0" });
 }

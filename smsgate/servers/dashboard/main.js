@@ -18,7 +18,7 @@ const REFRESH = [
   ["connectors", 3000, async () => panels.showConnectors(await call("/connectors"))],
   ["accounts", 5000, async () => panels.showAccounts(await call("/accounts"))],
   ["nodes", 2000, async () => panels.showNodes(await call("/nodes"))],
-  ["statuses", 5000, refreshStatuses],
+  ["statuses", 15000, refreshStatuses], // a scan of messages (docs/admin.md): seldom
 ];
 
 let generation = 0; // a login starts a generation of refresh loops; a logout ends it
@@ -27,7 +27,7 @@ let search = { query: {}, cursor: null };
 
 async function refreshThroughput() {
   const data = await call("/throughput", { params: { seconds: CHART_SECONDS } });
-  drawChart(byId("chart"), data.points, CHART_SECONDS);
+  drawChart(byId("chart"), data.points, CHART_SECONDS, data.interval);
   panels.showRates(data.points.at(-1));
 }
 
