@@ -65,13 +65,15 @@ export function byId(id) {
   return document.getElementById(id);
 }
 
-// Epoch seconds -> "2026-12-01 02:54:12" in the browser's time zone.
-export function formatTime(epoch) {
+// Epoch seconds -> "2026-12-01 02:54:12" (with `ms`: "02:54:12.345") in the browser's
+// time zone.
+export function formatTime(epoch, ms = false) {
   if (epoch === null || epoch === undefined) return "";
   const d = new Date(epoch * 1000);
-  const pad = (n) => String(n).padStart(2, "0");
+  const pad = (n, width = 2) => String(n).padStart(width, "0");
+  const fraction = ms ? `.${pad(d.getMilliseconds(), 3)}` : "";
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}${fraction}`;
 }
 
 // 0.3 -> "0.3", 1234.5 -> "1,235": rates and counts at a glance.

@@ -95,7 +95,7 @@ export function showTimeline(t) {
   byId("timeline-title").textContent = `Message ${t.message.id}`;
   byId("timeline-fields").replaceChildren(...MESSAGE_FIELDS.flatMap(([label, read]) =>
     [el("dt", {}, label), el("dd", {}, read(t.message))]));
-  fillRows(byId("timeline-events"), t.events.map((e) => row([formatTime(e.at),
+  fillRows(byId("timeline-events"), t.events.map((e) => row([formatTime(e.at, true),
     el("span", { className: `status status-${e.event}` }, e.event), e.detail],
   { dataset: { event: e.event } })));
   fillRows(byId("timeline-parts"), t.parts.map((p) => row([String(p.part), p.connector,
