@@ -158,6 +158,8 @@ async def log_in(page, token: str) -> None:
     await expect(page.locator("#dashboard")).to_be_visible()
     await expect(page.locator("#login")).to_be_hidden()
     assert await page.evaluate("sessionStorage.length") == 1
+    await page.reload()  # the tab keeps its token
+    await expect(page.locator("#dashboard")).to_be_visible()
 
 
 def random_json(rng: random.Random, depth: int = 0):
@@ -289,3 +291,8 @@ async def back_to_login(page, reason: str) -> None:
     await expect(page.locator("#login-error")).to_contain_text(reason)
     await expect(page.locator("#dashboard")).to_be_hidden()
     assert await page.evaluate("sessionStorage.length") == 0
+    # what the dashboard showed is gone from the page, not only hidden
+    for shown in ("#accounts tr", "#sessions tr", "#messages tr[data-message]",
+                  "#chart path"):
+        await expect(page.locator(shown)).to_have_count(0)
+    await expect(page.locator("#timeline")).to_be_hidden()

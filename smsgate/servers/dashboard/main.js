@@ -11,35 +11,33 @@ const CHART_SECONDS = 60;
 const STATS_WINDOW = 900; // the statuses panel: messages of the last 15 minutes
 const PAGE = 50;
 
-// [what, every how many ms, how]
+// [what, every how many ms, read from the API, show]
 const REFRESH = [
-  ["throughput", 1000, refreshThroughput],
-  ["sessions", 2000, async () => panels.showSessions(await call("/sessions"), kick)],
-  ["connectors", 3000, async () => panels.showConnectors(await call("/connectors"))],
-  ["accounts", 5000, async () => panels.showAccounts(await call("/accounts"))],
-  ["nodes", 2000, async () => panels.showNodes(await call("/nodes"))],
-  ["statuses", 15000, refreshStatuses], // a scan of messages (docs/admin.md): seldom
+  ["throughput", 1000, () => call("/throughput", { params: { seconds: CHART_SECONDS } }),
+    showThroughput],
+  ["sessions", 2000, () => call("/sessions"), (found) => panels.showSessions(found, kick)],
+  ["connectors", 3000, () => call("/connectors"), panels.showConnectors],
+  ["accounts", 5000, () => call("/accounts"), panels.showAccounts],
+  ["nodes", 2000, () => call("/nodes"), panels.showNodes],
+  // a scan of the messages table (docs/admin.md, Known limits): seldom
+  ["statuses", 15000, () => call("/stats", { params: { window: STATS_WINDOW, step: 60 } }),
+    panels.showStatuses],
 ];
 
 let generation = 0; // a login starts a generation of refresh loops; a logout ends it
 const problems = new Map(); // panel -> what failed last time
 let search = { query: {}, cursor: null };
 
-async function refreshThroughput() {
-  const data = await call("/throughput", { params: { seconds: CHART_SECONDS } });
+function showThroughput(data) {
   drawChart(byId("chart"), data.points, CHART_SECONDS, data.interval);
   panels.showRates(data.points.at(-1));
-}
-
-async function refreshStatuses() {
-  const stats = await call("/stats", { params: { window: STATS_WINDOW, step: 60 } });
-  panels.showStatuses(stats);
 }
 
 // -- login and logout ---------------------------------------------------------------
 
 function showLogin(message = "") {
   generation += 1;
+  forget();
   byId("dashboard").hidden = true;
   byId("logout").hidden = true;
   byId("login").hidden = false;
@@ -52,9 +50,19 @@ function showDashboard() {
   byId("dashboard").hidden = false;
   byId("logout").hidden = false;
   const current = ++generation;
-  for (const [name, interval, refresh] of REFRESH) {
-    keepRefreshing(current, name, interval, refresh);
-  }
+  for (const refresh of REFRESH) keepRefreshing(current, refresh);
+}
+
+// What the last login showed leaves the page with it.
+function forget() {
+  for (const tbody of document.querySelectorAll("#dashboard tbody")) tbody.replaceChildren();
+  fillRows(byId("messages"), [], "search to list messages, newest first");
+  byId("chart").replaceChildren();
+  byId("timeline").hidden = true;
+  byId("more").hidden = true;
+  byId("problems").textContent = "";
+  byId("updated").textContent = "";
+  problems.clear();
 }
 
 async function login(event) {
@@ -90,13 +98,16 @@ function refusal(error) {
 
 // -- refreshing -----------------------------------------------------------------------
 
-async function keepRefreshing(current, name, interval, refresh) {
+async function keepRefreshing(current, [name, interval, read, show]) {
   while (current === generation) {
     try {
-      await refresh();
+      const data = await read();
+      if (current !== generation) return; // logged out meanwhile: show nothing
+      show(data);
       problems.delete(name);
     } catch (error) {
-      if (!handled(error, name)) return;
+      // (an answer to a logged-out generation's request says nothing of the new login)
+      if (current !== generation || !handled(error, name)) return;
     }
     showProblems();
     await new Promise((resolve) => setTimeout(resolve, interval));
@@ -186,6 +197,7 @@ byId("logout").addEventListener("click", () => logout());
 byId("search-form").addEventListener("submit", runSearch);
 byId("more").addEventListener("click", nextPage);
 byId("timeline-close").addEventListener("click", () => { byId("timeline").hidden = true; });
+forget(); // (the empty panels' hints)
 if (token.get()) {
   showDashboard(); // a refused token comes back here through the first refresh
 } else {
