@@ -1,11 +1,13 @@
 """The admin dashboard (SPEC §10, issue 11 item 3) in a real headless Chromium, driven
 by Playwright, against a real `smsgate serve` process on SQLite, with SMPP traffic
-flowing over TCP while it looks.
+flowing over TCP while it looks. Playwright rather than Selenium: a PyPI package alone
+(its driver inside), no chromedriver whose version must match the browser, and
+assertions that wait by themselves (`expect`), so the test has no sleeps.
 
 One browser session walks through what an operator does: a wrong token is refused on
 the login form; the right one opens the dashboard; the throughput chart and its figures
-rise while a customer submits; a message is found by search and its timeline shows its
-statuses; an SMPP session is kicked (the client gets an unbind, the row leaves the
+rise while a customer submits; searches by time range, account (two pages), destination
+and status find what they should, and a message's timeline shows its statuses; an SMPP session is kicked (the client gets an unbind, the row leaves the
 list); a token revoked meanwhile sends the page back to the login form. A screenshot of
 the dashboard under load is saved as docs/dashboard.png.
 
@@ -21,6 +23,7 @@ import os
 import random
 import sqlite3
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -115,7 +118,8 @@ async def test_the_dashboard_under_load(gateway_at):
     async with playwright.async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            page = await browser.new_page(viewport={"width": 1280, "height": 900},
+                                          timezone_id="UTC")
             errors: list[str] = []
             page.on("pageerror", lambda e: errors.append(str(e)))
             await page.goto(f"http://127.0.0.1:{gw.admin_port}/")
@@ -248,15 +252,35 @@ async def find_a_delivered_message(page, gw: Gateway, traffic: Traffic) -> str:
     message_id, dest = await eventually(delivered, timeout=10, what="a delivered message")
     assert int(message_id) > 2**53
     form = page.locator("#search-form")
+    rows = page.locator("#messages tr[data-message]")
+    # a time range that ended an hour ago holds none of today's messages
+    await form.locator("[name=until]").fill(local_time(time.time() - 3600))
+    await form.locator("button[type=submit]").click()
+    await playwright.expect(page.locator("#messages tr.empty")).to_have_text(
+        "no message matches")
+    # pages of 50, newest first, the next one below the last
+    await form.locator("[name=until]").fill("")
     await form.locator("[name=account]").fill(CUSTOMER)
+    await form.locator("button[type=submit]").click()
+    await playwright.expect(rows).to_have_count(50)
+    await page.click("#more")
+    await playwright.expect(rows).to_have_count(100)
+    ids = [int(i) for i in await rows.evaluate_all("rows => rows.map(r => r.dataset.message)")]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 100
     await form.locator("[name=dest]").fill(dest)
     await form.locator("[name=status]").select_option("DELIVRD")
+    await form.locator("[name=since]").fill(local_time(time.time() - 600))
+    await form.locator("[name=until]").fill(local_time(time.time() + 600))
     await form.locator("button[type=submit]").click()
-    rows = page.locator("#messages tr[data-message]")
     await playwright.expect(rows).to_have_count(1)
     assert await rows.first.get_attribute("data-message") == message_id
     await playwright.expect(rows.first).to_contain_text(dest)
     return message_id
+
+
+def local_time(epoch: float) -> str:
+    """A datetime-local input's value in the page's time zone (the test sets UTC)."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 async def open_its_timeline(page, message_id: str) -> None:
