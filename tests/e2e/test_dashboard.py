@@ -7,9 +7,10 @@ assertions that wait by themselves (`expect`), so the test has no sleeps.
 One browser session walks through what an operator does: a wrong token is refused on
 the login form; the right one opens the dashboard; the throughput chart and its figures
 rise while a customer submits; searches by time range, account (two pages), destination
-and status find what they should, and a message's timeline shows its statuses; an SMPP session is kicked (the client gets an unbind, the row leaves the
-list); a token revoked meanwhile sends the page back to the login form. A screenshot of
-the dashboard under load is saved as docs/dashboard.png.
+and status find what they should, and a message's timeline shows its statuses; an SMPP
+session is kicked (the client gets an unbind, the row leaves the list); a token revoked
+meanwhile sends the page back to the login form, emptied. A screenshot of the
+dashboard under load is saved as docs/dashboard.png.
 
 Message ids here are above 2**53 (the id counter is moved up before the start): a
 browser's JSON.parse would round them, so this also checks that the page keeps them
