@@ -34,7 +34,16 @@ from .core.health import HealthCheck
 from .core.ids import MessageIdGenerator
 from .core.inbound import InboundService
 from .core.login_guard import LoginGuard
-from .core.models import CREDIT_SCALE, Account, Connector, Message, NodeFigures, Route
+from .core.models import (
+    CREDIT_SCALE,
+    DELIVRD,
+    FAILED_STATUSES,
+    Account,
+    Connector,
+    Message,
+    NodeFigures,
+    Route,
+)
 from .core.ports import Conflict, NodeInUse, Store
 from .core.receipts import ReceiptService
 from .core.retention import Retention
@@ -42,6 +51,7 @@ from .core.routing import RoutingTable
 from .core.scheduler import Scheduler
 from .core.sessions import Sessions
 from .core.submit import SubmitPipeline
+from .core.throughput import Throughput
 from .servers.admin_api import AdminApi
 from .servers.http_api import HttpApi
 from .servers.http_callbacks import HttpCallbacks
@@ -180,8 +190,7 @@ class App:
             hold_generation=lambda: self.dispatcher.hold_generation, node=settings.node_id)
         self.stop_requested = asyncio.Event()  # a signal, or this node id lost
         self.node = NodeHeartbeat(self.store, settings.node_id, self._node_figures,
-                                  lambda: sum(self.pipeline.accepted.values()),
-                                  on_lost=self.stop_requested.set,
+                                  self._message_counts, on_lost=self.stop_requested.set,
                                   on_lease_regained=self._lease_regained)
         self.dispatcher.set_lease(self.node.holds_lease)
         binds = BindRegistry(BindLeases(self.store, settings.node_id, self.node.run_id))
@@ -215,8 +224,8 @@ class App:
         if collector is not None:
             collector.http_guard = self.http.guard
         self.admin_api = AdminApi(self.admin, AdminTokens(self.store), self.sessions,
-                                  self.gateway.login_guard, self.health,
-                                  metrics)
+                                  Throughput(self.store), self.gateway.login_guard,
+                                  self.health, metrics)
         self._tasks: list[asyncio.Task] = []
 
     def _dlr_endpoint(self) -> DlrEndpoint:
@@ -236,6 +245,13 @@ class App:
             except Exception:
                 log.debug("connector %s could not tell its state", name, exc_info=True)
         return NodeFigures(smpp_sessions=sessions, upstream_binds=binds)
+
+    def _message_counts(self) -> tuple[int, int, int]:
+        """Messages accepted, DELIVRD and failed on this node so far (its heartbeat
+        turns them into rates for `smsgate nodes` and the dashboard's chart)."""
+        statuses = self.dispatcher.statuses
+        return (sum(self.pipeline.accepted.values()), statuses.get(DELIVRD, 0),
+                sum(statuses.get(s, 0) for s in FAILED_STATUSES))
 
     def _node_address(self) -> str:
         """Where this node listens, for `smsgate nodes`: host smpp:N http:N [tls:N]."""

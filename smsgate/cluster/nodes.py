@@ -30,11 +30,12 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL = 1.0
 LEASE = NODE_DEAD_AFTER - 1.5  # the margin: a send under way, clocks running apart
+Counts = tuple[int, int, int]  # messages accepted, DELIVRD, failed (counters)
 
 
 class NodeHeartbeat:
     def __init__(self, store: Store, node_id: str, figures: Callable[[], NodeFigures],
-                 accepted: Callable[[], int], on_lost: Callable[[], None],
+                 counts: Callable[[], Counts], on_lost: Callable[[], None],
                  on_lease_regained: Callable[[], Awaitable[None]] | None = None,
                  interval: float = HEARTBEAT_INTERVAL) -> None:
         self.store = store
@@ -42,7 +43,7 @@ class NodeHeartbeat:
         self.run_id = secrets.token_hex(8)  # this process, as the row knows it
         self.address = ""
         self._figures = figures
-        self._accepted = accepted  # messages accepted so far (a counter)
+        self._counts = counts  # (accepted, delivered, failed) so far: counters
         self._on_lost = on_lost
         self._on_lease_regained = on_lease_regained
         self._lease_until = 0.0  # monotonic time: see LEASE
@@ -82,13 +83,15 @@ class NodeHeartbeat:
                 log.warning("node %s not marked stopped: %s", self.node_id, exc)
 
     async def _beat(self) -> None:
-        last_count, last_at = self._accepted(), time.monotonic()
+        last, last_at = self._counts(), time.monotonic()
         while not self._stopping.is_set():
-            count, now = self._accepted(), time.monotonic()
+            counts, now = self._counts(), time.monotonic()
             figures = self._figures()
-            figures.messages_per_second = round((count - last_count) / max(now - last_at,
-                                                                            1e-3), 1)
-            last_count, last_at = count, now
+            elapsed = max(now - last_at, 1e-3)
+            (figures.messages_per_second, figures.delivered_per_second,
+             figures.failed_per_second) = (round((n - n0) / elapsed, 1)
+                                           for n, n0 in zip(counts, last, strict=True))
+            last, last_at = counts, now
             try:
                 sent = time.monotonic()
                 if not await self.store.node_heartbeat(self.node_id, self.run_id,

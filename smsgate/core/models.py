@@ -21,6 +21,8 @@ DELETED = "DELETED"
 UNKNOWN = "UNKNOWN"
 FINAL_STATUSES = frozenset({DELIVRD, UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN})
 ALL_STATUSES = frozenset({ATES, ACCEPTD, *FINAL_STATUSES})
+# The final statuses that mean "not delivered" (DELETED is the customer's own cancel)
+FAILED_STATUSES = frozenset({UNDELIV, EXPIRED, REJECTD, UNKNOWN})
 
 # A connector's standing in a running gateway (connectors/registry.py): running, turned
 # off by the operator, or refused (its settings cannot run).
@@ -396,6 +398,8 @@ class NodeFigures:
     smpp_sessions: int = 0  # customer SMPP sessions bound on it
     upstream_binds: int = 0  # its upstream SMPP binds that are up
     messages_per_second: float = 0.0  # accepted in the last heartbeat interval
+    delivered_per_second: float = 0.0  # DELIVRD reported in it
+    failed_per_second: float = 0.0  # FAILED_STATUSES reported in it
 
 
 @dataclass(slots=True)

@@ -23,7 +23,9 @@ from ..core.health import HealthCheck
 from ..core.login_guard import LoginGuard
 from ..core.ports import StoreError
 from ..core.sessions import Sessions
+from ..core.throughput import Throughput
 from . import admin_views as views
+from .admin_dashboard import add_dashboard
 from .admin_models import (
     AccountCreate,
     AccountOut,
@@ -47,6 +49,8 @@ from .admin_models import (
     SessionOut,
     StatsOut,
     StatsQuery,
+    ThroughputOut,
+    ThroughputQuery,
     TimelineOut,
 )
 from .admin_openapi import Endpoint, document
@@ -111,14 +115,19 @@ ENDPOINTS: list[Endpoint] = [
     E("GET", "/nodes", "list_nodes", "the cluster's nodes", list[NodeOut]),
     E("GET", "/stats", "stats", "messages/s and statuses over time", StatsOut,
       query=StatsQuery),
+    E("GET", "/throughput", "throughput", "accepted, delivered and failed messages per "
+      "second over the live nodes, one point a second (the dashboard's chart)",
+      ThroughputOut, query=ThroughputQuery),
 ]
 
 
 class AdminApi:
     def __init__(self, admin: Admin, tokens: AdminTokens, sessions: Sessions,
-                 guard: LoginGuard, health: HealthCheck | None = None,
+                 throughput: Throughput, guard: LoginGuard,
+                 health: HealthCheck | None = None,
                  metrics: CollectorRegistry | None = None) -> None:
         self.admin, self.tokens, self.sessions = admin, tokens, sessions
+        self.throughput_samples = throughput
         self.guard = guard
         self.health, self.metrics = health, metrics
         self._runner: web.AppRunner | None = None
@@ -135,6 +144,7 @@ class AdminApi:
             app.router.add_get("/health", self.health_page)
         if self.metrics is not None:
             app.router.add_get("/metrics", self.metrics_page)
+        add_dashboard(app)
         return app
 
     async def health_page(self, request: web.Request) -> web.Response:
@@ -153,6 +163,7 @@ class AdminApi:
         return self.address
 
     async def stop(self) -> None:
+        await self.throughput_samples.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -324,6 +335,10 @@ class AdminApi:
         rate = sum(n.figures.messages_per_second for n in await self.admin.nodes()
                    if n.state == "alive")
         return views.stats(since, query.step, rate, series)
+
+    async def throughput(self, query: ThroughputQuery):
+        samples = await self.throughput_samples.series(query.seconds)
+        return views.throughput(self.throughput_samples.interval, samples)
 
     async def _account_names(self) -> dict[int, str]:
         return {a.id: a.system_id for a in await self.admin.accounts()}

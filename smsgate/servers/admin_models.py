@@ -286,6 +286,8 @@ class NodeOut(BaseModel):
     smpp_sessions: int
     upstream_binds: int
     messages_per_second: float
+    delivered_per_second: float
+    failed_per_second: float
 
 
 class StatsQuery(Strict):
@@ -304,6 +306,23 @@ class StatsOut(BaseModel):
     messages_per_second: float = Field(description="accepted now, summed over live nodes")
     totals: dict[str, int] = Field(description="messages created in the window, by status")
     series: list[StatsBucket]
+
+
+class ThroughputQuery(Strict):
+    seconds: int = Field(120, ge=1, le=900, description="seconds back from now")
+
+
+class ThroughputPoint(BaseModel):
+    at: float
+    accepted: float = Field(description="messages accepted per second")
+    delivered: float = Field(description="DELIVRD statuses per second")
+    failed: float = Field(description="UNDELIV, EXPIRED, REJECTD, UNKNOWN per second")
+    nodes: int = Field(description="live nodes summed")
+
+
+class ThroughputOut(BaseModel):
+    interval: float = Field(description="seconds between points")
+    points: list[ThroughputPoint] = Field(description="oldest first")
 
 
 class Health(BaseModel):

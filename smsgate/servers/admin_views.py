@@ -17,6 +17,7 @@ from ..core.models import (
     credits_to_units,
     format_credits,
 )
+from ..core.throughput import Sample
 from .admin_models import (
     AccountFields,
     AccountOut,
@@ -36,6 +37,8 @@ from .admin_models import (
     SessionOut,
     StatsBucket,
     StatsOut,
+    ThroughputOut,
+    ThroughputPoint,
     TimelineOut,
 )
 
@@ -143,7 +146,15 @@ def node(n: NodeStatus) -> NodeOut:
     return NodeOut(id=n.id, state=n.state, address=n.address, started_at=n.started_at,
                    heartbeat_at=n.heartbeat_at, silent_for=n.silent_for,
                    smpp_sessions=f.smpp_sessions, upstream_binds=f.upstream_binds,
-                   messages_per_second=f.messages_per_second)
+                   messages_per_second=f.messages_per_second,
+                   delivered_per_second=f.delivered_per_second,
+                   failed_per_second=f.failed_per_second)
+
+
+def throughput(interval: float, samples: list[Sample]) -> ThroughputOut:
+    return ThroughputOut(interval=interval, points=[
+        ThroughputPoint(at=s.at, accepted=s.accepted, delivered=s.delivered,
+                        failed=s.failed, nodes=s.nodes) for s in samples])
 
 
 def stats(since: float, step: int, rate: float, series: list) -> StatsOut:

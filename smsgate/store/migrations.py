@@ -467,6 +467,12 @@ CREATE TABLE deliveries (
     at {time} NOT NULL);
 CREATE INDEX deliveries_message ON deliveries (message_id)"""
 
+# The dashboard's throughput chart (servers/dashboard/): each heartbeat also reports the
+# DELIVRD and failed statuses per second of its node, beside the accepted ones.
+_NODE_RATES = """
+ALTER TABLE nodes ADD COLUMN delivered_per_second {time} NOT NULL DEFAULT 0;
+ALTER TABLE nodes ADD COLUMN failed_per_second {time} NOT NULL DEFAULT 0"""
+
 
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _INITIAL_SQLITE, _INITIAL_POSTGRES),
@@ -483,6 +489,8 @@ MIGRATIONS: list[Migration] = [
               _BIND_LEASES.format(id="BIGINT", time="DOUBLE PRECISION")),
     Migration("0009_admin", _ADMIN.format(id="INTEGER", time="REAL"),
               _ADMIN.format(id="BIGINT", time="DOUBLE PRECISION")),
+    Migration("0010_node_rates", _NODE_RATES.format(time="REAL"),
+              _NODE_RATES.format(time="DOUBLE PRECISION")),
 ]
 
 
