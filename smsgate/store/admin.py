@@ -61,14 +61,18 @@ SQLITE_IDS = "SELECT value FROM json_each($1)"
 PG_IDS = "SELECT unnest($1::bigint[])"
 DELIVERIES_OF = ("SELECT kind, status, outcome, attempts, at FROM deliveries "
                  "WHERE message_id = $1 ORDER BY at")
-# Counts per status of the messages created in [since, until), per `step` seconds
-STATUS_SERIES = ("SELECT CAST(floor(created_at / $3) AS BIGINT), status, count(*) "
-                 "FROM messages WHERE created_at >= $1 AND created_at < $2 "
-                 "GROUP BY 1, 2 ORDER BY 1, 2")
+# Status changes per bucket of `step` seconds (a multiple of the stored buckets'), over
+# the nodes, in [since, until): integer division on both backends
+STATUS_SERIES = ("SELECT bucket / $3, status, sum(count) FROM status_counts "
+                 "WHERE bucket >= $1 AND bucket < $2 GROUP BY 1, 2 ORDER BY 1, 2")
+# What a node's count of a status in a bucket grew by (core/status_history.py)
+ADD_STATUS_COUNT = ("INSERT INTO status_counts (node, bucket, status, count) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (bucket, node, status) "
+                    "DO UPDATE SET count = status_counts.count + excluded.count")
 
 STATEMENTS = ("ADD_TOKEN", "TOKENS", "TOKEN_BY_HASH", "REVOKE_TOKEN", "TOUCH_TOKEN", "SESSIONS",
               "KICK", "KICKED", "PARTS", "RECEIPTS_OF", "CALLBACKS_OF", "STATUS_SERIES",
-              "DELIVERIES_OF")
+              "DELIVERIES_OF", "ADD_STATUS_COUNT")
 
 
 def search(query: MessageQuery) -> tuple[str, list]:

@@ -755,10 +755,15 @@ class PostgresStore:
         callbacks = await self._admin_fetch("CALLBACKS_OF", message_id)
         return [tuple(r) for r in receipts], [tuple(r) for r in callbacks]
 
-    async def status_series(self, since: float, until: float,
-                            step: float) -> list[tuple[int, str, int]]:
+    async def status_series(self, since: int, until: int,
+                            step: int) -> list[tuple[int, str, int]]:
         return [tuple(r) for r in await self._admin_fetch("STATUS_SERIES", since, until,
-                                                           float(step))]
+                                                           step)]
+
+    async def add_status_counts(self, node: str, counts: list[tuple[int, str, int]]) -> None:
+        with _errors():
+            await self.pool.executemany(_ADMIN_SQL["ADD_STATUS_COUNT"],
+                                        [(node, *count) for count in counts])
 
     async def message_deliveries(self, message_id: int) -> list[tuple]:
         return [tuple(r) for r in await self._admin_fetch("DELIVERIES_OF", message_id)]

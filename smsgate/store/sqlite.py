@@ -687,9 +687,13 @@ class SqliteStore:
         callbacks = await self._run(_all, _ADMIN_SQL["CALLBACKS_OF"], (message_id,))
         return receipts, callbacks
 
-    async def status_series(self, since: float, until: float,
-                            step: float) -> list[tuple[int, str, int]]:
+    async def status_series(self, since: int, until: int,
+                            step: int) -> list[tuple[int, str, int]]:
         return await self._run(_all, _ADMIN_SQL["STATUS_SERIES"], (since, until, step))
+
+    async def add_status_counts(self, node: str, counts: list[tuple[int, str, int]]) -> None:
+        await self._tx(_many, _ADMIN_SQL["ADD_STATUS_COUNT"],
+                       [(node, *count) for count in counts])
 
     async def message_deliveries(self, message_id: int) -> list[tuple]:
         return await self._run(_all, _ADMIN_SQL["DELIVERIES_OF"], (message_id,))
@@ -731,6 +735,10 @@ def _one(c: sqlite3.Connection, sql: str, args: tuple) -> tuple | None:
 
 def _all(c: sqlite3.Connection, sql: str, args: tuple) -> list[tuple]:
     return c.execute(sql, args).fetchall()
+
+
+def _many(c: sqlite3.Connection, sql: str, args: list[tuple]) -> None:
+    c.executemany(sql, args)
 
 
 def _rowcount(c: sqlite3.Connection, sql: str, args: tuple) -> int:
