@@ -274,12 +274,12 @@ class App:
     async def _lease_regained(self) -> None:
         """This node was silent long enough to be taken for dead (cluster/nodes.py):
         its dispatcher keeps only what the store says is still its own."""
-        self.dispatcher.start_reclaim()
+        self.dispatcher.begin_reload(forget_queued=True)
         try:
-            await self.scheduler.recover(
-                lambda batch: [m for m in batch if self.dispatcher.needs_reclaim(m.id)])
+            await self.writer.flush()
+            await self.scheduler.recover(self.dispatcher.not_here)
         finally:
-            self.dispatcher.end_reclaim()
+            self.dispatcher.end_reload()
 
     def _refill(self) -> None:
         self._spawn_once("dispatch-refill", self._refill_from_store())
@@ -288,7 +288,9 @@ class App:
         """A dispatcher queue that spilled has room again (core/dispatcher.py): queue
         the stored messages it does not hold, until one spills again."""
         generation = self.dispatcher.spill_generation
+        self.dispatcher.begin_reload()
         try:
+            await self.writer.flush()
             count = await self.scheduler.recover(
                 self.dispatcher.not_here,
                 lambda: self.dispatcher.spill_generation != generation)
@@ -296,6 +298,8 @@ class App:
             log.exception("refilling the dispatcher from the store failed")
             self.dispatcher.refill_again()
             return
+        finally:
+            self.dispatcher.end_reload()
         log.info("refilled the dispatcher with %d stored messages", count)
         if self.dispatcher.spill_generation != generation:
             self.dispatcher.refill_again()

@@ -99,7 +99,10 @@ class Dispatcher:
             store, self._matched, self._keep_unmatched,
             lambda report: self._writer.drop_unmatched(report)) if store else None
         self._holds_lease: Callable[[], bool] = lambda: True  # set_lease
-        self._reclaiming: set[int] | None = None  # ids dispatched during a reclaim
+        # While reloads from the store run (refill, reclaim): the ids dispatched, sent or
+        # refused since the first began. The store's answer may predate those events.
+        self._reloads = 0
+        self._touched: set[int] = set()
         self.dispatched = 0
         self.failovers = 0  # messages sent by a later route than their own
         self.retried = 0  # temporary failures sent again
@@ -203,8 +206,8 @@ class Dispatcher:
         return len(self._holding)
 
     def dispatch(self, message: Message) -> None:
-        if self._reclaiming is not None:
-            self._reclaiming.add(message.id)
+        if self._reloads:
+            self._touched.add(message.id)
         queue = self._queues.get(message.connector)
         if queue is None:
             queue = self._queues[message.connector] = deque()
@@ -335,6 +338,8 @@ class Dispatcher:
 
     def sent(self, message: Message, upstream_ids: Sequence[str]) -> asyncio.Future | None:
         self._sending.discard(message.id)
+        if self._reloads:
+            self._touched.add(message.id)  # its mark may commit before a reload's read
         connector = self.connectors.get(message.connector)
         hold = connector is not None and connector.resend_safe
         first = upstream_ids[0] if upstream_ids else ""
@@ -349,6 +354,8 @@ class Dispatcher:
 
     def failed(self, message: Message, failure: UpstreamFailure) -> None:
         self._sending.discard(message.id)
+        if self._reloads:
+            self._touched.add(message.id)
         if failure.temporary:
             self.retried += 1
             self._retrying.append(message)
@@ -408,28 +415,32 @@ class Dispatcher:
         self._spilling = True
         self._schedule(RETRY_SECONDS)
 
+    def begin_reload(self, forget_queued: bool = False) -> None:
+        """A read of this node's unsent messages from the store begins (App._refill,
+        App._lease_regained: `forget_queued`, as the store says which are still ours).
+        Until `end_reload`, `not_here` also skips what is in flight or has a sent mark
+        not yet stored now, and what is dispatched, sent or refused meanwhile: the
+        store's answer may be older than those events. (The caller flushes the writer
+        first, so that statuses queued before now are in what the read sees.)"""
+        if forget_queued:
+            self._queues.clear()
+            self._retrying = []
+        self._reloads += 1
+        self._touched.update(self._sending)
+        self._touched.update(self.book.unstored())
+
+    def end_reload(self) -> None:
+        self._reloads -= 1
+        if not self._reloads:
+            self._touched = set()
+
     def not_here(self, batch: list[Message]) -> list[Message]:
         """The stored messages of `batch` this dispatcher holds in no way (not queued,
-        not in flight, not sent awaiting its mark): for a refill after a spill."""
-        here = {m.id for m in self._retrying}
+        not in flight, not sent awaiting its mark, not touched since the reload began)."""
+        here = {m.id for m in self._retrying} | self._touched
         for queue in self._queues.values():
             here.update(m.id for m in queue)
         return [m for m in batch if m.id not in here and not self.sent_not_stored(m.id)]
-
-    def start_reclaim(self) -> None:
-        """The lease is back after a lapse: forget the messages waiting here (not those
-        in flight), since the store says which are still this node's; until
-        `end_reclaim`, note the ids dispatched anew, so that the reload skips them."""
-        self._queues.clear()
-        self._retrying = []
-        self._reclaiming = set()
-
-    def needs_reclaim(self, message_id: int) -> bool:
-        """Whether the reload must dispatch this stored, unsent message of ours."""
-        return not (message_id in (self._reclaiming or ()) or self.sent_not_stored(message_id))
-
-    def end_reclaim(self) -> None:
-        self._reclaiming = None
 
     def sent_not_stored(self, message_id: int) -> bool:
         """Sent upstream although the store does not say so yet (handed to a connector

@@ -84,6 +84,10 @@ class StatusBook:
                 self.sent_hold / 4, self._on_hold_timer)
         return None
 
+    def unstored(self) -> set[int]:
+        """The ids whose sent mark is held or not committed yet."""
+        return set(self._held) | self._writing
+
     def sent_not_stored(self, message_id: int) -> bool:
         """Sent upstream although the store does not say so yet (its mark is held or
         not committed): cancel_sm and replace_sm must not touch it."""
