@@ -247,23 +247,15 @@ class PostgresStore(SqlStore):
         with _errors():
             return await in_transaction(self.pool, self.dsn, _write, batch, self._node_id)
 
-    async def take_over(self, node: str, limit: int) -> list[Message]:
+    async def _take_over(self, node: str, limit: int) -> list:
         with _errors():
             async with self.pool.acquire() as c, c.transaction():
                 await c.execute(SQL.RELEASE_DEAD_CALLBACKS)
-                found = await c.fetch(SQL.TAKE_OVER, node, limit)
-        return sorted((Message(*r) for r in found), key=lambda m: m.id)
+                return await c.fetch(SQL.TAKE_OVER, node, limit)
 
-    async def cancel_messages(self, account_id: int, message_ids: Sequence[int],
-                              at: float) -> list[Message]:
-        if not message_ids:
-            return []
+    async def _cancel(self, account_id: int, ids: Any, at: float) -> list[Message]:
         with _errors():
-            cancelled = await in_transaction(self.pool, self.dsn, _cancel, account_id,
-                                             list(message_ids), at)
-        order = {mid: n for n, mid in enumerate(message_ids)}
-        cancelled.sort(key=lambda m: order[m.id])
-        return cancelled
+            return await in_transaction(self.pool, self.dsn, _cancel, account_id, ids, at)
 
     async def purge_step(self, table: str, before: float, after_id: int,
                          limit: int) -> PurgeStep:

@@ -53,6 +53,14 @@ class SqlStore:
     async def _returning(self, sql: str, *args: Any) -> list:
         raise NotImplementedError
 
+    async def _cancel(self, account_id: int, ids: Any, at: float) -> list[Message]:
+        """CANCEL and its refunds in one transaction (`ids` a list_arg)."""
+        raise NotImplementedError
+
+    async def _take_over(self, node: str, limit: int) -> list:
+        """RELEASE_DEAD_CALLBACKS and TAKE_OVER in one transaction: the rows taken."""
+        raise NotImplementedError
+
     # -- settings, ids -----------------------------------------------------------------
 
     async def get_setting(self, key: str) -> str | None:
@@ -166,6 +174,20 @@ class SqlStore:
 
     async def expire_due(self, now: float, limit: int) -> list[Message]:
         return [Message(*r) for r in await self._rows(self.sql.EXPIRING, now, limit)]
+
+    async def take_over(self, node: str, limit: int) -> list[Message]:
+        found = await self._take_over(node, limit)
+        return sorted((Message(*r) for r in found), key=lambda m: m.id)  # RETURNING: any order
+
+    async def cancel_messages(self, account_id: int, message_ids: Sequence[int],
+                              at: float) -> list[Message]:
+        """The cancelled ones, in the order asked for."""
+        if not message_ids:
+            return []
+        cancelled = await self._cancel(account_id, self.list_arg(message_ids), at)
+        order = {mid: n for n, mid in enumerate(message_ids)}
+        cancelled.sort(key=lambda m: order[m.id])
+        return cancelled
 
     async def replace_message(self, account_id: int, message_id: int, payload: bytes,
                               schedule_at: float | None, expires_at: float | None,

@@ -16,7 +16,6 @@ import fcntl
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +48,7 @@ from .migrations import SCHEMA_MIGRATIONS_SQLITE, missing
 from .migrations import statements as migration_statements
 from .rows import FINAL_SQL
 from .sql_store import SqlStore
+from .sqlite_checkpointer import Checkpointer
 
 log = logging.getLogger(__name__)
 
@@ -94,65 +94,6 @@ _Fn = Callable[..., Any]
 BUSY_TIMEOUT_MS = 5000  # a CLI write waits this long for serve's transaction
 RESTART_WAIT_MS = 200  # what a WAL restart may keep commits waiting for a reader
 CACHE_KIB = 64 << 10  # the page cache: 64 MiB keeps the hot end of every index in memory
-
-
-class Checkpointer(threading.Thread):
-    """Copies the WAL back into the database every `interval` seconds, on a connection
-    of its own. PASSIVE checkpoints never block the writer; when the WAL has grown
-    large it asks the store's writer thread for a RESTART checkpoint between two
-    transactions (`restart_wanted`): from here it would wait for a gap between commits
-    that a busy writer never leaves, and the WAL would grow without end. After it the
-    next write begins the WAL file anew, which bounds it under sustained load. The file
-    keeps its size (SQLite overwrites it from the start) until the database is idle: a
-    TRUNCATE then gives the disk space back. Truncating under load instead
-    (journal_size_limit) stalled every commit for ~100 ms each time."""
-
-    def __init__(self, path: str, interval: float = 0.5, restart_pages: int = 50_000,
-                 truncate_bytes: int = 16 << 20) -> None:
-        super().__init__(name="sqlite-checkpoint", daemon=True)
-        self.path = path
-        self.interval = interval
-        self.restart_pages = restart_pages
-        self.truncate_bytes = truncate_bytes
-        self._last_frames = -1
-        self.restart_wanted = threading.Event()
-        self._stopping = threading.Event()
-
-    def run(self) -> None:
-        try:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 100")
-        except sqlite3.Error:
-            log.exception("checkpointer cannot open %s", self.path)
-            return
-        try:
-            while not self._stopping.wait(self.interval):
-                self._checkpoint(conn)
-            self._checkpoint(conn)
-        finally:
-            conn.close()
-
-    def _checkpoint(self, conn: sqlite3.Connection) -> None:
-        try:
-            _busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            idle = frames == done == self._last_frames  # nothing written since last time
-            self._last_frames = frames
-            if frames > self.restart_pages:
-                self.restart_wanted.set()
-            elif idle and self._wal_bytes() > self.truncate_bytes:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.Error as exc:  # busy now; the next round tries again
-            log.debug("checkpoint skipped: %s", exc)
-
-    def _wal_bytes(self) -> int:
-        try:
-            return os.path.getsize(self.path + "-wal")
-        except OSError:
-            return 0
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.join(timeout=5)
 
 
 class SqliteStore(SqlStore):
@@ -312,20 +253,14 @@ class SqliteStore(SqlStore):
     async def write(self, batch: WriteBatch) -> BatchResult:
         return await self._tx(_write, batch)
 
-    async def take_over(self, node: str, limit: int) -> list[Message]:
+    async def _take_over(self, node: str, limit: int) -> list:
         def run(c: sqlite3.Connection) -> list:
             c.execute(SQL.RELEASE_DEAD_CALLBACKS)
             return c.execute(SQL.TAKE_OVER, (node, limit)).fetchall()
-        return sorted((Message(*r) for r in await self._tx(run)), key=lambda m: m.id)
+        return await self._tx(run)
 
-    async def cancel_messages(self, account_id: int, message_ids: Sequence[int],
-                              at: float) -> list[Message]:
-        if not message_ids:
-            return []
-        cancelled = await self._tx(_cancel, account_id, sqlite_list(message_ids), at)
-        order = {mid: n for n, mid in enumerate(message_ids)}
-        cancelled.sort(key=lambda m: order[m.id])
-        return cancelled
+    async def _cancel(self, account_id: int, ids: Any, at: float) -> list[Message]:
+        return await self._tx(_cancel, account_id, ids, at)
 
     async def purge_step(self, table: str, before: float, after_id: int,
                          limit: int) -> PurgeStep:
