@@ -13,6 +13,8 @@ them. The partial indexes' `status IN ('ATES', 'ACCEPTD')` must read exactly lik
 
 from typing import NamedTuple
 
+from .partitions import MIGRATION_POSTGRES as _PARTITIONS_POSTGRES
+
 
 class Migration(NamedTuple):
     name: str
@@ -459,6 +461,8 @@ MIGRATIONS: list[Migration] = [
               _NODES.format(time="DOUBLE PRECISION")),
     Migration("0008_bind_leases", _BIND_LEASES.format(id="INTEGER", time="REAL"),
               _BIND_LEASES.format(id="BIGINT", time="DOUBLE PRECISION")),
+    # PostgreSQL's message history in time partitions (store/partitions.py); SQLite as is
+    Migration("0009_partitions", "", _PARTITIONS_POSTGRES),
 ]
 
 

@@ -36,7 +36,7 @@ from ..core.models import (
     WriteBatch,
 )
 from ..core.ports import Conflict, InUse, NodeInUse, StoreError
-from . import bind_leases, nodes, retention, rows, statements
+from . import bind_leases, nodes, partitions, retention, rows, statements
 from .charging import (
     ChargePlan,
     cancel_refunds,
@@ -136,6 +136,11 @@ class PostgresStore(SqlStore):
         self._pool: asyncpg.Pool | None = None
         self._node_conn: asyncpg.Connection | None = None  # holds this node's lock
         self._node_id = ""  # once claimed: named in the receipts notices it sends
+        # Time partitions of the messages (partitions.py): their sizing, and the counter
+        # from which allocate_ids makes sure the next one exists (None: look now)
+        self.partition_min_span = partitions.MIN_SPAN
+        self.partition_period = partitions.PERIOD
+        self._partitions_from: int | None = None
         self._listener: asyncpg.Connection | None = None  # LISTENs for receipts notices
         self._listen_failed = False
 
@@ -205,7 +210,25 @@ class PostgresStore(SqlStore):
                     await c.execute("INSERT INTO schema_migrations (name, applied_at) "
                                     "VALUES ($1, $2)", migration.name, time.time())
                     done.append(migration.name)
-                return done
+        await self.ensure_partitions()
+        return done
+
+    async def allocate_ids(self, count: int) -> int:
+        first = await super().allocate_ids(count)
+        if self._partitions_from is None or first + count > self._partitions_from:
+            await self.ensure_partitions()
+        return first
+
+    async def ensure_partitions(self) -> None:
+        """Time partitions ahead of the id counter (partitions.py)."""
+        with _errors():
+            self._partitions_from = await partitions.ensure(
+                self.pool, self.partition_min_span, self.partition_period)
+
+    async def drop_partitions(self, before: float) -> int:
+        await self.ensure_partitions()
+        with _errors():
+            return await partitions.drop_old(self.pool, before)
 
     async def set_setting_if_absent(self, key: str, value: str) -> str:
         with _errors():

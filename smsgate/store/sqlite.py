@@ -262,6 +262,9 @@ class SqliteStore(SqlStore):
     async def _cancel(self, account_id: int, ids: Any, at: float) -> list[Message]:
         return await self._tx(_cancel, account_id, ids, at)
 
+    async def drop_partitions(self, before: float) -> int:
+        return 0  # no partitions: retention deletes in steps (purge_step)
+
     async def purge_step(self, table: str, before: float, after_id: int,
                          limit: int) -> PurgeStep:
         return await self._tx(_purge_step, retention.BY_NAME[table], before, after_id, limit)
