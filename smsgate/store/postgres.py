@@ -57,7 +57,10 @@ SQL = spelled(statements, for_postgres)
 # What PostgreSQL runs its own way. A batch's row changes go to the server as arrays, one
 # statement each (UPDATE ... FROM unnest), where SQLite runs executemany of one row layout
 # (it has no round trips to save). Balances are locked in id order first (lock order
-# between nodes, see above).
+# between nodes, see above). The UPDATEs of messages also bound the batch's ids (its
+# least and greatest): the ids come in arrays, so without it the planner would join the
+# batch against every time partition (store/partitions.py); with it, it prunes to the
+# one or two that hold them.
 LOCK_ACCOUNTS = ("SELECT id, balance, credit_limit FROM accounts WHERE id = ANY($1::bigint[]) "
                  "ORDER BY id FOR UPDATE")
 LOCK_ACCOUNT = "SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE"
@@ -67,7 +70,8 @@ SET_SENT = ("UPDATE messages m SET connector = u.connector, sent_at = u.at, "
             "upstream_id = CASE WHEN u.upstream_id = '' THEN m.upstream_id "
             "ELSE u.upstream_id END "
             "FROM unnest($1::bigint[], $2::text[], $3::float8[], $4::text[]) "
-            "AS u(id, connector, at, upstream_id) WHERE m.id = u.id")
+            "AS u(id, connector, at, upstream_id) WHERE m.id = u.id "
+            "AND m.id BETWEEN $5 AND $6")
 SET_STATUS = ("UPDATE messages m SET status = u.status, error_code = u.error_code, "
               "upstream_id = CASE WHEN u.upstream_id = '' THEN m.upstream_id "
               "ELSE u.upstream_id END, "
@@ -78,7 +82,8 @@ SET_STATUS = ("UPDATE messages m SET status = u.status, error_code = u.error_cod
               "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::float8[], "
               "$6::float8[], $7::float8[], $8::text[]) "
               "AS u(id, status, error_code, upstream_id, accepted_at, done_at, sent_at, connector) "
-              f"WHERE m.id = u.id AND m.status NOT IN {FINAL_SQL}")
+              f"WHERE m.id = u.id AND m.status NOT IN {FINAL_SQL} "
+              "AND m.id BETWEEN $9 AND $10")
 # The same, naming the rows it moved (a batch whose statuses carry refunds).
 SET_STATUS_MOVED = f"{SET_STATUS} RETURNING m.id"
 RETRY_RECEIPTS = ("UPDATE pending_receipts r SET attempts = r.attempts + 1, "
@@ -428,7 +433,8 @@ async def _write(c: asyncpg.Connection, batch: WriteBatch, node_id: str = "") ->
     refunds = carried_refunds(batch.statuses) if batch.statuses else {}
     locked = await _lock_accounts(c, plan, refunds)
     if batch.sent:
-        await c.execute(SET_SENT, *zip(*rows.sent_rows(batch.sent), strict=True))
+        columns = list(zip(*rows.sent_rows(batch.sent), strict=True))
+        await c.execute(SET_SENT, *columns, min(columns[0]), max(columns[0]))
     paid = await _set_statuses(c, batch.statuses, refunds) if batch.statuses else []
     if batch.new_messages or paid:
         result.refused = await _settle_balances(c, batch, plan, locked, paid, now)
@@ -474,11 +480,13 @@ async def _set_statuses(c: asyncpg.Connection, statuses: list[StatusUpdate],
                         refunds: dict[int, Refund]) -> list[Refund]:
     """Set-based status write; returns the carried refunds it grants: those of the
     messages its RETURNING says it moved into their final state (charging.py)."""
-    columns = zip(*rows.status_rows(statuses), strict=True)
+    columns = list(zip(*rows.status_rows(statuses), strict=True))
+    ids = columns[0]
     if not refunds:
-        await c.execute(SET_STATUS, *columns)
+        await c.execute(SET_STATUS, *columns, min(ids), max(ids))
         return []
-    return granted(refunds, [r[0] for r in await c.fetch(SET_STATUS_MOVED, *columns)])
+    moved = await c.fetch(SET_STATUS_MOVED, *columns, min(ids), max(ids))
+    return granted(refunds, [r[0] for r in moved])
 
 
 async def _settle_balances(c: asyncpg.Connection, batch: WriteBatch, plan: ChargePlan,
