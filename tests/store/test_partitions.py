@@ -138,3 +138,26 @@ async def test_an_upgrade_keeps_the_messages_and_partitions_what_follows(pg) -> 
         "SELECT indexname FROM pg_indexes WHERE tablename = 'messages'")}
     assert {"messages_pkey", "messages_upstream", "messages_unsent",
             "messages_account_time"} <= indexes
+
+
+async def test_a_message_that_came_during_the_drop_is_moved_back(pg) -> None:
+    """Between retention's look and its DETACH a node may still store a message with an
+    id of an old block: the drop's last step moves it back (to the DEFAULT partition)."""
+    from smsgate.store import partitions
+    await pg.migrate()
+    account = await funded(pg, credits=1000)
+    now = time.time()
+    old = [message(account.id, id=i, price=0, status=DELIVRD, created_at=now - 100 * DAY)
+           for i in await _new_ids(pg, SPAN)]
+    late = message(account.id, id=old[-1].id + 1, price=0)  # same counter, another tag
+    await pg.write(WriteBatch(new_messages=[*old, late]))
+    await pg.write(WriteBatch(sent=[SentUpdate(late.id, "up", now, "l", part_ids=("l", "m"))]))
+    async with pg.pool.acquire() as c:
+        for table, _ in partitions.TABLES:
+            await c.execute(f"ALTER TABLE {table} DETACH PARTITION {table}_1")
+        await c.execute(partitions.FORGET, 1)
+        assert await partitions._keep_and_drop(c, 1, now - 90 * DAY) == len(old)
+    assert await pg.pool.fetchval("SELECT to_regclass('messages_1')") is None
+    assert await _where(pg, [late.id]) == {late.id: "messages_default"}
+    assert await pg.part_by_upstream_id("up", ["m"]) == (late.id, 1)
+    assert await _where(pg, [m.id for m in old]) == {}
