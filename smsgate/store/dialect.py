@@ -10,7 +10,9 @@ Statements are spelled for asyncpg, with three tokens:
   from an index on `col` like a list of `?`. The backend's `list_arg` makes the value;
 - `{now}`: the database's clock in epoch seconds (store/nodes.py says why);
 - `{skip_locked}`: PostgreSQL's `FOR UPDATE SKIP LOCKED`, so that nodes claiming rows at
-  once take disjoint shares; nothing on SQLite, whose one writer serializes claims.
+  once take disjoint shares; nothing on SQLite, whose one writer serializes claims;
+- `{indexed_by NAME}`: SQLite's `INDEXED BY NAME`, where its planner would choose worse
+  (the statement says why); nothing on PostgreSQL.
 """
 
 import json
@@ -21,14 +23,17 @@ from types import SimpleNamespace
 PG_NOW = "extract(epoch from clock_timestamp())::float8"
 SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 _ANY = re.compile(r"= ANY\(\$(\d+)\)")
+_INDEXED_BY = re.compile(r"\{indexed_by (\w+)\}")
 
 
 def for_postgres(sql: str) -> str:
+    sql = _INDEXED_BY.sub("", sql)
     return sql.replace("{now}", PG_NOW).replace("{skip_locked}", " FOR UPDATE SKIP LOCKED")
 
 
 def for_sqlite(sql: str) -> str:
     sql = _ANY.sub(r"IN (SELECT value FROM json_each($\1))", sql)
+    sql = _INDEXED_BY.sub(r" INDEXED BY \1", sql)
     return sql.replace("$", "?").replace("{now}", SQLITE_NOW).replace("{skip_locked}", "")
 
 

@@ -100,14 +100,17 @@ SELECT_MESSAGES = f"SELECT {_MSG} FROM messages"
 MESSAGE = f"{SELECT_MESSAGES} WHERE id = $1"
 UNSENT_NOW = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at IS NULL "
               "AND id > $1 ORDER BY id LIMIT $2")
-UNSENT_DUE = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= $1 "
+# Left to itself SQLite's planner walks the primary key here (id > ?, ORDER BY id) through
+# every message ever stored; the due scheduled ones are few: their index, then a sort.
+_BY_SCHEDULE = f"SELECT {_MSG} FROM messages{{indexed_by messages_scheduled}}"
+UNSENT_DUE = (f"{_BY_SCHEDULE} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= $1 "
               "AND id > $2 ORDER BY id LIMIT $3")
 SCHEDULED = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= $1 "
              "ORDER BY schedule_at, id LIMIT $2")
 # The same, of one node's messages only (store/ownership.py)
 UNSENT_NOW_OF = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at IS NULL "
                  "AND node = $3 AND id > $1 ORDER BY id LIMIT $2")
-UNSENT_DUE_OF = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= $1 "
+UNSENT_DUE_OF = (f"{_BY_SCHEDULE} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= $1 "
                  "AND node = $4 AND id > $2 ORDER BY id LIMIT $3")
 SCHEDULED_OF = (f"{SELECT_MESSAGES} WHERE sent_at IS NULL AND {LIVE} AND schedule_at <= $1 "
                 "AND node = $3 ORDER BY schedule_at, id LIMIT $2")
