@@ -36,6 +36,7 @@ LOCK_KEY = 0x736D7370  # "smsp": one node at a time creates or drops partitions
 TABLES = (("messages", "id"), ("message_parts", "message_id"))
 
 LOCK = f"SELECT pg_advisory_xact_lock({LOCK_KEY})"
+EXISTS = "SELECT to_regclass('message_partitions')"  # None before migration 0009
 LAST = ("SELECT lo, hi, created_at FROM message_partitions ORDER BY lo DESC LIMIT 1")
 ALL = "SELECT lo, hi FROM message_partitions ORDER BY lo"
 COUNTER = "SELECT value FROM id_sequence WHERE name = 'message'"
@@ -130,7 +131,7 @@ async def ensure(pool, min_span: int = MIN_SPAN, period: float = PERIOD) -> int 
     counter of the last partition (past which ids call for this again), or None before
     the migration made the table."""
     async with pool.acquire() as c, c.transaction():
-        if await c.fetchval("SELECT to_regclass('message_partitions')") is None:
+        if await c.fetchval(EXISTS) is None:
             return None
         await c.execute(LOCK)
         counter = await c.fetchval(COUNTER)
@@ -154,6 +155,8 @@ async def drop_old(pool, before: float) -> int:
     hand out ids of an old block) are moved back into the table, the rest dropped."""
     dropped = 0
     async with pool.acquire() as c:
+        if await c.fetchval(EXISTS) is None:
+            return 0
         found = await c.fetch(ALL)
         for lo, _hi in [tuple(r) for r in found][:-2]:  # never the current or the next
             if await c.fetchval(still_needed(lo), before):
