@@ -48,7 +48,8 @@ async def start_server(url: str, protocol: str, *options: str,
     level = "INFO" if log else "WARNING"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "smsgate.cli", "serve", "--database", url, "--smpp-port", "0",
-        "--http-port", "0", "--log-level", level, *options, stdout=asyncio.subprocess.PIPE,
+        "--http-port", "0", "--admin-port", "0", "--log-level", level, *options,
+        stdout=asyncio.subprocess.PIPE,
         stderr=log.open("ab") if log else None, cwd=ROOT)
     assert proc.stdout is not None
     async with asyncio.timeout(60):

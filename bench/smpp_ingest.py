@@ -128,14 +128,24 @@ class Client(asyncio.Protocol):
         self.fill()
 
 
-async def run_load(port: int, template: bytes, binds: int, window: int, seconds: float,
-                   warmup: float = 1.0, progress: "Progress | None" = None,
+def submit_template() -> bytes:
+    """The submit_sm every bench client sends (its sequence rewritten each time)."""
+    return Codec().encode(Pdu(CommandId.submit_sm, 0, 0, {
+        "source_addr_ton": 5, "source_addr": "Bench", "dest_addr_ton": 1,
+        "dest_addr_npi": 1, "destination_addr": "447700900123", "registered_delivery": 0,
+        "short_message": b"The quick brown fox jumps over the lazy dog 0123456789"}))
+
+
+async def run_load(port: int | list[int], template: bytes, binds: int, window: int,
+                   seconds: float, warmup: float = 1.0, progress: "Progress | None" = None,
                    ) -> tuple[float, list[float], dict]:
+    """The load on one server, or spread round-robin over several (bench/cluster.py)."""
     loop = asyncio.get_running_loop()
+    ports = port if isinstance(port, list) else [port]
     clients = []
-    for _ in range(binds):
+    for n in range(binds):
         _transport, client = await loop.create_connection(
-            lambda: Client(template, window), "127.0.0.1", port)
+            lambda: Client(template, window), "127.0.0.1", ports[n % len(ports)])
         clients.append(client)
     await asyncio.gather(*(c.bound for c in clients))
     for client in clients:
@@ -216,13 +226,8 @@ async def main_async(args: argparse.Namespace) -> None:
         try:
             await asyncio.sleep(0.5)
             rss_start = rss_mib(proc.pid)
-            codec = Codec()
-            submit = codec.encode(Pdu(CommandId.submit_sm, 0, 0, {
-                "source_addr_ton": 5, "source_addr": "Bench", "dest_addr_ton": 1,
-                "dest_addr_npi": 1, "destination_addr": "447700900123",
-                "registered_delivery": 0,
-                "short_message": b"The quick brown fox jumps over the lazy dog 0123456789"}))
-            enquire = codec.encode(Pdu(CommandId.enquire_link))
+            submit = submit_template()
+            enquire = Codec().encode(Pdu(CommandId.enquire_link))
             print(banner(proc, url, f"{args.binds} binds x window {args.window}"), flush=True)
             rate, lat, err = await run_load(port, enquire, args.binds, args.window,
                                             args.baseline_seconds)

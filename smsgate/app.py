@@ -9,35 +9,55 @@ import signal
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
 
 from .cluster.nodes import NodeHeartbeat
+from .config import Settings
 from .connectors.http_client import HttpConnector, http_settings
 from .connectors.registry import ConnectorRegistry
-from .connectors.settings import HttpSettings, SimulatorSettings, SmppSettings, settings_for
+from .connectors.settings import (
+    HttpSettings,
+    SettingsError,
+    SimulatorSettings,
+    SmppSettings,
+    settings_for,
+)
 from .connectors.simulator import SimulatorConnector
 from .connectors.smpp_client import SmppConnector
 from .core.accounts import AccountDirectory, Authenticator, hash_password
+from .core.admin import Admin
+from .core.admin_tokens import AdminTokens
 from .core.binds import BindLeases, BindRegistry
 from .core.coverage import default_coverage
 from .core.dispatcher import Dispatcher
 from .core.gateway import Gateway
 from .core.health import HealthCheck
 from .core.ids import MessageIdGenerator
-from .core.inbound import InboundService, InboundSettings
-from .core.login_guard import LoginGuard, LoginGuardConfig
-from .core.models import CREDIT_SCALE, Account, Connector, Message, NodeFigures, Route
+from .core.inbound import InboundService
+from .core.login_guard import LoginGuard
+from .core.models import (
+    CREDIT_SCALE,
+    DELIVRD,
+    FAILED_STATUSES,
+    Account,
+    Connector,
+    Message,
+    NodeFigures,
+    Route,
+)
 from .core.ports import Conflict, NodeInUse, Store
 from .core.receipts import ReceiptService
 from .core.retention import Retention
 from .core.routing import RoutingTable
 from .core.scheduler import Scheduler
-from .core.submit import SubmitPipeline, SubmitSettings
-from .servers.http_api import HttpApi, HttpApiConfig
+from .core.sessions import Sessions
+from .core.submit import SubmitPipeline
+from .core.throughput import Throughput
+from .servers.admin_api import AdminApi
+from .servers.http_api import HttpApi
 from .servers.http_callbacks import HttpCallbacks
 from .servers.http_dlr import DlrEndpoint
 from .servers.metrics import GatewayCollector, metrics_registry
-from .servers.smpp_server import SmppServer, SmppServerConfig
+from .servers.smpp_server import SmppServer
 from .servers.tls import TlsConfigError, server_context
 from .smpp.constants import ESM_UDHI
 from .store import open_store
@@ -49,28 +69,6 @@ log = logging.getLogger("smsgate")
 
 DEMO_SYSTEM_ID = "demo"
 DEMO_CREDITS = 1000
-
-
-@dataclass
-class Settings:
-    database_url: str = "sqlite:///smsgate.db"
-    host: str = "127.0.0.1"
-    smpp_port: int = 8899
-    http_port: int = 8080
-    smpp_tls_port: int | None = None  # off unless set; 0 picks a free port
-    tls_cert: str = ""  # PEM certificate chain for the SMPP TLS port
-    tls_key: str = ""  # PEM private key (empty: it is in tls_cert)
-    node_id: str = field(default_factory=socket.gethostname)
-    log_format: str = "text"  # or "json": one object per line (servers/log_format.py)
-    smpp: SmppServerConfig = field(default_factory=SmppServerConfig)
-    http: HttpApiConfig = field(default_factory=HttpApiConfig)
-    submit: SubmitSettings = field(default_factory=SubmitSettings)
-    login: LoginGuardConfig = field(default_factory=LoginGuardConfig)
-    receipt_expiry_hours: float = 72.0  # receipts and MO wait this long for a receiver
-    retention_days: float = 90.0  # history older than this is purged (0: kept for ever)
-    retention_first_pass: float = 60.0  # seconds after start; then one pass an hour
-    refund_upstream_rejections: bool = True
-    inbound: InboundSettings = field(default_factory=InboundSettings)  # MO
 
 
 SEEDED_CONNECTORS = "seeded_connectors"  # settings key: the simulator was seeded once
@@ -152,6 +150,16 @@ def make_connector(connector: Connector):
     raise ValueError(f"connector type {connector.type!r} is unknown")
 
 
+def check_connector(type_: str, config: dict) -> tuple[str, dict, dict]:
+    """(summary, masked settings, config to store) of a connector's settings, for the
+    admin API (core/admin.py); ValueError with the reason."""
+    try:
+        settings = settings_for(type_, config)
+    except SettingsError as exc:
+        raise ValueError(exc.render()) from None
+    return settings.summary(), settings.masked(), settings.to_config()
+
+
 class App:
     """The running gateway: store, writer, core services, connectors and servers."""
 
@@ -162,7 +170,9 @@ class App:
         self.ids = MessageIdGenerator(self.store)
         self.routing = RoutingTable([])
         self.dispatcher = Dispatcher(self.writer, settings.refund_upstream_rejections,
-                                     store=self.store, routing=lambda: self.routing)
+                                     store=self.store, routing=lambda: self.routing,
+                                     max_queued=settings.dispatch_max_queued)
+        self.dispatcher.set_refill(self._refill)
         self.accounts = AccountDirectory(self.store)
         self.receipts = ReceiptService(self.store, self.writer,
                                        settings.receipt_expiry_hours * 3600, message_text)
@@ -180,12 +190,15 @@ class App:
             hold_generation=lambda: self.dispatcher.hold_generation, node=settings.node_id)
         self.stop_requested = asyncio.Event()  # a signal, or this node id lost
         self.node = NodeHeartbeat(self.store, settings.node_id, self._node_figures,
-                                  lambda: sum(self.pipeline.accepted.values()),
-                                  on_lost=self.stop_requested.set)
+                                  self._message_counts, on_lost=self.stop_requested.set,
+                                  on_lease_regained=self._lease_regained)
+        self.dispatcher.set_lease(self.node.holds_lease)
         binds = BindRegistry(BindLeases(self.store, settings.node_id, self.node.run_id))
+        self.admin = Admin(self.store, check_connector)
         self.gateway = Gateway(self.store, self.accounts, Authenticator(), binds,
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
                                LoginGuard(settings.login), genuine_id=self.ids.is_genuine)
+        self.sessions = Sessions(self.store, binds)
         self.smpp = SmppServer(self.gateway, settings.smpp)
         self.tls = tls_context(settings)
         # The callback outbox records from now on, not only once the HTTP API started:
@@ -198,9 +211,11 @@ class App:
                                       self._next_id, settings.receipt_expiry_hours * 3600,
                                       settings.inbound)
         self.dispatcher.set_inbound(self.inbound.handle)
+        self.dispatcher.add_listener(self.pipeline.stats.on_status)  # metrics
         metrics = collector = None
         if settings.http.metrics:
             collector = GatewayCollector(self.gateway, self.writer, self.smpp, callbacks)
+            collector.connector_states = self.connectors.states
             metrics = metrics_registry(collector)
         self.health = HealthCheck(self.store, self.writer, settings.node_id,
                                   self.connectors.states)
@@ -208,6 +223,9 @@ class App:
                             metrics, self._dlr_endpoint(), self.health)
         if collector is not None:
             collector.http_guard = self.http.guard
+        self.admin_api = AdminApi(self.admin, AdminTokens(self.store), self.sessions,
+                                  Throughput(self.store), self.gateway.login_guard,
+                                  self.health, metrics)
         self._tasks: list[asyncio.Task] = []
 
     def _dlr_endpoint(self) -> DlrEndpoint:
@@ -228,6 +246,13 @@ class App:
                 log.debug("connector %s could not tell its state", name, exc_info=True)
         return NodeFigures(smpp_sessions=sessions, upstream_binds=binds)
 
+    def _message_counts(self) -> tuple[int, int, int]:
+        """Messages accepted, DELIVRD and failed on this node so far (its heartbeat
+        turns them into rates for `smsgate nodes` and the dashboard's chart)."""
+        statuses = self.dispatcher.statuses
+        return (sum(self.pipeline.accepted.values()), statuses.get(DELIVRD, 0),
+                sum(statuses.get(s, 0) for s in FAILED_STATUSES))
+
     def _node_address(self) -> str:
         """Where this node listens, for `smsgate nodes`: host smpp:N http:N [tls:N]."""
         host, smpp_port = self.smpp.address
@@ -237,6 +262,35 @@ class App:
         if self.smpp.tls_address is not None:
             address += f" tls:{self.smpp.tls_address[1]}"
         return address
+
+    async def _lease_regained(self) -> None:
+        """This node was silent long enough to be taken for dead (cluster/nodes.py):
+        its dispatcher keeps only what the store says is still its own."""
+        self.dispatcher.start_reclaim()
+        try:
+            await self.scheduler.recover(
+                lambda batch: [m for m in batch if self.dispatcher.needs_reclaim(m.id)])
+        finally:
+            self.dispatcher.end_reclaim()
+
+    def _refill(self) -> None:
+        self._spawn_once("dispatch-refill", self._refill_from_store())
+
+    async def _refill_from_store(self) -> None:
+        """A dispatcher queue that spilled has room again (core/dispatcher.py): queue
+        the stored messages it does not hold, until one spills again."""
+        generation = self.dispatcher.spill_generation
+        try:
+            count = await self.scheduler.recover(
+                self.dispatcher.not_here,
+                lambda: self.dispatcher.spill_generation != generation)
+        except Exception:
+            log.exception("refilling the dispatcher from the store failed")
+            self.dispatcher.refill_again()
+            return
+        log.info("refilled the dispatcher with %d stored messages", count)
+        if self.dispatcher.spill_generation != generation:
+            self.dispatcher.refill_again()
 
     def _next_id(self) -> int:
         message_id = self.ids.next_id()
@@ -274,14 +328,13 @@ class App:
         await self.scheduler.start()
         self.retention.start()
         self._tasks.append(asyncio.create_task(self._route_refresh(), name="route-refresh"))
-        self.settings.smpp.host = self.settings.host
-        self.settings.smpp.port = self.settings.smpp_port
-        await self.smpp.start()
+        host = self.settings.host
+        await self.smpp.start(host, self.settings.smpp_port)
         if self.tls is not None:
-            await self.smpp.start_tls(self.tls, self.settings.smpp_tls_port or 0)
-        self.settings.http.host = self.settings.host
-        self.settings.http.port = self.settings.http_port
-        await self.http.start()
+            await self.smpp.start_tls(self.tls, host, self.settings.smpp_tls_port or 0)
+        await self.http.start(host, self.settings.http_port)
+        await self.admin_api.start(host, self.settings.admin_port)
+        self.sessions.start()
         self.node.start(self._node_address())
 
     async def reload_routes(self) -> None:
@@ -297,6 +350,8 @@ class App:
 
     async def stop(self) -> None:
         """Unbind sessions, stop timers, flush the writer, close the store."""
+        await self.admin_api.stop()
+        await self.sessions.stop()
         await self.http.stop()
         await self.smpp.stop()
         for task in self._tasks:
@@ -338,6 +393,8 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     if app.smpp.tls_address is not None:
         host, port = app.smpp.tls_address
         print(f"SMPP TLS listening on {host}:{port}", flush=True)
+    host, port = app.admin_api.address
+    print(f"Admin listening on {host}:{port}", flush=True)
     if ready is not None:
         ready.set()
     await stop.wait()

@@ -3,22 +3,13 @@ input; every command takes --database or SMSGATE_DATABASE_URL."""
 
 import argparse
 import asyncio
-import contextlib
 import csv
-import dataclasses
-import os
 import sys
 import time
-import tomllib
-import types
-import typing
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
-from . import __version__
-
-DEFAULT_DATABASE_URL = "sqlite:///smsgate.db"
+from . import __version__, config
 
 
 class CliError(Exception):
@@ -50,12 +41,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+# serve's options that set a setting (config.FLAGS; --database is every command's)
+SERVE_OPTIONS = tuple(name for name in config.FLAGS if name != "database_url")
+
+
+def _setting_options(parser: argparse.ArgumentParser, names) -> None:
+    """Options that set settings (config.py): an option not given is no attribute at
+    all (SUPPRESS), so it never hides the TOML file or the environment. Values stay
+    text: config.load checks them as it checks the environment's."""
+    for name in names:
+        setting = config.settings()[name]
+        flag = setting.flag
+        assert flag is not None
+        if flag.switch:
+            parser.add_argument(flag.option, dest=name, action="store_true",
+                                default=argparse.SUPPRESS, help=config.flag_help(setting))
+        else:
+            parser.add_argument(flag.option, dest=name, metavar=flag.metavar,
+                                default=argparse.SUPPRESS, help=config.flag_help(setting))
+
+
+def _given_options(args) -> dict[str, object]:
+    """The settings given on the command line, by name (for config.load)."""
+    return {name: value for name, value in vars(args).items() if name in config.FLAGS}
+
+
 def build_parser() -> argparse.ArgumentParser:
     db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--database", metavar="URL",
-                    default=os.environ.get("SMSGATE_DATABASE_URL", DEFAULT_DATABASE_URL),
-                    help="sqlite:///path.db (default ./smsgate.db) or postgresql://user@host/db;"
-                         " env SMSGATE_DATABASE_URL")
+    _setting_options(db, ["database_url"])
     parser = _Parser(
         prog="smsgate", description="SMS gateway: SMPP 3.4 server, HTTP API, routing, credits.")
     parser.add_argument("--version", action="version", version=f"smsgate {__version__}")
@@ -63,24 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", parents=[db], help="run the gateway")
     serve.add_argument("--config", metavar="FILE", help="TOML settings file")
-    serve.add_argument("--smpp-port", type=int, metavar="N", help="SMPP port (default 8899)")
-    serve.add_argument("--http-port", type=int, metavar="N", help="HTTP port (default 8080)")
-    serve.add_argument("--smpp-tls-port", type=int, metavar="N",
-                       help="also serve SMPP over TLS on this port (default off)")
-    serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate for --smpp-tls-port")
-    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key for --tls-cert")
-    serve.add_argument("--host", metavar="ADDR", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--node-id", metavar="NAME", help="this node's name (default hostname)")
-    serve.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
-    serve.add_argument("--retention-days", type=float, metavar="N",
-                       help="purge history older than N days in the background "
-                            "(default 90; 0 keeps everything)")
-    serve.add_argument("--log-format", choices=("text", "json"),
-                       help="log lines on stderr: text, or one JSON object per line"
-                            " (default text)")
-    serve.add_argument("--callbacks-allow-private", action="store_true", default=None,
-                       help="let dlrurl callbacks reach loopback/private/link-local addresses")
+    _setting_options(serve, SERVE_OPTIONS)
     serve.set_defaults(handler=cmd_serve)
+    _config_commands(sub, db)
 
     migrate = sub.add_parser("migrate", parents=[db], help="create / upgrade the schema")
     migrate.set_defaults(handler=cmd_migrate)
@@ -104,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="list the gateway's nodes: alive, dead or stopped")
     nodes.set_defaults(handler=cmd_nodes)
 
+    _admin_commands(sub, db)
     _route_commands(sub, db)
     _connector_commands(sub, db)
     _number_commands(sub, db)
@@ -115,6 +114,19 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file")
     imp.set_defaults(handler=cmd_coverage_import)
     return parser
+
+
+def _config_commands(sub, db: argparse.ArgumentParser) -> None:
+    commands = sub.add_parser("config", help="serve's settings: all of them, or the values"
+                              " in effect").add_subparsers(metavar="ACTION")
+    table = commands.add_parser("table", help="every setting as a Markdown table: TOML key,"
+                                " environment variable, option, type, default")
+    table.set_defaults(handler=cmd_config_table)
+    show = commands.add_parser("show", parents=[db], help="each setting's value in effect"
+                               " and where it came from (the same options as serve)")
+    show.add_argument("--config", metavar="FILE", help="TOML settings file")
+    _setting_options(show, SERVE_OPTIONS)
+    show.set_defaults(handler=cmd_config_show)
 
 
 def _account_commands(sub, db: argparse.ArgumentParser) -> None:
@@ -150,6 +162,20 @@ def _account_commands(sub, db: argparse.ArgumentParser) -> None:
     auth.add_argument("system_id")
     auth.add_argument("mode", choices=["on", "off"])
     auth.set_defaults(handler=cmd_account_status_auth)
+
+
+def _admin_commands(sub, db: argparse.ArgumentParser) -> None:
+    admin = sub.add_parser("admin", help="the admin API").add_subparsers(metavar="WHAT")
+    token = admin.add_parser("token", help="admin API bearer tokens").add_subparsers(
+        metavar="ACTION")
+    add = token.add_parser("add", parents=[db], help="make a token: printed once")
+    add.add_argument("name")
+    add.set_defaults(handler=cmd_admin_token_add)
+    lst = token.add_parser("list", parents=[db], help="list tokens (never their value)")
+    lst.set_defaults(handler=cmd_admin_token_list)
+    revoke = token.add_parser("revoke", parents=[db], help="revoke a token")
+    revoke.add_argument("name")
+    revoke.set_defaults(handler=cmd_admin_token_revoke)
 
 
 def _route_commands(sub, db: argparse.ArgumentParser) -> None:
@@ -289,7 +315,7 @@ def _with_store(args, work: Callable) -> int:
         from .app import seed
         from .store import open_store
 
-        store = open_store(args.database)
+        store = open_store(config.resolve_database(vars(args).get("database_url")))
         await store.open()
         try:
             await store.migrate()
@@ -346,23 +372,14 @@ def _print_account(account) -> None:
 # -- commands ----------------------------------------------------------------------------
 
 def cmd_serve(args) -> int:
-    from .app import Settings, serve
+    from .app import serve
 
-    settings = Settings()
-    if args.config:
-        _apply_config(settings, args.config)
-    if args.database != DEFAULT_DATABASE_URL or not args.config:
-        settings.database_url = args.database
-    for name in ("smpp_port", "http_port", "smpp_tls_port", "tls_cert", "tls_key", "host",
-                 "node_id", "retention_days", "log_format"):
-        if getattr(args, name) is not None:
-            setattr(settings, name, getattr(args, name))
-    if args.callbacks_allow_private:
-        settings.http.callbacks.allow_private = True
+    loaded = config.load(args.config, _given_options(args))
+    for warning in loaded.warnings:
+        print(f"smsgate: warning: {warning}", file=sys.stderr)
+    settings = loaded.settings
     from .servers import log_format, log_redaction
-    if settings.log_format not in log_format.FORMATS:
-        raise CliError(f"log_format must be text or json, not {settings.log_format!r}")
-    log_format.configure(args.log_level, settings.log_format, settings.node_id)
+    log_format.configure(settings.log_level, settings.log_format, settings.node_id)
     log_redaction.install()  # no password or token in any line (the App adds its loggers)
     runner: Callable[[Awaitable], object]
     try:
@@ -378,68 +395,17 @@ def cmd_serve(args) -> int:
     return 0
 
 
-def _apply_config(settings, path: str) -> None:
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise CliError(f"{path}: {exc}") from None
-    _apply_table(settings, data, f"{path}: ")
+def cmd_config_table(args) -> int:
+    sys.stdout.write(config.markdown_table())
+    return 0
 
 
-def _apply_table(target, table: dict, where: str, prefix: str = "") -> None:
-    """Set a dataclass's fields from a TOML table; a nested table goes into the field's
-    own dataclass, to any depth. Values are checked against the field's type hint."""
-    hints = typing.get_type_hints(type(target))
-    names = {f.name for f in dataclasses.fields(target)}
-    for key, value in table.items():
-        name = f"{prefix}{key}"
-        if key not in names:
-            raise CliError(f"{where}unknown setting {name}")
-        current = getattr(target, key)
-        if dataclasses.is_dataclass(current):
-            if not isinstance(value, dict):
-                raise CliError(f"{where}{name} must be a table ([{name}]), not {value!r}")
-            _apply_table(current, value, where, f"{name}.")
-        else:
-            setattr(target, key, _typed(value, hints[key], f"{where}{name}"))
-
-
-def _typed(value, hint, name: str):
-    """`value` as `hint` (str, int, float, bool, X | None, tuple[X, ...], list[X],
-    dict); a one-line CliError when it does not fit."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        for arm in args:
-            if arm is not type(None):
-                with contextlib.suppress(CliError):
-                    return _typed(value, arm, name)
-    elif hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    elif hint in (bool, int, str):
-        if isinstance(value, hint) and not (hint is int and isinstance(value, bool)):
-            return value
-    elif origin in (tuple, list) and isinstance(value, list):
-        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-            if len(value) != len(args):
-                raise CliError(f"{name} must be a list of {len(args)} items, not {value!r}")
-            return tuple(_typed(v, a, f"{name}[{i}]") for i, (v, a) in
-                         enumerate(zip(value, args, strict=True)))
-        items = [_typed(v, args[0], f"{name}[{i}]") if args else v
-                 for i, v in enumerate(value)]
-        return tuple(items) if origin is tuple else items
-    elif hint is typing.Any or (dict in (hint, origin) and isinstance(value, dict)):
-        return value
-    raise CliError(f"{name} must be {_type_name(hint)}, not {value!r}")
-
-
-def _type_name(hint) -> str:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_type_name(a) for a in args if a is not type(None))
-    if origin in (tuple, list):
-        return f"a list of {_type_name(args[0]) if args else 'values'}"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
-            dict: "a table"}.get(origin or hint, str(hint))
+def cmd_config_show(args) -> int:
+    loaded = config.load(args.config, _given_options(args))
+    for warning in loaded.warnings:
+        print(f"# warning: {warning}")
+    print("\n".join(config.effective_lines(loaded)))
+    return 0
 
 
 def _age(seconds: float) -> str:
@@ -589,6 +555,44 @@ def cmd_purge(args) -> int:
         deleted = await purge(store, before, pause=PAUSE, progress=progress)
         for table, count in deleted.items():
             print(f"{table}: {count:,} deleted")
+    return _with_store(args, work)
+
+
+def cmd_admin_token_add(args) -> int:
+    from .core.admin_tokens import AdminTokens, TokenExists, check_token_name
+    check_token_name(args.name)
+
+    async def work(store) -> None:
+        try:
+            token = await AdminTokens(store).issue(args.name)
+        except TokenExists as exc:
+            raise CliError(str(exc)) from None
+        print(f"token {args.name}: {token}\n(shown only once: it is stored hashed)")
+    return _with_store(args, work)
+
+
+def _when(at: float | None) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+
+
+def cmd_admin_token_list(args) -> int:
+    from .core.admin_tokens import AdminTokens
+
+    async def work(store) -> None:
+        print(f"{'NAME':24} {'CREATED':20} {'LAST USED':20} REVOKED")
+        for t in await AdminTokens(store).list():
+            print(f"{t.name:24} {_when(t.created_at):20} {_when(t.last_used_at):20} "
+                  f"{_when(t.revoked_at) if t.revoked_at else 'no'}")
+    return _with_store(args, work)
+
+
+def cmd_admin_token_revoke(args) -> int:
+    from .core.admin_tokens import AdminTokens
+
+    async def work(store) -> None:
+        if not await AdminTokens(store).revoke(args.name):
+            raise CliError(f"no token {args.name!r}")
+        print(f"token {args.name} revoked")
     return _with_store(args, work)
 
 

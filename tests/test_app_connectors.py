@@ -45,7 +45,8 @@ async def _prepare(url: str) -> None:
 @pytest.fixture
 async def app(store_url: str):
     await _prepare(store_url)
-    app = App(Settings(database_url=store_url, smpp_port=0, http_port=0, node_id="test"))
+    app = App(Settings(database_url=store_url, smpp_port=0, http_port=0, admin_port=0,
+                   node_id="test"))
     await app.start()
     try:
         yield app
@@ -66,7 +67,8 @@ async def test_connectors_that_cannot_run_are_left_out(app):
 
 async def test_unstartable_connectors_are_logged(store_url, caplog):
     await _prepare(store_url)
-    app = App(Settings(database_url=store_url, smpp_port=0, http_port=0, node_id="test"))
+    app = App(Settings(database_url=store_url, smpp_port=0, http_port=0, admin_port=0,
+                   node_id="test"))
     with caplog.at_level(logging.ERROR, logger="smsgate"):
         await app.start()
         await app.stop()

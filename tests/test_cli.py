@@ -371,8 +371,7 @@ def test_serve_tls_bad_input(db, tmp_path):
 
 def test_config_maps_nested_tables(tmp_path):
     """Tables map onto the nested settings dataclasses, to any depth."""
-    from smsgate.app import Settings
-    from smsgate.cli import _apply_config
+    from smsgate.config import load
     config = tmp_path / "smsgate.toml"
     config.write_text("""
 smpp_port = 2775
@@ -389,8 +388,7 @@ backoff = [1, 2.5, 10]
 [submit]
 max_validity = 3600
 """)
-    settings = Settings()
-    _apply_config(settings, str(config))
+    settings = load(str(config), environ={}).settings
     assert (settings.smpp_port, settings.smpp_tls_port, settings.tls_cert) == \
         (2775, 2776, "cert.pem")
     assert settings.receipt_expiry_hours == 24.0
@@ -411,8 +409,11 @@ max_validity = 3600
     ("[http.callbacks]\nbackoff = 5", "http.callbacks.backoff must be a list"),
     ("[http]\ncallbacks = 3", "http.callbacks must be a table"),
     ("smpp = 3", "smpp must be a table"),
-    ("smpp_port = '2775'", "smpp_port must be an integer"),
-    ("smpp_tls_port = true", "smpp_tls_port must be an integer"),
+    ("smpp_port = '2775'", "smpp_port must be a port number"),
+    ("smpp_port = 65536", "smpp_port must be 0 to 65535"),
+    ("smpp_tls_port = true", "smpp_tls_port must be a port number"),
+    ("[smpp]\nport = 2775", "unknown setting smpp.port (did you mean smpp_port?)"),
+    ("[submit]\nmax_validity = -1", "submit.max_validity must not be negative"),
     ("refund_upstream_rejections = 1", "must be true or false"),
     ("receipt_expiry_hours = 'soon'", "receipt_expiry_hours must be a number"),
     ("log_format = 'xml'", "log_format must be text or json"),

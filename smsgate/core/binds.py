@@ -112,6 +112,17 @@ class BindRegistry:
         if binds.receiver is None and not binds.transmitters:
             del self._binds[account_id]
 
+    def session_of(self, key: str) -> object | None:
+        """The session holding lease `key` on this node (for a kick); None if gone."""
+        for session, held in list(self._lease_keys.items()):
+            if held == key:
+                return session
+        return None
+
+    @property
+    def leases(self) -> "BindLeases | None":
+        return self._leases
+
     def count(self, account_id: int) -> tuple[int, int]:
         """(receivers, transmitters) bound for the account on this node."""
         binds = self._binds.get(account_id)

@@ -21,6 +21,12 @@ core/correlation.py and core/reports.py), `inbound` (MO, to core/inbound.py).
 Nothing is lost if the process dies: undispatched messages are reloaded from the store
 at start (core/scheduler.py).
 
+Memory stays bounded while an upstream is down for long: past `max_queued` messages
+waiting for one connector, new ones stay in the store only ("spilled"); once that
+queue has drained to half, the refill (App._refill) reads the unsent ones of this node
+from the store again and queues those not already here, until the queue is full again
+or none is left.
+
 Cancel and dispatch agree: a message is either cancelled (and refunded) or sent, never
 both. A message counts as sent from the moment it is handed to a connector until its
 sent mark is committed (`sent_not_stored`); the store refuses to cancel it after that.
@@ -66,8 +72,14 @@ InboundHandler = Callable[[InboundMessage, Done], None]
 class Dispatcher:
     def __init__(self, writer: Writer, refund_upstream_rejections: bool = True,
                  sent_hold: float = 1.0, store: Store | None = None,
-                 routing: Callable[[], RoutingTable] | None = None) -> None:
+                 routing: Callable[[], RoutingTable] | None = None,
+                 max_queued: int = 0) -> None:
         self._writer = writer
+        self.max_queued = max_queued  # per connector, in memory; 0: no cap
+        self.spilled = 0  # messages left in the store for want of room here (metrics)
+        self.spill_generation = 0  # changes with every spilled message
+        self._spilling = False  # some wait in the store only: refill when there is room
+        self._refill: Callable[[], None] = lambda: None  # set_refill
         self.book = StatusBook(writer, refund_upstream_rejections, sent_hold)
         self._routing = routing
         self.connectors: dict[str, UpstreamConnector] = {}
@@ -86,6 +98,8 @@ class Dispatcher:
         self.correlator = ReceiptCorrelator(
             store, self._matched, self._keep_unmatched,
             lambda report: self._writer.drop_unmatched(report)) if store else None
+        self._holds_lease: Callable[[], bool] = lambda: True  # set_lease
+        self._reclaiming: set[int] | None = None  # ids dispatched during a reclaim
         self.dispatched = 0
         self.failovers = 0  # messages sent by a later route than their own
         self.retried = 0  # temporary failures sent again
@@ -108,6 +122,15 @@ class Dispatcher:
     def set_inbound(self, handler: InboundHandler) -> None:
         """Where MO from upstreams goes (core/inbound.py)."""
         self._inbound = handler
+
+    def set_lease(self, holds: Callable[[], bool]) -> None:
+        """Send only while `holds()` (cluster/nodes.py): a node silent for too long may
+        have been taken for dead, its queued messages taken over and sent by another."""
+        self._holds_lease = holds
+
+    def set_refill(self, refill: Callable[[], None]) -> None:
+        """Called when a queue that spilled has room again (see the module's doc)."""
+        self._refill = refill
 
     async def add_connector(self, connector: UpstreamConnector) -> None:
         self.connectors[connector.name] = connector
@@ -180,9 +203,16 @@ class Dispatcher:
         return len(self._holding)
 
     def dispatch(self, message: Message) -> None:
+        if self._reclaiming is not None:
+            self._reclaiming.add(message.id)
         queue = self._queues.get(message.connector)
         if queue is None:
             queue = self._queues[message.connector] = deque()
+        elif self.max_queued and len(queue) >= self.max_queued:
+            self.spilled += 1
+            self.spill_generation += 1
+            self._spilling = True
+            return  # stored: the refill queues it once there is room
         queue.append(message)
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -193,6 +223,9 @@ class Dispatcher:
         unavailable one is offered to the next routes. Costs O(messages sent) plus, for
         an unavailable connector's queue, one look per message every retry_seconds."""
         self._flush_scheduled = False
+        if not self._holds_lease():
+            self._schedule(RETRY_SECONDS)
+            return
         if self._retrying:
             retrying, self._retrying = self._retrying, []
             for message in retrying:
@@ -208,6 +241,10 @@ class Dispatcher:
                 full |= self._send_from(connector, queue, now)
             else:
                 waiting |= self._fail_over(queue, now)
+        if self._spilling and all(len(q) <= self.max_queued // 2
+                                  for q in self._queues.values()):
+            self._spilling = False  # until the refill finds the queue full again
+            self._refill()
         if self.failovers != moved:
             self._schedule(0.0)  # the routes that took them may come before in the loop
         elif full:
@@ -364,6 +401,35 @@ class Dispatcher:
     def notify(self, message: Message, update: StatusUpdate) -> None:
         """A status stored by someone else (cancel_sm): for the recorder and listeners."""
         self.book.notify(message, update)
+
+    def refill_again(self) -> None:
+        """The refill failed, or stopped at a full queue: ask again once there is room
+        (a request while it ran was not taken)."""
+        self._spilling = True
+        self._schedule(RETRY_SECONDS)
+
+    def not_here(self, batch: list[Message]) -> list[Message]:
+        """The stored messages of `batch` this dispatcher holds in no way (not queued,
+        not in flight, not sent awaiting its mark): for a refill after a spill."""
+        here = {m.id for m in self._retrying}
+        for queue in self._queues.values():
+            here.update(m.id for m in queue)
+        return [m for m in batch if m.id not in here and not self.sent_not_stored(m.id)]
+
+    def start_reclaim(self) -> None:
+        """The lease is back after a lapse: forget the messages waiting here (not those
+        in flight), since the store says which are still this node's; until
+        `end_reclaim`, note the ids dispatched anew, so that the reload skips them."""
+        self._queues.clear()
+        self._retrying = []
+        self._reclaiming = set()
+
+    def needs_reclaim(self, message_id: int) -> bool:
+        """Whether the reload must dispatch this stored, unsent message of ours."""
+        return not (message_id in (self._reclaiming or ()) or self.sent_not_stored(message_id))
+
+    def end_reclaim(self) -> None:
+        self._reclaiming = None
 
     def sent_not_stored(self, message_id: int) -> bool:
         """Sent upstream although the store does not say so yet (handed to a connector

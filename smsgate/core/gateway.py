@@ -11,7 +11,7 @@ from .binds import BindRegistry
 from .dispatcher import Dispatcher
 from .errors import LOGIN_FAILURES, Err, GatewayError
 from .login_guard import LoginGuard
-from .models import DELETED, Account, Message, StatusUpdate, UpstreamReport
+from .models import DELETED, Account, CoverageEntry, Message, StatusUpdate, UpstreamReport
 from .ports import CommitUnknown, Store, StoreError
 from .receipts import ReceiptService
 from .submit import SubmitPipeline
@@ -63,6 +63,14 @@ class Gateway:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self.dispatcher.report(report, lambda ok: future.done() or future.set_result(ok))
         return await future
+
+    async def fresh_account(self, account_id: int) -> Account | None:
+        """The stored account, not the directory's copy (which may lag a change made a
+        moment ago: a top-up, status_auth)."""
+        return await self.store.get_account_by_id(account_id)
+
+    async def coverage_entries(self) -> list[CoverageEntry]:
+        return await self.store.list_coverage()
 
     def current(self, account: Account) -> Account:
         """The freshest copy of a bound account; refuses one that expired or was disabled

@@ -21,6 +21,8 @@ DELETED = "DELETED"
 UNKNOWN = "UNKNOWN"
 FINAL_STATUSES = frozenset({DELIVRD, UNDELIV, EXPIRED, REJECTD, DELETED, UNKNOWN})
 ALL_STATUSES = frozenset({ATES, ACCEPTD, *FINAL_STATUSES})
+# The final statuses that mean "not delivered" (DELETED is the customer's own cancel)
+FAILED_STATUSES = frozenset({UNDELIV, EXPIRED, REJECTD, UNKNOWN})
 
 # A connector's standing in a running gateway (connectors/registry.py): running, turned
 # off by the operator, or refused (its settings cannot run).
@@ -303,13 +305,17 @@ class WriteBatch:
     joined_inbound: list[int] = field(default_factory=list)
     # unmatched reports a message claimed later (core/correlation.py): their rows go
     rematched: list["UpstreamReport"] = field(default_factory=list)
+    # outbox rows given up (refused target, too old): deleted like done_callbacks, and
+    # logged as given up rather than delivered (`deliveries`, for the admin API)
+    given_up_callbacks: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return (len(self.new_messages) + len(self.sent) + len(self.statuses)
                 + len(self.new_receipts) + len(self.done_receipts) + len(self.retry_receipts)
                 + len(self.part_statuses) + len(self.unmatched) + len(self.new_callbacks)
                 + len(self.done_callbacks) + len(self.retry_callbacks)
-                + len(self.new_inbound) + len(self.joined_inbound) + len(self.rematched))
+                + len(self.new_inbound) + len(self.joined_inbound) + len(self.rematched)
+                + len(self.given_up_callbacks))
 
 
 @dataclass(slots=True)
@@ -392,6 +398,8 @@ class NodeFigures:
     smpp_sessions: int = 0  # customer SMPP sessions bound on it
     upstream_binds: int = 0  # its upstream SMPP binds that are up
     messages_per_second: float = 0.0  # accepted in the last heartbeat interval
+    delivered_per_second: float = 0.0  # DELIVRD reported in it
+    failed_per_second: float = 0.0  # FAILED_STATUSES reported in it
 
 
 @dataclass(slots=True)
@@ -412,3 +420,51 @@ class NodeStatus:
         if self.stopped_at is not None:
             return STOPPED
         return DEAD if self.silent_for >= NODE_DEAD_AFTER else ALIVE
+
+
+@dataclass(slots=True)
+class AdminToken:
+    """A bearer token of the admin API (SPEC §10): only its hash is stored."""
+
+    name: str
+    created_at: float
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+@dataclass(slots=True)
+class SessionLease:
+    """A bound customer SMPP session somewhere in the cluster, as its lease row tells
+    (store/bind_leases.py): the admin API lists these and may ask for a kick."""
+
+    node_id: str
+    session: str  # the lease key, unique per node
+    account_id: int
+    system_id: str
+    kind: str  # tx | rx | trx
+    acquired_at: float
+    kick_requested: bool = False
+
+
+@dataclass(slots=True)
+class MessageQuery:
+    """A search of stored messages (admin API): every filter is optional; newest
+    first, `before_id` is the paging cursor (the last id of the previous page)."""
+
+    account_id: int | None = None
+    dest_addr: str | None = None  # a prefix of the destination digits
+    status: str | None = None
+    since: float | None = None  # created_at >= since
+    until: float | None = None  # created_at < until
+    before_id: int | None = None
+    limit: int = 50
+
+
+@dataclass(slots=True)
+class MessagePart:
+    """A later part of a message split upstream (message_parts)."""
+
+    part: int
+    connector: str
+    upstream_id: str
+    status: str  # '' = no final status reported yet

@@ -6,6 +6,7 @@ from typing import Protocol
 
 from .models import (
     Account,
+    AdminToken,
     BatchResult,
     Connector,
     ConnectorState,
@@ -14,6 +15,8 @@ from .models import (
     InboundNumber,
     LedgerEntry,
     Message,
+    MessagePart,
+    MessageQuery,
     NodeFigures,
     NodeStatus,
     PendingCallback,
@@ -21,6 +24,7 @@ from .models import (
     PurgeStep,
     Route,
     SentUpdate,
+    SessionLease,
     StatusUpdate,
     UpstreamFailure,
     UpstreamReport,
@@ -260,6 +264,46 @@ class Store(Protocol):
         """Every node ever registered, by id, with how long each has been silent."""
         ...
 
+    # the admin API (SPEC §10; core/admin.py, core/admin_tokens.py, core/sessions.py)
+    async def add_admin_token(self, name: str, token_hash: str, at: float) -> None:
+        """Insert; raises Conflict if the name (or, never in practice, the hash) exists."""
+        ...
+    async def admin_tokens(self) -> list[AdminToken]: ...
+    async def admin_token(self, token_hash: str) -> tuple[AdminToken, str] | None:
+        """The token with this hash, and the stored hash (to compare in constant time)."""
+        ...
+    async def revoke_admin_token(self, name: str, at: float) -> bool:
+        """Mark it revoked (kept, for the list); False when there is no such token."""
+        ...
+    async def touch_admin_token(self, name: str, at: float) -> None: ...
+    async def list_sessions(self) -> list[SessionLease]:
+        """The bound customer sessions of every live node (their bind leases)."""
+        ...
+    async def kick_session(self, node_id: str, session: str) -> bool:
+        """Ask the node holding this live session to close it; False when none is."""
+        ...
+    async def kicked_sessions(self, node_id: str, run_id: str) -> list[str]:
+        """This run's sessions that a kick was asked for (their lease keys)."""
+        ...
+    async def search_messages(self, query: MessageQuery) -> list[Message]:
+        """Messages matching every filter given, newest (highest id) first."""
+        ...
+    async def message_parts(self, message_id: int) -> list[MessagePart]: ...
+    async def message_outbox(self, message_id: int) -> tuple[list[tuple], list[tuple]]:
+        """(receipts, callbacks) of the message still waiting to be delivered:
+        (id, status, created_at, attempts, next_attempt_at, expires_at) and
+        (id, status, created_at, attempts, next_attempt_at, holder)."""
+        ...
+    async def message_deliveries(self, message_id: int) -> list[tuple]:
+        """(kind, status, outcome, attempts, at) of the receipts, MO deliver_sm and
+        callbacks of a message (or MO) that left the outbox: delivered or given up."""
+        ...
+    async def status_series(self, since: float, until: float,
+                            step: float) -> list[tuple[int, str, int]]:
+        """(bucket, status, count) of the messages created in [since, until), where
+        bucket = floor(created_at / step)."""
+        ...
+
 
 class Writer(Protocol):
     """The one group commit (store/writer.py), as the core and the callback outbox use
@@ -284,7 +328,8 @@ class Writer(Protocol):
     def retry_receipt(self, receipt_id: int, at: float) -> "asyncio.Future[None]": ...
     # the HTTP callback outbox
     def add_callback(self, callback: PendingCallback) -> "asyncio.Future[int]": ...
-    def done_callback(self, callback_id: int) -> "asyncio.Future[None]": ...
+    def done_callback(self, callback_id: int,
+                      delivered: bool = True) -> "asyncio.Future[None]": ...
     def retry_callback(self, callback_id: int, attempts: int,
                        at: float) -> "asyncio.Future[None]": ...
     # MO

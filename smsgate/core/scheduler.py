@@ -54,16 +54,21 @@ class Scheduler:
         for task in self._tasks:
             task.cancel()
 
-    async def recover(self) -> int:
-        """Dispatch every stored message that is due but was never sent."""
+    async def recover(self, select: Callable[[list[Message]], list[Message]] | None = None,
+                      enough: Callable[[], bool] = lambda: False) -> int:
+        """Dispatch every stored message of ours that is due but was never sent; with
+        `select`, only those it keeps of each batch (a refill or reclaim skips what the
+        dispatcher holds), and until `enough()`."""
         count, after = 0, 0
-        while True:
+        while not enough():
             batch = await self._store.undispatched(time.time(), 5000, after, self._node)
             if not batch:
-                return count
-            self._dispatch_due(batch)
-            count += len(batch)
+                break
+            due = batch if select is None else select(batch)
+            self._dispatch_due(due)
+            count += len(due)
             after = batch[-1].id
+        return count
 
     def _dispatch_due(self, messages: list[Message]) -> None:
         for message in messages:
@@ -130,6 +135,8 @@ class Scheduler:
             return
         if message is None or message.sent_at is not None or message.status != ATES:
             return
+        if self._node is not None and message.node != self._node:
+            return  # taken over while this node was silent (cluster/nodes.py: lease)
         if message.schedule_at is not None and message.schedule_at > time.time() + 0.05:
             self._armed.discard(message_id)  # replace_sm moved it later: the poll re-arms it
             return

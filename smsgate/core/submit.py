@@ -16,6 +16,7 @@ from .errors import Err, GatewayError
 from .models import DISABLED, RUNNING, Account, Message, Route
 from .routing import RoutingTable
 from .throttle import Backlog, Throttle
+from .traffic import TrafficStats
 from .validation import (
     check_data_coding,
     check_esm_class,
@@ -91,6 +92,7 @@ class SubmitPipeline:
         settings: SubmitSettings | None = None,
         throttle: Throttle | None = None,
         node: str = "",
+        stats: TrafficStats | None = None,
     ) -> None:
         self._routing = routing
         self._connector_status = connector_status
@@ -104,6 +106,7 @@ class SubmitPipeline:
         # dict: get()+1 costs a third of a Counter's += 1. (The adapters count refusals:
         # they also see those raised before the pipeline.)
         self.accepted: dict[str, int] = {}
+        self.stats = stats or TrafficStats()  # per account, and the ack latency
 
     # -- validation, without I/O -------------------------------------------------------
 
@@ -207,6 +210,7 @@ class SubmitPipeline:
     def _stored(self, message: Message, then: MessageWaiter, result: bool | Exception) -> None:
         if result is True:
             self.accepted[message.channel] = self.accepted.get(message.channel, 0) + 1
+            self.stats.accepted(message, time.time())
             if message.schedule_at is None:
                 self._dispatch(message)
         then(result)
@@ -227,4 +231,5 @@ class SubmitPipeline:
         if not all(await asyncio.gather(*futures)):
             raise GatewayError(Err.NO_CREDIT)
         self.accepted[req.channel] = self.accepted.get(req.channel, 0) + len(messages)
+        self.stats.accepted(messages[0], time.time(), len(messages))
         return [m.id for m in messages]

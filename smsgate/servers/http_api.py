@@ -31,7 +31,7 @@ from .http_callbacks import CallbackConfig, HttpCallbacks
 from .http_connections import LINGER_SECONDS, ConnectionGuard, GuardedAppRunner
 from .http_dlr import DlrEndpoint
 from .http_params import Params, SubmitFields, submit_request
-from .metrics import exposition
+from .metrics import health_response, metrics_response
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,6 @@ MAX_RATE_KEYS = 100_000  # source IPs whose status-query bucket is remembered
 
 @dataclass
 class HttpApiConfig:
-    host: str = "127.0.0.1"
-    port: int = 8080
     max_get_destinations: int = 100  # seed: GET up to 100 numbers
     max_post_destinations: int = 10_000  # seed: POST up to 10,000
     max_body: int = 2 * 1024 * 1024  # a 10,000-number POST is ~160 KB
@@ -108,7 +106,7 @@ class HttpApi:
         add("*", "/{path:.*}", self.unknown_path)
         return app
 
-    async def start(self) -> tuple[str, int]:
+    async def start(self, host: str, port: int) -> tuple[str, int]:
         await self.callbacks.start()
         config = self.config
         options = {"access_log": None, "keepalive_timeout": config.keepalive_timeout,
@@ -118,7 +116,7 @@ class HttpApi:
         self._runner = GuardedAppRunner(self.application(), self.guard, options,
                                         handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.host, self.config.port,
+        site = web.TCPSite(self._runner, host, port,
                            reuse_address=True, backlog=1024)
         await site.start()
         self.address = tuple(self._runner.addresses[0][:2])  # type: ignore[assignment]
@@ -169,15 +167,10 @@ class HttpApi:
                                           peer_ip=request.remote)
 
     async def metrics_page(self, request: web.Request) -> web.Response:
-        # Collected on the loop: reading counters and /proc takes well under a millisecond.
-        body, content_type = exposition(self.metrics, request.headers.get("Accept", ""))
-        return web.Response(body=body, headers={"Content-Type": content_type})
+        return await metrics_response(self.metrics, request)  # type: ignore[arg-type]
 
     async def health_page(self, request: web.Request) -> web.Response:
-        # No credentials and no per-IP budget: a monitor must always get an answer, and
-        # HealthCheck shares one store probe among all askers (core/health.py).
-        report = await self.health.report()  # type: ignore[union-attr]
-        return web.json_response(report.body(), status=200 if report.ok else 503)
+        return await health_response(self.health)  # type: ignore[arg-type]
 
     async def unknown_path(self, request: web.Request) -> web.Response:
         return error_response(Err.UNKNOWN_PATH)
@@ -244,14 +237,14 @@ class HttpApi:
     async def _owner_requires_auth(self, account_id: int) -> bool:
         owner = self.gw.accounts.by_id(account_id)
         if owner is None:  # added since the directory's last reload
-            owner = await self.gw.store.get_account_by_id(account_id)
+            owner = await self.gw.fresh_account(account_id)
         return owner is not None and owner.status_auth
 
     async def balance(self, request: web.Request) -> web.Response:
         try:
             params = await self._params(request)
             account = await self._authenticate(request, params)
-            fresh = await self.gw.store.get_account_by_id(account.id)  # the cache may lag
+            fresh = await self.gw.fresh_account(account.id)  # the cache may lag
             if fresh is None:
                 raise GatewayError(Err.UNKNOWN_ACCOUNT, "account removed")
         except GatewayError as exc:
@@ -270,7 +263,7 @@ class HttpApi:
             render = FORMATS.get(file_format)
             if render is None:
                 raise GatewayError(Err.BAD_REQUEST, f"format {file_format!r}")
-            rows = account_coverage(await self.gw.store.list_coverage(), self._routing(),
+            rows = account_coverage(await self.gw.coverage_entries(), self._routing(),
                                     account.id, set(self.gw.dispatcher.connectors))
             loop = asyncio.get_running_loop()  # XLS/PDF take CPU: keep the loop free
             document = await loop.run_in_executor(None, render, rows, account.system_id)

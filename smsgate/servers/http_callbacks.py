@@ -202,7 +202,8 @@ class HttpCallbacks:
             else:
                 self._reschedule(callback)
                 continue
-            self._settle(callback, partial(self.writer.done_callback, callback.id))
+            self._settle(callback, partial(self.writer.done_callback, callback.id,
+                                           outcome == DELIVERED))
 
     async def _attempt(self, callback: PendingCallback) -> str:
         """DELIVERED, RETRY or REFUSED (the target may never be called)."""
@@ -238,7 +239,7 @@ class HttpCallbacks:
         self.failed += 1
         log.warning("callback %s for %s given up after %d attempts",
                     callback.status, callback.message_id, callback.attempts)
-        self._settle(callback, partial(self.writer.done_callback, callback.id))
+        self._settle(callback, partial(self.writer.done_callback, callback.id, False))
 
     def _settle(self, callback: PendingCallback,
                 write: Callable[[], "asyncio.Future[None]"]) -> None:

@@ -8,9 +8,10 @@ prometheus_client's global one), so that tests and several gateways in one proce
 see their own numbers.
 """
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Protocol
 
+from aiohttp import web
 from prometheus_client import (
     GCCollector,
     PlatformCollector,
@@ -20,12 +21,15 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from ..core.binds import RX, TRX, TX
 from ..core.gateway import Gateway
+from ..core.health import HealthCheck
+from ..core.traffic import LatencyHistogram
 from .http_callbacks import HttpCallbacks
 from .http_connections import ConnectionGuard
 from .smpp_server import SmppServer
@@ -62,6 +66,14 @@ def labelled(family: type[CounterMetricFamily] | type[GaugeMetricFamily], name: 
     return metric
 
 
+def histogram(name: str, documentation: str, label: str,
+              histograms: Mapping[str, LatencyHistogram]) -> HistogramMetricFamily:
+    metric = HistogramMetricFamily(name, documentation, labels=[label])
+    for value, observed in sorted(histograms.items()):
+        metric.add_metric([value], observed.cumulative(), observed.sum)
+    return metric
+
+
 class GatewayCollector(Collector):
     """The gateway's own metrics, named smsgate_*."""
 
@@ -72,10 +84,13 @@ class GatewayCollector(Collector):
         self.smpp = smpp
         self.callbacks = callbacks
         self.http_guard: ConnectionGuard | None = None  # set once the HTTP API is built
+        self.connector_states: Callable[[], Mapping[str, str]] = dict  # name -> state
 
     def collect(self) -> Iterable[Metric]:
         yield from self._submits()
+        yield from self._accounts()
         yield from self._dispatch()
+        yield from self._connectors()
         yield from self._store()
         yield from self._receipts()
         yield from self._callbacks()
@@ -93,12 +108,52 @@ class GatewayCollector(Collector):
                        {(channel, e.name, e.http_code): n
                         for (channel, e), n in self.gw.refused.items()})
 
+    def _accounts(self) -> Iterable[Metric]:
+        stats = self.gw.pipeline.stats
+        system_ids = {}
+        for account_id in {*stats.accepted_by_account, *(k[0] for k in stats.statuses)}:
+            account = self.gw.accounts.by_id(account_id)
+            system_ids[account_id] = account.system_id if account else f"#{account_id}"
+        yield labelled(CounterMetricFamily, "smsgate_account_messages_accepted_total",
+                       "Messages stored and charged, by account.", ["account"],
+                       {(system_ids[a],): n for a, n in stats.accepted_by_account.items()})
+        by_account: dict[tuple[str, str], int] = {}
+        for (account_id, _connector, status), n in stats.statuses.items():
+            key = (system_ids[account_id], status)
+            by_account[key] = by_account.get(key, 0) + n
+        yield labelled(CounterMetricFamily, "smsgate_account_message_statuses_total",
+                       "Final message statuses, by account and status.", ["account", "status"],
+                       by_account)
+        yield histogram("smsgate_submit_ack_seconds",
+                        "From a submission's arrival to its answer (stored and charged), "
+                        "by channel.", "channel", stats.submit_to_ack)
+
+    def _connectors(self) -> Iterable[Metric]:
+        stats = self.gw.pipeline.stats
+        by_connector: dict[tuple[str, str], int] = {}
+        for (_account, connector, status), n in stats.statuses.items():
+            by_connector[connector, status] = by_connector.get((connector, status), 0) + n
+        yield labelled(CounterMetricFamily, "smsgate_connector_message_statuses_total",
+                       "Final message statuses, by connector and status.", ["connector", "status"],
+                       by_connector)
+        yield labelled(GaugeMetricFamily, "smsgate_connector_up",
+                       "1 for a connector up on this node (running, able to send), else 0.",
+                       ["connector", "state"],
+                       {(name, state): float(state == "up")
+                        for name, state in self.connector_states().items()})
+        yield histogram("smsgate_submit_final_seconds",
+                        "From a message's arrival to its final status, by connector.",
+                        "connector", stats.submit_to_final)
+
     def _dispatch(self) -> Iterable[Metric]:
         dispatcher = self.gw.dispatcher
         yield counter("smsgate_messages_dispatched_total",
                       "Messages handed to their upstream connector.", dispatcher.dispatched)
         yield gauge("smsgate_dispatch_queued",
                     "Messages waiting for their connector to become ready.", dispatcher.queued)
+        yield counter("smsgate_dispatch_spilled_total",
+                      "Messages left in the store, not memory, for a connector that had "
+                      "dispatch_max_queued waiting (sent once it drains).", dispatcher.spilled)
         yield labelled(CounterMetricFamily, "smsgate_message_statuses_total",
                        "Message statuses reported by upstreams (and expiry), by status.",
                        ["status"], {(s,): n for s, n in dispatcher.statuses.items()})
@@ -188,3 +243,18 @@ def exposition(registry: CollectorRegistry, accept: str) -> tuple[bytes, str]:
     """The scrape's body and content type: Prometheus text, or OpenMetrics if asked."""
     encode, content_type = choose_encoder(accept)
     return encode(registry), content_type
+
+
+# The two pages both HTTP ports serve (the customer API's and the admin API's)
+
+async def metrics_response(registry: CollectorRegistry, request: web.Request) -> web.Response:
+    # Collected on the loop: reading counters and /proc takes well under a millisecond.
+    body, content_type = exposition(registry, request.headers.get("Accept", ""))
+    return web.Response(body=body, headers={"Content-Type": content_type})
+
+
+async def health_response(health: HealthCheck) -> web.Response:
+    # No credentials and no per-IP budget: a monitor must always get an answer, and
+    # HealthCheck shares one store probe among all askers (core/health.py).
+    report = await health.report()
+    return web.json_response(report.body(), status=200 if report.ok else 503)

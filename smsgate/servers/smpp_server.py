@@ -50,8 +50,6 @@ BACKOFF_ERRORS = frozenset({Err.LOGIN_BACKOFF, Err.LOGIN_BACKOFF_UNKNOWN})
 
 @dataclass
 class SmppServerConfig:
-    host: str = "127.0.0.1"
-    port: int = 8899
     system_id: str = "smsgate"
     max_pdu_size: int = 64 * 1024
     password_max: int = 64  # 3.4 says 8; many operators issue longer ones (SPEC §2)
@@ -93,23 +91,24 @@ class SmppServer:
         self.tls_address: tuple[str, int] | None = None
         gateway.accounts.on_reload(self.recheck_accounts)
 
-    async def start(self) -> tuple[str, int]:
-        self.address = await self._listen(self.config.port)
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        self.address = await self._listen(host, port)
         return self.address
 
-    async def start_tls(self, context: ssl.SSLContext, port: int) -> tuple[str, int]:
+    async def start_tls(self, context: ssl.SSLContext, host: str,
+                        port: int) -> tuple[str, int]:
         """Also listen on `port` with TLS: the same sessions, limits and accounts. The
         transport does the handshake (in memory, never blocking the loop) before
         `connection_made`; a peer that fails it or stays silent past
         `tls_handshake_timeout` is dropped there and never becomes a session."""
         self.tls_address = await self._listen(
-            port, ssl=context, ssl_handshake_timeout=self.config.tls_handshake_timeout)
+            host, port, ssl=context, ssl_handshake_timeout=self.config.tls_handshake_timeout)
         return self.tls_address
 
-    async def _listen(self, port: int, **tls) -> tuple[str, int]:
+    async def _listen(self, host: str, port: int, **tls) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: SmppConnection(self), self.config.host, port,
+            lambda: SmppConnection(self), host, port,
             reuse_address=True, backlog=1024, **tls)
         self._servers.append(server)
         return server.sockets[0].getsockname()[:2]
@@ -160,6 +159,7 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         self._timer_at = 0.0
         self._log_budget = LogBudget(cfg.log_errors_per_minute)
         self._unbind_request: Pdu | None = None  # the peer's unbind, owed answers first
+        self._close_when_answered = False  # our unbind is answered: close after the rest
         self._tasks: set[asyncio.Task] = set()
         self.log = SessionLog(log, self)  # each line names the session and its account
 
@@ -193,6 +193,9 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
             if session.close_reason:
                 self.log.info("smpp %s %s: closing: %s", self.peer, self._who(),
                               session.close_reason)
+            elif session.pending_in:  # the peer answered our unbind: owed answers first
+                self._close_when_answered = True
+                return
             self.close()
         elif session.has_data_to_send:
             if self._flush_scheduled:
@@ -244,6 +247,9 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         self.session.send(request.response(status, **fields))
         if self._unbind_request is not None and self.session.pending_in == 1:
             self._answer_unbind()
+        elif self._close_when_answered and not self.session.pending_in:
+            self.close()
+            return
         self._schedule_flush()
 
     def _after_request(self) -> None:

@@ -7,9 +7,7 @@ usually `.migrate()`. `BatchWriter` is the group commit of the hot path.
 from ..core.ports import Store
 from .writer import BatchWriter
 
-DEFAULT_DATABASE_URL = "sqlite:///smsgate.db"
-
-__all__ = ["DEFAULT_DATABASE_URL", "BatchWriter", "open_store", "sqlite_path"]
+__all__ = ["BatchWriter", "open_store", "sqlite_path"]
 
 
 def sqlite_path(url: str) -> str | None:

@@ -447,6 +447,34 @@ CREATE TABLE bind_leases (
     PRIMARY KEY (node_id, session));
 CREATE INDEX bind_leases_account ON bind_leases (account_id)"""
 
+# The admin API (SPEC §10, store/admin.py): bearer tokens, stored as their SHA-256 (a
+# token is 256 random bits: no salt or slow hash is needed against guessing); a kick
+# flag on a bind lease, which the node holding the session acts on; and the log of
+# receipts, MO deliver_sm and callbacks that left the outbox (delivered or given up),
+# for a message's timeline: purged with its message or MO (store/retention.py).
+_ADMIN = """
+CREATE TABLE admin_tokens (
+    name TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at {time} NOT NULL,
+    last_used_at {time},
+    revoked_at {time});
+ALTER TABLE bind_leases ADD COLUMN kick_at {time};
+CREATE TABLE deliveries (
+    message_id {id} NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    at {time} NOT NULL);
+CREATE INDEX deliveries_message ON deliveries (message_id)"""
+
+# The dashboard's throughput chart (servers/dashboard/): each heartbeat also reports the
+# DELIVRD and failed statuses per second of its node, beside the accepted ones.
+_NODE_RATES = """
+ALTER TABLE nodes ADD COLUMN delivered_per_second {time} NOT NULL DEFAULT 0;
+ALTER TABLE nodes ADD COLUMN failed_per_second {time} NOT NULL DEFAULT 0"""
+
 
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _INITIAL_SQLITE, _INITIAL_POSTGRES),
@@ -461,8 +489,12 @@ MIGRATIONS: list[Migration] = [
               _NODES.format(time="DOUBLE PRECISION")),
     Migration("0008_bind_leases", _BIND_LEASES.format(id="INTEGER", time="REAL"),
               _BIND_LEASES.format(id="BIGINT", time="DOUBLE PRECISION")),
+    Migration("0009_admin", _ADMIN.format(id="INTEGER", time="REAL"),
+              _ADMIN.format(id="BIGINT", time="DOUBLE PRECISION")),
+    Migration("0010_node_rates", _NODE_RATES.format(time="REAL"),
+              _NODE_RATES.format(time="DOUBLE PRECISION")),
     # PostgreSQL's message history in time partitions (store/partitions.py); SQLite as is
-    Migration("0009_partitions", "", _PARTITIONS_POSTGRES),
+    Migration("0011_partitions", "", _PARTITIONS_POSTGRES),
 ]
 
 

@@ -12,31 +12,36 @@ from ..core.models import NodeFigures, NodeStatus
 
 # A claim resets the row whoever held it: the caller holds the lock that proves no other
 # live process is this node.
+_RATES = "messages_per_second, delivered_per_second, failed_per_second"
+_NO_RATES = "messages_per_second = 0, delivered_per_second = 0, failed_per_second = 0"
+_COLUMNS = ("id, address, started_at, heartbeat_at, stopped_at, smpp_sessions, "
+            f"upstream_binds, {_RATES}, {{now}} - heartbeat_at")
+
 CLAIM = ("INSERT INTO nodes (id, run_id, address, started_at, heartbeat_at) "
          "VALUES ($1, $2, '', {now}, {now}) ON CONFLICT (id) DO UPDATE SET "
          "run_id = excluded.run_id, address = '', started_at = excluded.started_at, "
          "heartbeat_at = excluded.heartbeat_at, stopped_at = NULL, smpp_sessions = 0, "
-         "upstream_binds = 0, messages_per_second = 0")
+         f"upstream_binds = 0, {_NO_RATES}")
 HEARTBEAT = ("UPDATE nodes SET heartbeat_at = {now}, address = $3, smpp_sessions = $4, "
-             "upstream_binds = $5, messages_per_second = $6 WHERE id = $1 AND run_id = $2")
+             "upstream_binds = $5, messages_per_second = $6, delivered_per_second = $7, "
+             "failed_per_second = $8 WHERE id = $1 AND run_id = $2")
 STOP = ("UPDATE nodes SET stopped_at = {now}, heartbeat_at = {now}, smpp_sessions = 0, "
-        "upstream_binds = 0, messages_per_second = 0 WHERE id = $1 AND run_id = $2")
-LIST = ("SELECT id, address, started_at, heartbeat_at, stopped_at, smpp_sessions, "
-        "upstream_binds, messages_per_second, {now} - heartbeat_at FROM nodes ORDER BY id")
-ONE = ("SELECT id, address, started_at, heartbeat_at, stopped_at, smpp_sessions, "
-       "upstream_binds, messages_per_second, {now} - heartbeat_at FROM nodes WHERE id = $1")
+        f"upstream_binds = 0, {_NO_RATES} WHERE id = $1 AND run_id = $2")
+LIST = f"SELECT {_COLUMNS} FROM nodes ORDER BY id"
+ONE = f"SELECT {_COLUMNS} FROM nodes WHERE id = $1"
 
 
 def heartbeat_args(node_id: str, run_id: str, address: str, figures: NodeFigures) -> tuple:
     return (node_id, run_id, address, figures.smpp_sessions, figures.upstream_binds,
-            figures.messages_per_second)
+            figures.messages_per_second, figures.delivered_per_second,
+            figures.failed_per_second)
 
 
 def node_from_row(row) -> NodeStatus:
-    (node_id, address, started_at, heartbeat_at, stopped_at, sessions, binds, rate,
+    (node_id, address, started_at, heartbeat_at, stopped_at, sessions, binds, *rates,
      silent_for) = row
     return NodeStatus(node_id, address, started_at, heartbeat_at, stopped_at,
-                      NodeFigures(sessions, binds, rate), max(0.0, silent_for))
+                      NodeFigures(sessions, binds, *rates), max(0.0, silent_for))
 
 
 def alive_message(node: NodeStatus | None, node_id: str) -> str:

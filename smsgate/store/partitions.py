@@ -179,6 +179,9 @@ async def _keep_and_drop(c, lo: int, before: float) -> int:
     status = await c.execute(f"INSERT INTO messages SELECT * FROM {messages} "
                              f"WHERE id IN ({kept})", before)
     total = await c.fetchval(counted(lo))
+    # the outbox log of the messages that go (store/admin.py; retention's dependents)
+    await c.execute(f"DELETE FROM deliveries WHERE message_id IN (SELECT id FROM {messages} "
+                    f"WHERE id NOT IN ({kept}))", before)
     for sql in drop(lo):
         await c.execute(sql)
     return total - int(status.split()[-1])

@@ -116,13 +116,14 @@ async def write(c: asyncpg.Connection, batch: WriteBatch, node_id: str = "") -> 
         result.receipt_ids = await _insert_receipts(c, batch.new_receipts)
         await c.execute(NOTIFY_RECEIPTS, receipts_notice(node_id, batch.new_receipts))
     if batch.done_receipts:
+        await c.execute(SQL.LOG_RECEIPTS, batch.done_receipts, now)
         await c.execute(SQL.DELETE_RECEIPTS, batch.done_receipts)
     if batch.retry_receipts:
         await c.execute(RETRY_RECEIPTS, *zip(*batch.retry_receipts, strict=True))
     if batch.part_statuses or batch.unmatched or batch.sent or batch.rematched:
         await _write_correlation(c, batch, now)
     if batch.new_callbacks or batch.done_callbacks or batch.retry_callbacks \
-            or batch.new_inbound or batch.joined_inbound:
+            or batch.new_inbound or batch.joined_inbound or batch.given_up_callbacks:
         result.callback_ids = await _write_outbox(c, batch)
     return result
 
@@ -218,8 +219,11 @@ async def _write_outbox(c: asyncpg.Connection, batch: WriteBatch) -> list[int]:
         ids = [r[0] for r in await c.fetch(CALLBACK_IDS, len(new))]
         await _insert(c, "dlr_callbacks", rows.CALLBACK_INSERT_COLUMNS, SQL.INSERT_CALLBACK,
                       rows.with_ids(ids, new, rows.callback_values))
-    if batch.done_callbacks:
-        await c.execute(SQL.DELETE_CALLBACKS, batch.done_callbacks)
+    for done, outcome in ((batch.done_callbacks, "delivered"),
+                          (batch.given_up_callbacks, "given up")):
+        if done:
+            await c.execute(SQL.LOG_CALLBACKS, done, time.time(), outcome)
+            await c.execute(SQL.DELETE_CALLBACKS, done)
     if batch.retry_callbacks:
         await c.execute(RETRY_CALLBACKS, *zip(*batch.retry_callbacks, strict=True))
     if batch.new_inbound:

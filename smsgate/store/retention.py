@@ -26,10 +26,10 @@ class History:
 
 HISTORY = (
     History("messages", "created_at", "status NOT IN ('ATES', 'ACCEPTD')",
-            dependents=("message_parts",)),
+            dependents=("message_parts", "deliveries")),
     History("ledger", "created_at"),
     History("dlr_callbacks", "created_at"),
-    History("inbound_messages", "received_at"),
+    History("inbound_messages", "received_at", dependents=("deliveries",)),
     History("unmatched_reports", "received_at"),
 )
 BY_NAME = {history.table: history for history in HISTORY}  # core/retention.py: TABLES

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..core.models import (
     Account,
+    AdminToken,
     Connector,
     ConnectorState,
     CoverageEntry,
@@ -23,13 +24,16 @@ from ..core.models import (
     InboundNumber,
     LedgerEntry,
     Message,
+    MessagePart,
+    MessageQuery,
     NodeStatus,
     PendingCallback,
     PendingReceipt,
     Route,
+    SessionLease,
 )
 from ..core.ports import StoreError
-from . import nodes, rows
+from . import admin, nodes, rows
 from .statements import FIND_PENDING
 
 
@@ -263,6 +267,53 @@ class SqlStore:
 
     async def give_back_bind(self, node_id: str, session: str) -> None:
         await self._change(self.sql.GIVE_BACK_BIND, node_id, session)
+
+    # -- the admin API (store/admin.py) ------------------------------------------------
+
+    async def add_admin_token(self, name: str, token_hash: str, at: float) -> None:
+        await self._change(self.sql.ADD_TOKEN, name, token_hash, at)
+
+    async def admin_tokens(self) -> list[AdminToken]:
+        return [admin.token_from_row(r) for r in await self._rows(self.sql.TOKENS)]
+
+    async def admin_token(self, token_hash: str) -> tuple[AdminToken, str] | None:
+        row = await self._row(self.sql.TOKEN_BY_HASH, token_hash)
+        return (admin.token_from_row(row), row[4]) if row else None
+
+    async def revoke_admin_token(self, name: str, at: float) -> bool:
+        return bool(await self._change(self.sql.REVOKE_TOKEN, name, at))
+
+    async def touch_admin_token(self, name: str, at: float) -> None:
+        await self._change(self.sql.TOUCH_TOKEN, name, at)
+
+    async def list_sessions(self) -> list[SessionLease]:
+        return [admin.session_from_row(r) for r in await self._rows(self.sql.SESSIONS)]
+
+    async def kick_session(self, node_id: str, session: str) -> bool:
+        return bool(await self._change(self.sql.KICK, node_id, session))
+
+    async def kicked_sessions(self, node_id: str, run_id: str) -> list[str]:
+        return [r[0] for r in await self._rows(self.sql.KICKED, node_id, run_id)]
+
+    async def search_messages(self, query: MessageQuery) -> list[Message]:
+        sql, args = admin.search(query)
+        return [Message(*r) for r in await self._rows(self.convert(sql), *args)]
+
+    async def message_parts(self, message_id: int) -> list[MessagePart]:
+        return [admin.part_from_row(r) for r in await self._rows(self.sql.PARTS, message_id)]
+
+    async def message_outbox(self, message_id: int) -> tuple[list[tuple], list[tuple]]:
+        receipts = await self._rows(self.sql.RECEIPTS_OF, message_id)
+        callbacks = await self._rows(self.sql.CALLBACKS_OF, message_id)
+        return [tuple(r) for r in receipts], [tuple(r) for r in callbacks]
+
+    async def status_series(self, since: float, until: float,
+                            step: float) -> list[tuple[int, str, int]]:
+        found = await self._rows(self.sql.STATUS_SERIES, since, until, float(step))
+        return [tuple(r) for r in found]
+
+    async def message_deliveries(self, message_id: int) -> list[tuple]:
+        return [tuple(r) for r in await self._rows(self.sql.DELIVERIES_OF, message_id)]
 
 
 def _find_pending(dest_addr: str, service_type: str) -> tuple[str, tuple]:

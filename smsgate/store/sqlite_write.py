@@ -87,13 +87,15 @@ def write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
     if batch.new_receipts:
         result.receipt_ids = _insert_receipts(c, batch.new_receipts)
     if batch.done_receipts:
-        c.execute(SQL.DELETE_RECEIPTS, (sqlite_list(batch.done_receipts),))
+        done = (sqlite_list(batch.done_receipts),)
+        c.execute(SQL.LOG_RECEIPTS, (*done, now))
+        c.execute(SQL.DELETE_RECEIPTS, done)
     if batch.retry_receipts:
         c.executemany(RETRY_RECEIPT, batch.retry_receipts)
     if batch.part_statuses or batch.unmatched or batch.sent or batch.rematched:
         _write_correlation(c, batch, now)
     if batch.new_callbacks or batch.done_callbacks or batch.retry_callbacks \
-            or batch.new_inbound or batch.joined_inbound:
+            or batch.new_inbound or batch.joined_inbound or batch.given_up_callbacks:
         result.callback_ids = _write_outbox(c, batch)
     return result
 
@@ -173,8 +175,12 @@ def _write_outbox(c: sqlite3.Connection, batch: WriteBatch) -> list[int]:
     if new:
         ids = _new_ids(c, CALLBACK_SEQ, len(new))
         c.executemany(SQL.INSERT_CALLBACK, rows.with_ids(ids, new, rows.callback_values))
-    if batch.done_callbacks:
-        c.execute(SQL.DELETE_CALLBACKS, (sqlite_list(batch.done_callbacks),))
+    for done, outcome in ((batch.done_callbacks, "delivered"),
+                          (batch.given_up_callbacks, "given up")):
+        if done:
+            gone = sqlite_list(done)
+            c.execute(SQL.LOG_CALLBACKS, (gone, time.time(), outcome))
+            c.execute(SQL.DELETE_CALLBACKS, (gone,))
     if batch.retry_callbacks:
         c.executemany(RETRY_CALLBACK, batch.retry_callbacks)
     if batch.new_inbound:

@@ -8,7 +8,7 @@ sqlite_sequence under its write lock; PostgreSQL's sequences), a planner hint (S
 `INDEXED BY`), PostgreSQL's advisory locks and NOTIFY.
 """
 
-from . import bind_leases, nodes, ownership
+from . import admin, bind_leases, nodes, ownership
 from .rows import (
     ACCOUNT_COLUMNS,
     ACCOUNT_WRITE_COLUMNS,
@@ -166,3 +166,20 @@ GIVE_BACK_BIND = bind_leases.GIVE_BACK
 FORGET_NODE_BINDS = bind_leases.FORGET_NODE
 TAKE_OVER = ownership.TAKE_OVER.replace("{columns}", _MSG)
 RELEASE_DEAD_CALLBACKS = ownership.RELEASE_CALLBACKS
+
+# -- the admin API (store/admin.py says why) -----------------------------------------------
+ADD_TOKEN = admin.ADD_TOKEN
+TOKENS = admin.TOKENS
+TOKEN_BY_HASH = admin.TOKEN_BY_HASH
+REVOKE_TOKEN = admin.REVOKE_TOKEN
+TOUCH_TOKEN = admin.TOUCH_TOKEN
+SESSIONS = admin.SESSIONS
+KICK = admin.KICK
+KICKED = admin.KICKED
+PARTS = admin.PARTS
+RECEIPTS_OF = admin.RECEIPTS_OF
+CALLBACKS_OF = admin.CALLBACKS_OF
+STATUS_SERIES = admin.STATUS_SERIES
+DELIVERIES_OF = admin.DELIVERIES_OF
+LOG_RECEIPTS = admin.LOG_RECEIPTS
+LOG_CALLBACKS = admin.LOG_CALLBACKS

@@ -91,6 +91,7 @@ class BatchWriter:
         self._callbacks: list[PendingCallback] = []
         self._callback_futures: list[Future] = []
         self._done_callbacks: list[int] = []
+        self._given_up_callbacks: list[int] = []
         self._retry_callbacks: list[tuple[int, int, float]] = []
         self._inbound: list[InboundMessage] = []
         self._joined: list[int] = []
@@ -188,9 +189,10 @@ class BatchWriter:
         """A delivery report that matched no message, kept for the operator."""
         return self._add(self._unmatched, report)
 
-    def done_callback(self, callback_id: int) -> "Future[None]":
-        """Delete an outbox row: sent, refused or given up."""
-        return self._add(self._done_callbacks, callback_id)
+    def done_callback(self, callback_id: int, delivered: bool = True) -> "Future[None]":
+        """Delete an outbox row: sent (`delivered`), or refused or given up."""
+        return self._add(self._done_callbacks if delivered else self._given_up_callbacks,
+                         callback_id)
 
     def retry_callback(self, callback_id: int, attempts: int, at: float) -> "Future[None]":
         """Store an outbox row's attempts and next attempt's time, and give it back to
@@ -275,7 +277,7 @@ class BatchWriter:
                            self._retry, self._take_groups(messages), self._part_statuses,
                            self._unmatched, self._callbacks, self._done_callbacks,
                            self._retry_callbacks, self._inbound, self._joined,
-                           self._rematched)
+                           self._rematched, self._given_up_callbacks)
         id_futures = (self._receipt_futures, self._callback_futures)
         other_futures = self._other_futures
         self._reset_queues()

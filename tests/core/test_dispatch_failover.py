@@ -5,8 +5,11 @@ the connectors are the test's own small upstreams (no network is involved here: 
 SMPP and HTTP connectors have their own tests over TCP)."""
 
 import asyncio
+import contextlib
+import sqlite3
 import time
 
+import asyncpg
 import pytest
 from smpp_harness import eventually, fast_settings, prepare_database
 
@@ -24,6 +27,7 @@ from smsgate.core.models import (
 )
 from smsgate.core.routing import RoutingTable
 from smsgate.core.submit import SubmitRequest
+from smsgate.store import sqlite_path
 
 
 class Upstream:
@@ -232,3 +236,69 @@ async def test_a_report_before_the_answer_is_stored_unmatched_then_claimed(app):
         stored = await app.store.get_message(message.id)
         return stored.status == DELIVRD and not await app.store.unmatched_reports()
     await eventually(claimed, what="DELIVRD and the unmatched row gone")
+
+
+async def test_without_the_lease_nothing_is_sent_and_a_reclaim_keeps_only_ours(app):
+    """cluster/nodes.py: a node whose lease lapsed may have been taken for dead; its
+    dispatcher sends nothing, and once the lease is back it keeps only the messages the
+    store still gives to this node (one taken over meanwhile is another node's)."""
+    a = Upstream("a")
+    account = await setup(app, a, routes=[Route("44", "a", CREDIT_SCALE)])
+    lease = [False]
+    app.dispatcher.set_lease(lambda: lease[0])
+    ours, theirs, in_flight = await submit(app, account, 3)
+    await asyncio.sleep(0.1)
+    assert not a.got and app.dispatcher.queued == 3
+    await give_to_another_node(app.settings.database_url, theirs.id)  # taken over
+    app.dispatcher._sending.add(in_flight.id)  # handed to a connector before the lapse
+    lease[0] = True
+    await app._lease_regained()
+    await eventually(lambda: _true(a.got), what="the reclaimed message sent")
+    await asyncio.sleep(0.1)
+    assert [m.id for m in a.got] == [ours.id]
+
+
+async def give_to_another_node(url: str, message_id: int) -> None:
+    """What another node's takeover does to one message (store/ownership.py)."""
+    sql = f"UPDATE messages SET node = 'other-node' WHERE id = {message_id}"
+    path = sqlite_path(url)
+    if path is not None:
+        with contextlib.closing(sqlite3.connect(path, timeout=10)) as db, db:
+            db.execute(sql)
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def test_a_long_outage_keeps_at_most_max_queued_in_memory(store_url):
+    """core/dispatcher.py: past max_queued per connector, messages wait in the store
+    only; as the connector drains its queue, refills from the store send every one,
+    once, in batches small enough to keep the cap."""
+    await prepare_database(store_url)
+    settings = fast_settings(store_url)
+    settings.dispatch_max_queued = 10
+    app = App(settings)
+    await app.start()
+    try:
+        a = Upstream("a", room=0)
+        account = await setup(app, a, routes=[Route("44", "a", CREDIT_SCALE)])
+        a.available = False  # the outage
+        messages = await submit(app, account, 60)
+        assert app.dispatcher.queued <= 10 and app.dispatcher.spilled == 50
+        a.available = True
+        answered = 0
+        while len(a.got) < 60:  # the upstream takes 7 at a time, answers them later
+            assert app.dispatcher.queued <= 10
+            a.room = 7
+            await eventually(lambda: _true(a.room == 0 or len(a.got) == 60), timeout=5,
+                             what="a batch sent")
+            for message in a.got[answered:-3]:  # some stay in flight across a refill
+                a.events.sent(message, [f"U{message.id}"])
+            answered = max(answered, len(a.got) - 3)
+        sent = [m.id for m in a.got]
+        assert sorted(sent) == sorted(m.id for m in messages)  # each once
+    finally:
+        await app.stop()

@@ -89,7 +89,7 @@ class Gateway:
         self.name, self.url, self.log, self.processes = name, url, log, processes
         self.options = list(options)
         self.proc: asyncio.subprocess.Process | None = None
-        self.smpp_port = self.http_port = 0
+        self.smpp_port = self.http_port = self.admin_port = 0
 
     async def start(self, same_ports: bool = False) -> "Gateway":
         """Start serve; on free ports, or on the ports of the previous run."""
@@ -97,20 +97,21 @@ class Gateway:
         with self.log.open("ab") as stderr:
             proc = self.processes.add(await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "smsgate.cli", "serve", "--database", self.url,
-                "--smpp-port", str(smpp), "--http-port", str(http), "--log-level",
-                "WARNING", "--node-id", self.name, *self.options,
+                "--smpp-port", str(smpp), "--http-port", str(http), "--admin-port", "0",
+                "--log-level", "WARNING", "--node-id", self.name, *self.options,
                 stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=ROOT))
         ports: dict[str, int] = {}
         async with asyncio.timeout(60):
-            while len(ports) < 2:
+            while len(ports) < 3:  # Admin's line comes last
                 line = (await proc.stdout.readline()).decode()  # type: ignore[union-attr]
                 if not line:
                     raise AssertionError(f"{self.name}: serve exited early:\n"
                                          f"{self.log.read_text()[-3000:]}")
-                for kind in ("SMPP", "HTTP"):
+                for kind in ("SMPP", "HTTP", "Admin"):
                     if line.startswith(f"{kind} listening on "):
                         ports[kind] = int(line.rsplit(":", 1)[1])
         self.proc, self.smpp_port, self.http_port = proc, ports["SMPP"], ports["HTTP"]
+        self.admin_port = ports["Admin"]
         return self
 
     async def kill(self) -> None:
@@ -233,13 +234,14 @@ FLOOD_CUSTOMER, FLOOD_PASSWORD = "flood", "flood-pw-1"
 
 class Flood:
     """Customer transmitters keeping `outstanding` submit_sm each, every text its own
-    (`prefix` and a count), until their gateway dies or `stop()`."""
+    (`prefix` and a count), until their gateway dies, unbinds them, or `stop()`."""
 
     def __init__(self, sessions: int = 2, outstanding: int = 32, prefix: bytes = b"k") -> None:
         self.sessions, self.outstanding, self.prefix = sessions, outstanding, prefix
         self.acked: dict[str, bytes] = {}  # the gateway's id -> text
         self.refused: Counter[int] = Counter()
         self.count = 0
+        self.unbinds = 0  # sessions the gateway ended with an unbind (answered)
         self._stopping = False
 
     async def run(self, port: int) -> None:
@@ -255,7 +257,8 @@ class Flood:
             bound = await client.bind("tx", FLOOD_CUSTOMER, FLOOD_PASSWORD)
             assert bound.status == Status.ESME_ROK
             slots = asyncio.Semaphore(self.outstanding)
-            while not client.eof.is_set() and not self._stopping:
+            unbound = asyncio.ensure_future(self._await_unbind(client))
+            while not client.eof.is_set() and not self._stopping and not unbound.done():
                 await slots.acquire()
                 self.count += 1
                 text = self.prefix + b"%07d" % self.count
@@ -266,8 +269,18 @@ class Flood:
                     await asyncio.wait_for(slots.acquire(), 30)
             else:
                 await client.eof.wait()
+            unbound.cancel()
         finally:
             await client.close()
+
+    async def _await_unbind(self, client: RawClient) -> None:
+        """Answer the gateway's unbind (it ends the session) and count it."""
+        while True:
+            request = await client.requests.get()
+            if request.command_id == CommandId.unbind:
+                self.unbinds += 1
+                client.respond(request)
+                return
 
     def _answered(self, future: asyncio.Future, text: bytes, slots) -> None:
         slots.release()

@@ -22,7 +22,7 @@ async def refused_serve(url: str, node_id: str) -> str:
     """Start a serve that must refuse to run: returns its last stderr line."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "smsgate.cli", "serve", "--database", url, "--smpp-port", "0",
-        "--http-port", "0", "--node-id", node_id, cwd=ROOT,
+        "--http-port", "0", "--admin-port", "0", "--node-id", node_id, cwd=ROOT,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 30)

@@ -15,7 +15,8 @@ async def start_serve(url: str, log: Path, listening: str = "SMPP",
     with log.open("ab") as stderr:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "smsgate.cli", "serve", "--database", url,
-            "--smpp-port", "0", "--http-port", "0", "--log-level", "WARNING", *options,
+            "--smpp-port", "0", "--http-port", "0", "--admin-port", "0", "--log-level", "WARNING",
+            *options,
             stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=ROOT)
     assert proc.stdout is not None
     try:
@@ -33,20 +34,20 @@ async def start_serve(url: str, log: Path, listening: str = "SMPP",
         raise
 
 
-async def start_serve_ports(url: str, log: Path, *options: str
+async def start_serve_ports(url: str, log: Path, *options: str, until: str = "HTTP"
                             ) -> tuple[asyncio.subprocess.Process, dict[str, int]]:
-    """Like start_serve, with the port of every `<NAME> listening on` line up to HTTP's
-    (SMPP and HTTP; `log` gets stderr)."""
+    """Like start_serve, with the port of every `<NAME> listening on` line up to
+    `until`'s (SMPP and HTTP by default; "Admin" for all; `log` gets stderr)."""
     with log.open("ab") as stderr:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "smsgate.cli", "serve", "--database", url,
-            "--smpp-port", "0", "--http-port", "0", *options,
+            "--smpp-port", "0", "--http-port", "0", "--admin-port", "0", *options,
             stdout=asyncio.subprocess.PIPE, stderr=stderr, cwd=ROOT)
     assert proc.stdout is not None
     ports: dict[str, int] = {}
     try:
         async with asyncio.timeout(30):
-            while "HTTP" not in ports:
+            while until not in ports:
                 line = (await proc.stdout.readline()).decode()
                 if not line:
                     raise AssertionError(f"serve exited early:\n{log.read_text()}")

@@ -258,7 +258,7 @@ async def prepare_database(url: str) -> None:
 
 
 def fast_settings(url: str) -> Settings:
-    return Settings(database_url=url, host="127.0.0.1", smpp_port=0, http_port=0,
+    return Settings(database_url=url, host="127.0.0.1", smpp_port=0, http_port=0, admin_port=0,
                     node_id="test", smpp=SmppServerConfig(response_timeout=2.0))
 
 

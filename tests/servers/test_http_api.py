@@ -181,6 +181,7 @@ async def test_serve_prints_the_http_port(tmp_path):
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "smsgate.cli", "serve", "--database",
         f"sqlite:///{tmp_path}/serve.db", "--smpp-port", "0", "--http-port", "0",
+        "--admin-port", "0",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env)
     try:
         lines = []

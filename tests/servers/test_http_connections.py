@@ -271,9 +271,8 @@ async def test_a_client_that_never_reads_a_download_is_dropped(store_url):
 
 
 def test_every_limit_is_a_toml_setting(tmp_path):
-    """docs/operations.md's keys reach the settings (cli.py maps nested tables)."""
-    from smsgate.app import Settings
-    from smsgate.cli import _apply_config
+    """docs/operations.md's keys reach the settings (config.py maps nested tables)."""
+    from smsgate.config import load
     config = tmp_path / "smsgate.toml"
     config.write_text("""
 [http]
@@ -293,8 +292,7 @@ max_total = 1000
 allow_private = true
 max_answer = 1024
 """)
-    settings = Settings()
-    _apply_config(settings, str(config))
+    settings = load(str(config), environ={}).settings
     http = settings.http
     assert (http.header_timeout, http.keepalive_timeout, http.body_timeout,
             http.write_timeout) == (5.0, 20.0, 15.0, 25.5)

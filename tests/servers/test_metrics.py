@@ -2,7 +2,7 @@
 Prometheus' text format, OpenMetrics on request, and the switch that turns it off."""
 
 import aiohttp
-from http_harness import LEBANON, api_fixture, eventually, http_settings, ids_of  # noqa: F401
+from http_harness import LEBANON, USER, api_fixture, eventually, http_settings, ids_of  # noqa: F401
 from prometheus_client.parser import text_string_to_metric_families
 from smpp_harness import prepare_database
 
@@ -54,6 +54,33 @@ async def test_metrics_count_accepted_delivered_and_commits(api):
     assert any(name == "python_info" for name, _ in samples)
 
 
+async def test_metrics_per_account_and_connector_with_latency_histograms(api):
+    await api.seed_account()
+    ids = ids_of(await api.submit(mno=f"{LEBANON},+447700900123"))
+
+    async def delivered():
+        return [(await api.message(i)).status for i in ids] == ["DELIVRD", "DELIVRD"]
+
+    await eventually(delivered, what="DELIVRD")
+    _, samples = await scrape(api)
+    assert value(samples, "smsgate_account_messages_accepted_total", account=USER) == 2
+    assert value(samples, "smsgate_account_message_statuses_total", account=USER,
+                 status="DELIVRD") == 2
+    assert value(samples, "smsgate_connector_message_statuses_total",
+                 connector="simulator", status="DELIVRD") == 2
+    assert value(samples, "smsgate_connector_up", connector="simulator", state="up") == 1
+    # one HTTP request for both: answered together, after their commit
+    assert value(samples, "smsgate_submit_ack_seconds_count", channel="http") == 2
+    assert 0 < value(samples, "smsgate_submit_ack_seconds_sum", channel="http") < 10
+    assert value(samples, "smsgate_submit_ack_seconds_bucket", channel="http",
+                 le="+Inf") == 2
+    assert value(samples, "smsgate_submit_final_seconds_count", connector="simulator") == 2
+    buckets = [(float(dict(labels)["le"]), n) for (name, labels), n in samples.items()
+               if name == "smsgate_submit_final_seconds_bucket"]
+    counts = [n for _, n in sorted(buckets)]
+    assert counts == sorted(counts) and counts[-1] == 2  # cumulative
+
+
 async def test_metrics_label_refusals_by_error(api):
     await api.seed_account()
     assert await api.submit(mno="not-a-number") == \
@@ -72,6 +99,8 @@ async def test_metrics_count_smpp_binds_and_submits(api):
     assert (await client.submit(destination="not-a-number")).status == Status.ESME_RINVDSTADR
     _, samples = await scrape(api)
     assert value(samples, "smsgate_messages_accepted_total", channel="smpp") == 1
+    assert value(samples, "smsgate_account_messages_accepted_total", account="acme") == 1
+    assert value(samples, "smsgate_submit_ack_seconds_count", channel="smpp") == 1
     assert value(samples, "smsgate_submits_refused_total",
                  channel="smpp", error="BAD_DESTINATION", code="HTTP09") == 1
     assert value(samples, "smsgate_smpp_connections") == 2

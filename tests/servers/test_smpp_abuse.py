@@ -235,8 +235,7 @@ async def test_peer_gone_during_the_backoff_delay_leaks_nothing(gateway):
 
 
 def test_every_limit_is_a_setting_in_the_toml_file(tmp_path):
-    from smsgate.app import Settings
-    from smsgate.cli import _apply_config
+    from smsgate.config import load
 
     config = tmp_path / "smsgate.toml"
     config.write_text("""
@@ -253,8 +252,7 @@ login_backoff_delay = 0.25
 max_per_ip = 4
 max_total = 40
 """)
-    settings = Settings()
-    _apply_config(settings, str(config))
+    settings = load(str(config), environ={}).settings
     smpp = settings.smpp
     assert (smpp.max_pdus_before_bind, smpp.max_protocol_errors, smpp.log_errors_per_minute,
             smpp.write_high_water, smpp.max_write_buffer, smpp.receipt_backlog,

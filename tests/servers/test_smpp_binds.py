@@ -226,3 +226,23 @@ async def test_the_link_check_after_bind_does_not_wait_for_the_bind_timeout(gate
     silent.answer_enquire_link = False
     await silent.wait_closed(5.0)  # 0.5 + 1.0 s, far from 30
     assert silent.enquire_links == 1
+
+
+async def test_our_unbind_answered_at_once_still_sends_the_answers_owed(gateway):
+    """Stopping a node unbinds its customers while their submits wait for the group
+    commit. A client that answers the unbind at once still gets an answer to every
+    submit the server took (SMPP 3.4 §2.3: the unbind ends the session, not the
+    requests already in it): those messages are stored and charged."""
+    await gateway.account()
+    client = await gateway.bound("tx")
+    connection = gateway.connection(client)
+    answers = client.pipeline([submit_sm(text=b"m%d" % n) for n in range(50)])
+    while not connection.session.pending_in:  # the server has read them...
+        await asyncio.sleep(0)
+    connection.unbind()  # ...and unbinds before their commit returns
+    unbind = await client.next_request()
+    assert unbind.command_id == CommandId.unbind
+    client.respond(unbind)
+    statuses = [(await asyncio.wait_for(a, 5)).status for a in answers]
+    assert statuses == [Status.ESME_ROK] * 50
+    await client.wait_closed(2.0)

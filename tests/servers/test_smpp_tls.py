@@ -194,6 +194,7 @@ async def test_serve_prints_the_tls_port_last(tmp_path, cert_files, client_conte
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "smsgate.cli", "serve", "--database",
         f"sqlite:///{tmp_path}/serve.db", "--smpp-port", "0", "--http-port", "0",
+        "--admin-port", "0",
         "--smpp-tls-port", "0", "--tls-cert", cert, "--tls-key", key,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -27,7 +27,8 @@ async def test_claim_heartbeat_and_stop(store) -> None:
     assert (node.id, node.state, node.address, node.stopped_at) == ("n1", ALIVE, "", None)
     assert 0 <= node.silent_for < 2
 
-    figures = NodeFigures(smpp_sessions=3, upstream_binds=2, messages_per_second=12.5)
+    figures = NodeFigures(smpp_sessions=3, upstream_binds=2, messages_per_second=12.5,
+                          delivered_per_second=10.5, failed_per_second=2.0)
     assert await store.node_heartbeat("n1", "run-a", "h smpp:1 http:2", figures)
     [node] = await store.list_nodes()
     assert (node.address, node.figures) == ("h smpp:1 http:2", figures)

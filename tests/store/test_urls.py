@@ -2,8 +2,9 @@
 
 import pytest
 
+from smsgate.config import Settings
 from smsgate.core.ports import StoreError
-from smsgate.store import DEFAULT_DATABASE_URL, open_store, sqlite_path
+from smsgate.store import open_store, sqlite_path
 from smsgate.store.postgres import PostgresStore
 from smsgate.store.sqlite import SqliteStore
 
@@ -24,7 +25,7 @@ def test_sqlite_urls(url: str, path: str) -> None:
 
 
 def test_default_url_is_a_relative_sqlite_file() -> None:
-    assert sqlite_path(DEFAULT_DATABASE_URL) == "smsgate.db"
+    assert sqlite_path(Settings().database_url) == "smsgate.db"
 
 
 @pytest.mark.parametrize("url", [
