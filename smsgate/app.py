@@ -35,6 +35,7 @@ from .core.ids import MessageIdGenerator
 from .core.inbound import InboundService
 from .core.login_guard import LoginGuard
 from .core.models import (
+    ATES,
     CREDIT_SCALE,
     DELIVRD,
     FAILED_STATUSES,
@@ -50,6 +51,7 @@ from .core.retention import Retention
 from .core.routing import RoutingTable
 from .core.scheduler import Scheduler
 from .core.sessions import Sessions
+from .core.status_history import StatusHistory
 from .core.submit import SubmitPipeline
 from .core.throughput import Throughput
 from .servers.admin_api import AdminApi
@@ -199,6 +201,8 @@ class App:
                                self.pipeline, self.dispatcher, self.receipts, settings.node_id,
                                LoginGuard(settings.login), genuine_id=self.ids.is_genuine)
         self.sessions = Sessions(self.store, binds)
+        self.status_history = StatusHistory(self.store, settings.node_id,
+                                            self._status_counts)
         self.smpp = SmppServer(self.gateway, settings.smpp)
         self.tls = tls_context(settings)
         # The callback outbox records from now on, not only once the HTTP API started:
@@ -252,6 +256,10 @@ class App:
         statuses = self.dispatcher.statuses
         return (sum(self.pipeline.accepted.values()), statuses.get(DELIVRD, 0),
                 sum(statuses.get(s, 0) for s in FAILED_STATUSES))
+
+    def _status_counts(self) -> dict[str, int]:
+        """Status changes on this node so far, ATES counting the messages accepted."""
+        return {ATES: sum(self.pipeline.accepted.values()), **self.dispatcher.statuses}
 
     def _node_address(self) -> str:
         """Where this node listens, for `smsgate nodes`: host smpp:N http:N [tls:N]."""
@@ -327,6 +335,7 @@ class App:
         await self.receipts.start()
         await self.scheduler.start()
         self.retention.start()
+        self.status_history.start()
         self._tasks.append(asyncio.create_task(self._route_refresh(), name="route-refresh"))
         host = self.settings.host
         await self.smpp.start(host, self.settings.smpp_port)
@@ -364,6 +373,7 @@ class App:
         await self.inbound.stop()
         await self.dispatcher.stop()
         await self.writer.close()
+        await self.status_history.stop()  # the last seconds' statuses too
         await self.node.stop()  # its lock is let go by store.close()
         await self.store.close()
         self.gateway.authenticator.close()

@@ -36,6 +36,7 @@ from .models import (
 )
 from .numbers import number_digits
 from .ports import Conflict, InUse, Store
+from .status_history import BUCKET_SECONDS, bucket_of
 from .validation import well_formed_sender
 
 # Account fields an update may set (with "password", hashed here)
@@ -312,13 +313,16 @@ class Admin:
     async def nodes(self) -> list[NodeStatus]:
         return await self._store.list_nodes()
 
-    async def status_series(self, seconds: float, step: float,
-                            now: float | None = None) -> tuple[float, list]:
-        """(start, [(bucket start, status, count)]) over the last `seconds`."""
+    async def status_series(self, seconds: float, step: int, now: float | None = None,
+                            ) -> tuple[float, int, list]:
+        """(start, step, [(bucket start, status, count)]): the status changes of the
+        last `seconds` over all nodes (core/status_history.py). The step is rounded up
+        to a multiple of the stored buckets' BUCKET_SECONDS."""
         now = time.time() if now is None else now
-        since = now - seconds
-        found = await self._store.status_series(since, now, step)
-        return since, [(bucket * step, status, count) for bucket, status, count in found]
+        step = -(-max(step, 1) // BUCKET_SECONDS) * BUCKET_SECONDS
+        since = bucket_of(now - seconds)
+        found = await self._store.status_series(since, bucket_of(now) + BUCKET_SECONDS, step)
+        return since, step, [(bucket * step, status, count) for bucket, status, count in found]
 
 
 def _events(message: Message) -> list[tuple[float, str, str]]:

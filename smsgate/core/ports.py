@@ -298,10 +298,13 @@ class Store(Protocol):
         """(kind, status, outcome, attempts, at) of the receipts, MO deliver_sm and
         callbacks of a message (or MO) that left the outbox: delivered or given up."""
         ...
-    async def status_series(self, since: float, until: float,
-                            step: float) -> list[tuple[int, str, int]]:
-        """(bucket, status, count) of the messages created in [since, until), where
-        bucket = floor(created_at / step)."""
+    async def status_series(self, since: int, until: int,
+                            step: int) -> list[tuple[int, str, int]]:
+        """(bucket // step, status, count) of the status changes of every node in the
+        stored buckets of [since, until) (core/status_history.py)."""
+        ...
+    async def add_status_counts(self, node: str, counts: list[tuple[int, str, int]]) -> None:
+        """Add to this node's (bucket, status) rows what they grew by."""
         ...
 
 

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 DAY = 86_400.0
 # The tables retention purges, in this order (store/retention.py: BY_NAME)
-TABLES = ("messages", "ledger", "dlr_callbacks", "inbound_messages", "unmatched_reports")
+TABLES = ("messages", "ledger", "dlr_callbacks", "inbound_messages", "unmatched_reports",
+          "status_counts")
 STEP_ROWS = 500
 PAUSE = 0.005  # seconds after each step: live traffic's group commits go first
 

@@ -331,10 +331,10 @@ class AdminApi:
         return [views.node(n) for n in await self.admin.nodes()]
 
     async def stats(self, query: StatsQuery):
-        since, series = await self.admin.status_series(query.window, query.step)
+        since, step, series = await self.admin.status_series(query.window, query.step)
         rate = sum(n.figures.messages_per_second for n in await self.admin.nodes()
                    if n.state == "alive")
-        return views.stats(since, query.step, rate, series)
+        return views.stats(since, step, rate, series)
 
     async def throughput(self, query: ThroughputQuery):
         samples = await self.throughput_samples.series(query.seconds)

@@ -292,7 +292,8 @@ class NodeOut(BaseModel):
 
 class StatsQuery(Strict):
     window: int = Field(300, ge=1, le=86_400, description="seconds back from now")
-    step: int = Field(10, ge=1, le=3_600, description="seconds per bucket")
+    step: int = Field(10, ge=1, le=3_600, description="seconds per bucket (rounded up to "
+                      "a multiple of 10)")
 
 
 class StatsBucket(BaseModel):
@@ -304,7 +305,8 @@ class StatsOut(BaseModel):
     since: float
     step: int
     messages_per_second: float = Field(description="accepted now, summed over live nodes")
-    totals: dict[str, int] = Field(description="messages created in the window, by status")
+    totals: dict[str, int] = Field(description="status changes in the window, by status "
+                                   "(ATES: messages accepted)")
     series: list[StatsBucket]
 
 

@@ -58,10 +58,15 @@ LOG_CALLBACKS = ("INSERT INTO deliveries (message_id, kind, status, outcome, att
                  "END, status, $3, attempts + 1, $2 FROM dlr_callbacks WHERE id = ANY($1)")
 DELIVERIES_OF = ("SELECT kind, status, outcome, attempts, at FROM deliveries "
                  "WHERE message_id = $1 ORDER BY at")
-# Counts per status of the messages created in [since, until), per `step` seconds
-STATUS_SERIES = ("SELECT CAST(floor(created_at / $3) AS BIGINT), status, count(*) "
-                 "FROM messages WHERE created_at >= $1 AND created_at < $2 "
-                 "GROUP BY 1, 2 ORDER BY 1, 2")
+# Status changes per bucket of `step` seconds (a multiple of the stored buckets'), over
+# the nodes, in [since, until): integer division on both backends
+STATUS_SERIES = ("SELECT bucket / $3, status, sum(count) FROM status_counts "
+                 "WHERE bucket >= $1 AND bucket < $2 GROUP BY 1, 2 ORDER BY 1, 2")
+# What a node's count of a status in a bucket grew by (core/status_history.py)
+ADD_STATUS_COUNT = ("INSERT INTO status_counts (node, bucket, status, count) "
+                    "VALUES ($1, $2, $3, $4) ON CONFLICT (bucket, node, status) "
+                    "DO UPDATE SET count = status_counts.count + excluded.count")
+
 
 
 def search(query: MessageQuery) -> tuple[str, list]:

@@ -475,6 +475,18 @@ _NODE_RATES = """
 ALTER TABLE nodes ADD COLUMN delivered_per_second {time} NOT NULL DEFAULT 0;
 ALTER TABLE nodes ADD COLUMN failed_per_second {time} NOT NULL DEFAULT 0"""
 
+# Status changes per node and 10-second bucket (core/status_history.py), for the admin
+# API's /stats: counted in memory, written every few seconds, so that statistics never
+# scan the messages table. The id is for retention's steps (store/retention.py).
+_STATUS_COUNTS = """
+CREATE TABLE status_counts (
+    id {serial},
+    node TEXT NOT NULL,
+    bucket {int} NOT NULL,
+    status TEXT NOT NULL,
+    count {int} NOT NULL);
+CREATE UNIQUE INDEX status_counts_bucket ON status_counts (bucket, node, status)"""
+
 
 MIGRATIONS: list[Migration] = [
     Migration("0001_initial", _INITIAL_SQLITE, _INITIAL_POSTGRES),
@@ -493,8 +505,11 @@ MIGRATIONS: list[Migration] = [
               _ADMIN.format(id="BIGINT", time="DOUBLE PRECISION")),
     Migration("0010_node_rates", _NODE_RATES.format(time="REAL"),
               _NODE_RATES.format(time="DOUBLE PRECISION")),
+    Migration("0011_status_counts",
+              _STATUS_COUNTS.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", int="INTEGER"),
+              _STATUS_COUNTS.format(serial="BIGSERIAL PRIMARY KEY", int="BIGINT")),
     # PostgreSQL's message history in time partitions (store/partitions.py); SQLite as is
-    Migration("0011_partitions", "", _PARTITIONS_POSTGRES),
+    Migration("0012_partitions", "", _PARTITIONS_POSTGRES),
 ]
 
 

@@ -137,6 +137,10 @@ class PostgresStore(SqlStore):
         with _errors():
             return await self.pool.fetch(sql, *args)
 
+    async def _change_many(self, sql: str, args: list[tuple]) -> None:
+        with _errors():
+            await self.pool.executemany(sql, args)
+
     # -- several statements in one transaction ---------------------------------------------
 
     async def migrate(self) -> list[str]:

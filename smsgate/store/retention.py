@@ -31,6 +31,7 @@ HISTORY = (
     History("dlr_callbacks", "created_at"),
     History("inbound_messages", "received_at", dependents=("deliveries",)),
     History("unmatched_reports", "received_at"),
+    History("status_counts", "bucket"),
 )
 BY_NAME = {history.table: history for history in HISTORY}  # core/retention.py: TABLES
 

@@ -5,7 +5,8 @@ A backend supplies the statements in its spelling (`sql`, from `dialect.spelled`
 list parameter is bound (`list_arg`) and five ways to run one statement:
 - `_rows`, `_row`, `_value`: a read, its rows / first row / first value;
 - `_change`: a write on its own (committed), the number of rows it changed;
-- `_returning`: a write on its own (committed), the rows its RETURNING gave.
+- `_returning`: a write on its own (committed), the rows its RETURNING gave;
+- `_change_many`: one statement for each of many argument tuples, committed together.
 What takes several statements in one transaction, or a lock, stays in the backend.
 """
 
@@ -55,6 +56,9 @@ class SqlStore:
         raise NotImplementedError
 
     async def _returning(self, sql: str, *args: Any) -> list:
+        raise NotImplementedError
+
+    async def _change_many(self, sql: str, args: list[tuple]) -> None:
         raise NotImplementedError
 
     async def _cancel(self, account_id: int, ids: Any, at: float) -> list[Message]:
@@ -307,10 +311,13 @@ class SqlStore:
         callbacks = await self._rows(self.sql.CALLBACKS_OF, message_id)
         return [tuple(r) for r in receipts], [tuple(r) for r in callbacks]
 
-    async def status_series(self, since: float, until: float,
-                            step: float) -> list[tuple[int, str, int]]:
-        found = await self._rows(self.sql.STATUS_SERIES, since, until, float(step))
+    async def status_series(self, since: int, until: int,
+                            step: int) -> list[tuple[int, str, int]]:
+        found = await self._rows(self.sql.STATUS_SERIES, since, until, step)
         return [tuple(r) for r in found]
+
+    async def add_status_counts(self, node: str, counts: list[tuple[int, str, int]]) -> None:
+        await self._change_many(self.sql.ADD_STATUS_COUNT, [(node, *c) for c in counts])
 
     async def message_deliveries(self, message_id: int) -> list[tuple]:
         return [tuple(r) for r in await self._rows(self.sql.DELIVERIES_OF, message_id)]

@@ -164,6 +164,9 @@ class SqliteStore(SqlStore):
     async def _returning(self, sql: str, *args: Any) -> list:
         return await self._tx(_all, sql, args)
 
+    async def _change_many(self, sql: str, args: list[tuple]) -> None:
+        await self._tx(lambda c: c.executemany(sql, args))
+
     # -- several statements in one transaction ---------------------------------------------
 
     async def migrate(self) -> list[str]:

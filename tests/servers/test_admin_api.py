@@ -255,8 +255,11 @@ async def test_messages_search_paging_and_timeline(store_url):
         assert_error(*await admin.call("GET", PREFIX + f"/messages/{ids[-1] + 10**6}"),
                      "not_found", 404)
 
-        stats = await admin.ok("GET", "/stats", params={"window": "600", "step": "60"})
-        assert stats["totals"] == {"DELIVRD": len(ids)}
+        async def counted() -> dict:  # written every 2 s (core/status_history.py)
+            stats = await admin.ok("GET", "/stats", params={"window": "600", "step": "60"})
+            return stats if stats["totals"].get("DELIVRD") == len(ids) else None
+        stats = await eventually(counted, timeout=10)
+        assert stats["totals"]["ATES"] == len(ids) and stats["step"] == 60
         assert sum(b["counts"].get("DELIVRD", 0) for b in stats["series"]) == len(ids)
         [node] = await admin.ok("GET", "/nodes")
         assert node["id"] == "test" and node["state"] == "alive"

@@ -114,7 +114,7 @@ async def test_retention_drops_old_partitions_whole_and_keeps_what_waits(pg) -> 
 async def test_an_upgrade_keeps_the_messages_and_partitions_what_follows(pg) -> None:
     await pg.pool.execute(SCHEMA_MIGRATIONS_POSTGRES)
     for migration in MIGRATIONS:
-        if migration.name < "0011":
+        if migration.name < "0012":
             await pg.pool.execute(migration.postgres)
             await pg.pool.execute("INSERT INTO schema_migrations (name, applied_at) "
                                   "VALUES ($1, 0)", migration.name)
@@ -126,7 +126,7 @@ async def test_an_upgrade_keeps_the_messages_and_partitions_what_follows(pg) -> 
     await pg.write(WriteBatch(sent=[SentUpdate(stored[7].id, "up", time.time(), "x7",
                                                part_ids=("x7", "y7"))]))
 
-    assert await pg.migrate() == ["0011_partitions"]
+    assert await pg.migrate() == ["0012_partitions"]
     assert set((await _where(pg, [m.id for m in stored])).values()) == {"messages_0"}
     assert (await pg.get_message(stored[99].id)).id == stored[99].id
     assert [m.id for m in await pg.messages_by_upstream_id("up", ["x7"])] == [stored[7].id]

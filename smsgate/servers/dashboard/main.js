@@ -8,7 +8,7 @@ import { byId, fillRows, formatTime } from "./dom.js";
 import * as panels from "./panels.js";
 
 const CHART_SECONDS = 60;
-const STATS_WINDOW = 900; // the statuses panel: messages of the last 15 minutes
+const STATS_WINDOW = 900; // the statuses panel: status changes of the last 15 minutes
 const PAGE = 50;
 
 // [what, every how many ms, read from the API, show]
@@ -20,7 +20,7 @@ const REFRESH = [
   ["accounts", 5000, () => call("/accounts"), panels.showAccounts],
   ["nodes", 2000, () => call("/nodes"), panels.showNodes],
   // a scan of the messages table (docs/admin.md, Known limits): seldom
-  ["statuses", 15000, () => call("/stats", { params: { window: STATS_WINDOW, step: 60 } }),
+  ["statuses", 5000, () => call("/stats", { params: { window: STATS_WINDOW, step: 60 } }),
     panels.showStatuses],
 ];
 
