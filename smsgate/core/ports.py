@@ -202,6 +202,11 @@ class Store(Protocol):
     async def purge_expired_receipts(self, now: float) -> int: ...
 
     # retention (core/retention.py)
+    async def drop_partitions(self, before: float) -> int:
+        """Drop whole time partitions of messages holding nothing newer than `before`
+        and nothing still waiting (PostgreSQL; 0 elsewhere); the messages dropped."""
+        ...
+
     async def purge_step(self, table: str, before: float, after_id: int,
                          limit: int) -> PurgeStep:
         """Delete up to `limit` rows of `table` after `after_id` older than `before`, in

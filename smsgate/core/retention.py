@@ -1,6 +1,7 @@
 """Retention (SPEC §10): history older than `retention_days` is deleted in the
 background, and `smsgate purge --older-than DAYS` does it at once.
 
+On PostgreSQL, old messages go first as whole time partitions (store/partitions.py).
 Deletion goes in steps of `step_rows` rows, each a short transaction of its own with a
 pause after it, so that live traffic's group commits keep their turn (the store module
 store/retention.py says how a step reads and deletes). A message still waiting to be
@@ -31,9 +32,13 @@ async def purge(store: Store, before: float, step_rows: int = STEP_ROWS, pause: 
                 progress: Progress | None = None) -> dict[str, int]:
     """Delete what is older than `before` (a Unix time) in every table; rows deleted
     per table."""
-    deleted: dict[str, int] = {}
+    deleted: dict[str, int] = {table: 0 for table in TABLES}
+    # Whole partitions first, where the store has them; the steps take what is left.
+    deleted["messages"] = await store.drop_partitions(before)
+    if progress is not None and deleted["messages"]:
+        progress("messages", deleted["messages"])
     for table in TABLES:
-        deleted[table], after_id = 0, 0
+        after_id = 0
         while True:
             step = await store.purge_step(table, before, after_id, step_rows)
             deleted[table] += step.deleted

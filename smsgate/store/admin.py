@@ -1,5 +1,5 @@
 """The admin API's statements (SPEC §10), written once for both backends in the spelling
-of store/nodes.py (`$1`, `{now}`; `nodes.for_sqlite` / `nodes.for_postgres`).
+of store/dialect.py (store/statements.py names them; store/sql_store.py runs them).
 
 Tokens are looked up by their hash (the UNIQUE index); the caller compares it again in
 constant time. Sessions are the bind leases of live runs (store/bind_leases.py), so a
@@ -48,17 +48,14 @@ RECEIPTS_OF = ("SELECT id, status, created_at, attempts, next_attempt_at, expire
 CALLBACKS_OF = ("SELECT id, status, created_at, attempts, next_attempt_at, holder "
                 "FROM dlr_callbacks WHERE message_id = $1 AND status <> 'MO' ORDER BY id")
 # The outbox rows leaving in a group commit, logged before they are deleted (same
-# transaction). `{ids}` is the dialect's list of the batch's ids bound to $1: the
-# json_each of a JSON array on SQLite, the unnest of a bigint[] on PostgreSQL.
-# Attempts count the one that ended the row's life.
+# transaction); $1 the list of the batch's ids. Attempts count the one that ended the
+# row's life.
 LOG_RECEIPTS = ("INSERT INTO deliveries (message_id, kind, status, outcome, attempts, at) "
                 "SELECT message_id, kind, status, 'delivered', attempts + 1, $2 "
-                "FROM pending_receipts WHERE id IN ({ids})")
+                "FROM pending_receipts WHERE id = ANY($1)")
 LOG_CALLBACKS = ("INSERT INTO deliveries (message_id, kind, status, outcome, attempts, at) "
                  "SELECT message_id, CASE WHEN status = 'MO' THEN 'mo-url' ELSE 'callback' "
-                 "END, status, $3, attempts + 1, $2 FROM dlr_callbacks WHERE id IN ({ids})")
-SQLITE_IDS = "SELECT value FROM json_each($1)"
-PG_IDS = "SELECT unnest($1::bigint[])"
+                 "END, status, $3, attempts + 1, $2 FROM dlr_callbacks WHERE id = ANY($1)")
 DELIVERIES_OF = ("SELECT kind, status, outcome, attempts, at FROM deliveries "
                  "WHERE message_id = $1 ORDER BY at")
 # Status changes per bucket of `step` seconds (a multiple of the stored buckets'), over
@@ -70,9 +67,6 @@ ADD_STATUS_COUNT = ("INSERT INTO status_counts (node, bucket, status, count) "
                     "VALUES ($1, $2, $3, $4) ON CONFLICT (bucket, node, status) "
                     "DO UPDATE SET count = status_counts.count + excluded.count")
 
-STATEMENTS = ("ADD_TOKEN", "TOKENS", "TOKEN_BY_HASH", "REVOKE_TOKEN", "TOUCH_TOKEN", "SESSIONS",
-              "KICK", "KICKED", "PARTS", "RECEIPTS_OF", "CALLBACKS_OF", "STATUS_SERIES",
-              "DELIVERIES_OF", "ADD_STATUS_COUNT")
 
 
 def search(query: MessageQuery) -> tuple[str, list]:

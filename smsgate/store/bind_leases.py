@@ -1,5 +1,5 @@
 """The bind_leases table's statements (SPEC §9: the bind policy holds cluster-wide),
-written once for both backends in the spelling of store/nodes.py.
+written once for both backends in the spelling of store/dialect.py.
 
 A lease is one bound customer session on one node's run. Only leases of live runs
 count: a node that stopped, or is silent for NODE_DEAD_AFTER seconds, or was restarted

@@ -13,6 +13,8 @@ them. The partial indexes' `status IN ('ATES', 'ACCEPTD')` must read exactly lik
 
 from typing import NamedTuple
 
+from .partitions import MIGRATION_POSTGRES as _PARTITIONS_POSTGRES
+
 
 class Migration(NamedTuple):
     name: str
@@ -506,6 +508,8 @@ MIGRATIONS: list[Migration] = [
     Migration("0011_status_counts",
               _STATUS_COUNTS.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", int="INTEGER"),
               _STATUS_COUNTS.format(serial="BIGSERIAL PRIMARY KEY", int="BIGINT")),
+    # PostgreSQL's message history in time partitions (store/partitions.py); SQLite as is
+    Migration("0012_partitions", "", _PARTITIONS_POSTGRES),
 ]
 
 

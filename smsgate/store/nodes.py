@@ -4,14 +4,11 @@ Times come from the database's clock, not the node's: on PostgreSQL every node t
 stamps and judges heartbeats by one clock, so a node whose clock runs a few seconds
 behind is not taken for dead. (On SQLite the database's clock is the machine's.)
 
-The statements are spelled for asyncpg (`$1`, `{now}`); `for_sqlite` turns them into
-sqlite3's (`?1` and julianday('now'), which has millisecond precision).
+The statements are spelled as in store/dialect.py (`$1`, `{now}`); on SQLite `{now}` is
+julianday('now'), which has millisecond precision.
 """
 
 from ..core.models import NodeFigures, NodeStatus
-
-PG_NOW = "extract(epoch from clock_timestamp())::float8"
-SQLITE_NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
 # A claim resets the row whoever held it: the caller holds the lock that proves no other
 # live process is this node.
@@ -32,14 +29,6 @@ STOP = ("UPDATE nodes SET stopped_at = {now}, heartbeat_at = {now}, smpp_session
         f"upstream_binds = 0, {_NO_RATES} WHERE id = $1 AND run_id = $2")
 LIST = f"SELECT {_COLUMNS} FROM nodes ORDER BY id"
 ONE = f"SELECT {_COLUMNS} FROM nodes WHERE id = $1"
-
-
-def for_postgres(sql: str) -> str:
-    return sql.replace("{now}", PG_NOW)
-
-
-def for_sqlite(sql: str) -> str:
-    return sql.replace("$", "?").replace("{now}", SQLITE_NOW)
 
 
 def heartbeat_args(node_id: str, run_id: str, address: str, figures: NodeFigures) -> tuple:

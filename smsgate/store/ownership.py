@@ -1,5 +1,5 @@
 """Work ownership across nodes (SPEC §9), written once for both backends in the spelling
-of store/nodes.py.
+of store/dialect.py.
 
 A message belongs to the node that accepted it (`messages.node`) until its upstream took
 it: only that node recovers it after a restart, sends it when its schedule comes, and
@@ -13,14 +13,10 @@ from .rows import LIVE
 
 LIVE_NODES = ("SELECT id FROM nodes WHERE stopped_at IS NULL "
               f"AND {{now}} - heartbeat_at < {NODE_DEAD_AFTER}")
-# $1 taker, $2 at most this many; {lock}: the dialect's row lock for concurrent takers
+# $1 taker, $2 at most this many; {columns}: the message columns (statements.py)
 TAKE_OVER = ("UPDATE messages SET node = $1 WHERE id IN (SELECT id FROM messages "
              f"WHERE sent_at IS NULL AND {LIVE} AND node <> $1 "
-             f"AND node NOT IN ({LIVE_NODES}) ORDER BY id LIMIT $2{{lock}}) "
+             f"AND node NOT IN ({LIVE_NODES}) ORDER BY id LIMIT $2{{skip_locked}}) "
              "RETURNING {columns}")
 RELEASE_CALLBACKS = ("UPDATE dlr_callbacks SET holder = '' WHERE holder <> '' "
                      f"AND holder NOT IN ({LIVE_NODES})")
-
-
-def take_over(columns: str, lock: str) -> str:
-    return TAKE_OVER.replace("{lock}", lock).replace("{columns}", columns)

@@ -36,12 +36,19 @@ HISTORY = (
 BY_NAME = {history.table: history for history in HISTORY}  # core/retention.py: TABLES
 
 
-def select_step(history: History, placeholder: str) -> str:
-    """Rows after an id, oldest first: id, time, whether retention may delete it.
-    `placeholder` is the dialect's, formatted with 1 and 2 ("?{}" or "${}")."""
-    after, limit = placeholder.format(1), placeholder.format(2)
+def select_step(history: History) -> str:
+    """Rows after an id ($1), oldest first, at most $2: id, time, whether retention may
+    delete it. (Spelled as in store/dialect.py, as delete_step.)"""
     return (f"SELECT id, {history.time_column}, ({history.purgeable}) FROM {history.table} "
-            f"WHERE id > {after} ORDER BY id LIMIT {limit}")
+            "WHERE id > $1 ORDER BY id LIMIT $2")
+
+
+def delete_step(history: History) -> list[str]:
+    """The deletes of a step's chosen ids ($1, a list): its dependents' rows, then its
+    own (the last), which checks `purgeable` again."""
+    return [*(f"DELETE FROM {dependent} WHERE message_id = ANY($1)"
+              for dependent in history.dependents),
+            f"DELETE FROM {history.table} WHERE id = ANY($1) AND ({history.purgeable})"]
 
 
 def chosen(rows: list[tuple], before: float, limit: int) -> tuple[list[int], PurgeStep]:

@@ -6,8 +6,10 @@ per-field Python on the hot path.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import fields
 from operator import attrgetter
+from typing import Any
 
 from ..core.models import (
     ACCEPTD,
@@ -76,6 +78,11 @@ FINAL_SQL = "(" + ", ".join(f"'{s}'" for s in sorted(FINAL_STATUSES)) + ")"
 
 def columns(names: tuple[str, ...]) -> str:
     return ", ".join(names)
+
+
+def with_ids(ids: list[int], records: list, values: Callable[[Any], tuple]) -> list[tuple]:
+    """(id, *values(record)) of records inserted with ids the store drew for them."""
+    return [(i, *values(r)) for i, r in zip(ids, records, strict=True)]
 
 
 def account_values(account: Account) -> tuple:

@@ -112,14 +112,13 @@ async def test_messages_by_upstream_id(store) -> None:
 
 
 async def test_sqlite_finds_upstream_ids_through_the_index(tmp_path) -> None:
-    from smsgate.store.sqlite import SELECT_MESSAGES
+    from smsgate.store.sqlite import SQL
     store = open_store(f"sqlite:///{tmp_path}/plan.db")
     await store.open()
     try:
         await store.migrate()
-        sql = (f"EXPLAIN QUERY PLAN {SELECT_MESSAGES} WHERE connector = ? "
-               "AND upstream_id <> '' AND upstream_id IN (?, ?) ORDER BY id")
-        plan = await store._run(lambda c: c.execute(sql, ("up", "1", "2")).fetchall())
+        sql = f"EXPLAIN QUERY PLAN {SQL.BY_UPSTREAM_ID}"
+        plan = await store._run(lambda c: c.execute(sql, ("up", '["1", "2"]')).fetchall())
         assert any("messages_upstream" in row[-1] for row in plan), plan
     finally:
         await store.close()

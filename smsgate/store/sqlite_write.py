@@ -1,0 +1,190 @@
+"""The group commit on SQLite (`write`), and the other statement groups that move money
+(cancel, credit), run in the store's worker thread inside BEGIN IMMEDIATE; and `SQL`, the
+shared statements (store/statements.py) in SQLite's spelling.
+"""
+
+import sqlite3
+import time
+from typing import Any
+
+from ..core.models import (
+    BatchResult,
+    Message,
+    PendingReceipt,
+    Refund,
+    StatusUpdate,
+    WriteBatch,
+)
+from ..core.ports import StoreError
+from . import rows, statements
+from .charging import (
+    ChargePlan,
+    cancel_refunds,
+    carried_refunds,
+    granted,
+    refund_ledger_rows,
+    refund_totals,
+)
+from .dialect import for_sqlite, spelled, sqlite_list
+from .rows import FINAL_SQL
+
+SQL = spelled(statements, for_sqlite)
+# What SQLite runs its own way. The batch's row changes go through executemany of one row
+# layout (no round trips to save; one statement per row is SQLite's cheapest), where
+# PostgreSQL sends the batch's columns as arrays (UPDATE ... FROM unnest).
+# Charging: one conditional debit per account, the balance read only when it fails
+# (charging.py); PostgreSQL locks and reads every balance first, for its lock order.
+DEBIT_IF_COVERED = ("UPDATE accounts SET balance = balance - ?1 "
+                    "WHERE id = ?2 AND balance - ?1 >= -credit_limit")
+DEBIT = "UPDATE accounts SET balance = balance - ?1 WHERE id = ?2"
+BALANCE = "SELECT balance, credit_limit FROM accounts WHERE id = ?"
+ADD_BALANCE = "UPDATE accounts SET balance = balance + ?2 WHERE id = ?1"
+# Row layouts from rows.sent_rows / rows.status_rows, bound by number.
+SET_SENT = ("UPDATE messages SET connector = ?2, sent_at = ?3, "
+            "upstream_id = CASE WHEN ?4 = '' THEN upstream_id ELSE ?4 END WHERE id = ?1")
+SET_STATUS = ("UPDATE messages SET status = ?2, error_code = ?3, "
+              "upstream_id = CASE WHEN ?4 = '' THEN upstream_id ELSE ?4 END, "
+              "accepted_at = COALESCE(?5, accepted_at), done_at = COALESCE(?6, done_at), "
+              "sent_at = COALESCE(?7, sent_at), "
+              "connector = CASE WHEN ?8 = '' THEN connector ELSE ?8 END "
+              f"WHERE id = ?1 AND status NOT IN {FINAL_SQL}")
+# Which of these messages SET_STATUS would move into a final state (charging.py says why
+# SQLite reads them first, where PostgreSQL takes them from its UPDATE's RETURNING).
+NOT_FINAL = for_sqlite(f"SELECT id FROM messages WHERE id = ANY($1) AND status NOT IN "
+                       f"{FINAL_SQL}")
+RETRY_RECEIPT = ("UPDATE pending_receipts SET attempts = attempts + 1, next_attempt_at = ?2 "
+                 "WHERE id = ?1")
+RETRY_CALLBACK = ("UPDATE dlr_callbacks SET attempts = ?2, next_attempt_at = ?3, holder = '' "
+                  "WHERE id = ?1")
+# New receipt and callback ids: above the AUTOINCREMENT mark (PostgreSQL: its sequences)
+RECEIPT_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'pending_receipts'"
+CALLBACK_SEQ = "SELECT seq FROM sqlite_sequence WHERE name = 'dlr_callbacks'"
+
+
+def scalar(c: sqlite3.Connection, sql: str, args: tuple) -> Any:
+    row = c.execute(sql, args).fetchone()
+    return row[0] if row else None
+
+
+def credit(c: sqlite3.Connection, account_id: int, amount: int, reason: str,
+           message_id: int | None, now: float) -> int:
+    balance = scalar(c, SQL.CREDIT, (amount, account_id))
+    if balance is None:
+        raise StoreError(f"no account with id {account_id}")
+    c.execute(SQL.INSERT_LEDGER, (account_id, amount, reason, message_id, now))
+    return balance
+
+
+def write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
+    now = time.time()
+    result = BatchResult()
+    if batch.new_messages:
+        result.refused = _charge_and_insert(c, batch.new_messages, now, batch.atomic)
+    if batch.sent:
+        c.executemany(SET_SENT, rows.sent_rows(batch.sent))
+    if batch.statuses:
+        _set_statuses(c, batch.statuses, now)
+    if batch.new_receipts:
+        result.receipt_ids = _insert_receipts(c, batch.new_receipts)
+    if batch.done_receipts:
+        done = (sqlite_list(batch.done_receipts),)
+        c.execute(SQL.LOG_RECEIPTS, (*done, now))
+        c.execute(SQL.DELETE_RECEIPTS, done)
+    if batch.retry_receipts:
+        c.executemany(RETRY_RECEIPT, batch.retry_receipts)
+    if batch.part_statuses or batch.unmatched or batch.sent or batch.rematched:
+        _write_correlation(c, batch, now)
+    if batch.new_callbacks or batch.done_callbacks or batch.retry_callbacks \
+            or batch.new_inbound or batch.joined_inbound or batch.given_up_callbacks:
+        result.callback_ids = _write_outbox(c, batch)
+    return result
+
+
+def _write_correlation(c: sqlite3.Connection, batch: WriteBatch, now: float) -> None:
+    parts = rows.part_rows(batch.sent)
+    if parts:
+        c.executemany(SQL.INSERT_PART, parts)
+    if batch.part_statuses:
+        c.executemany(SQL.SET_PART_STATUS, batch.part_statuses)
+    if batch.unmatched:
+        c.executemany(SQL.INSERT_UNMATCHED, rows.unmatched_rows(batch.unmatched, now))
+    if batch.rematched:
+        c.executemany(SQL.DELETE_UNMATCHED, rows.unmatched_keys(batch.rematched))
+
+
+def _charge_and_insert(c: sqlite3.Connection, messages: list[Message], now: float,
+                       atomic: list[list[int]]) -> set[int]:
+    plan = ChargePlan(messages, atomic)
+    for account_id, total in plan.debits():
+        if c.execute(DEBIT_IF_COVERED, (total, account_id)).rowcount == 1:
+            continue
+        row = c.execute(BALANCE, (account_id,)).fetchone()
+        total = plan.settle(account_id, *(row or (None, 0)))
+        if total:
+            c.execute(DEBIT, (total, account_id))
+    ledger = plan.ledger_rows(now)
+    if ledger:
+        c.executemany(SQL.INSERT_LEDGER, ledger)
+    c.executemany(SQL.INSERT_MESSAGE, map(rows.message_row, plan.accepted(messages)))
+    return plan.refused
+
+
+def _set_statuses(c: sqlite3.Connection, statuses: list[StatusUpdate], now: float) -> None:
+    """Set-based status write; the refunds it carries are granted only for the messages
+    it moves into their final state. BEGIN IMMEDIATE holds the write lock, so the live
+    ones read just before are exactly those the UPDATE moves (charging.py)."""
+    refunds = carried_refunds(statuses)
+    if refunds:
+        moved = [r[0] for r in c.execute(NOT_FINAL, (sqlite_list(refunds),))]
+    c.executemany(SET_STATUS, rows.status_rows(statuses))
+    if refunds:
+        _refund(c, granted(refunds, moved), now)
+
+
+def _refund(c: sqlite3.Connection, refunds: list[Refund], now: float) -> None:
+    """One balance update per account, one ledger row per refunded message."""
+    if refunds:
+        c.executemany(ADD_BALANCE, refund_totals(refunds))
+        c.executemany(SQL.INSERT_LEDGER, refund_ledger_rows(refunds, now))
+
+
+def _new_ids(c: sqlite3.Connection, sequence: str, count: int) -> list[int]:
+    """Ids above the AUTOINCREMENT high-water mark, assigned here so that one executemany
+    inserts them all; the write lock (BEGIN IMMEDIATE) makes the read-then-insert safe,
+    and SQLite raises the mark past them, so an id is never reused."""
+    first = (scalar(c, sequence, ()) or 0) + 1
+    return list(range(first, first + count))
+
+
+def _insert_receipts(c: sqlite3.Connection, receipts: list[PendingReceipt]) -> list[int]:
+    ids = _new_ids(c, RECEIPT_SEQ, len(receipts))
+    c.executemany(SQL.INSERT_RECEIPT, rows.with_ids(ids, receipts, rows.receipt_values))
+    return ids
+
+
+def cancel(c: sqlite3.Connection, account_id: int, ids: str, at: float) -> list[Message]:
+    cancelled = [Message(*r) for r in c.execute(SQL.CANCEL, (at, account_id, ids))]
+    _refund(c, cancel_refunds(cancelled), at)
+    return cancelled
+
+
+def _write_outbox(c: sqlite3.Connection, batch: WriteBatch) -> list[int]:
+    """The batch's callback rows and MO; returns the new callbacks' ids."""
+    ids: list[int] = []
+    new = batch.new_callbacks
+    if new:
+        ids = _new_ids(c, CALLBACK_SEQ, len(new))
+        c.executemany(SQL.INSERT_CALLBACK, rows.with_ids(ids, new, rows.callback_values))
+    for done, outcome in ((batch.done_callbacks, "delivered"),
+                          (batch.given_up_callbacks, "given up")):
+        if done:
+            gone = sqlite_list(done)
+            c.execute(SQL.LOG_CALLBACKS, (gone, time.time(), outcome))
+            c.execute(SQL.DELETE_CALLBACKS, (gone,))
+    if batch.retry_callbacks:
+        c.executemany(RETRY_CALLBACK, batch.retry_callbacks)
+    if batch.new_inbound:
+        c.executemany(SQL.INSERT_INBOUND, map(rows.inbound_row, batch.new_inbound))
+    if batch.joined_inbound:
+        c.execute(SQL.SET_JOINED, (sqlite_list(batch.joined_inbound),))
+    return ids
