@@ -1,4 +1,5 @@
-"""Fixtures shared by all test folders: a fresh database URL per test, on each backend.
+"""Fixtures shared by all test folders: a fresh database URL per test, on each backend,
+and `store`, an opened, migrated store on it.
 
 `store_url` is parametrized: SQLite (a file under tmp_path) and PostgreSQL (a schema of
 its own in this session's database). PostgreSQL is the server on 127.0.0.1:5432, user
@@ -17,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from smsgate.store import open_store
 
 # The harnesses of tests/servers and the builders of tests/store, importable from every
 # test folder (pytest puts only a test file's own folder on sys.path).
@@ -66,3 +69,15 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     schema = f"t_{secrets.token_hex(6)}"
     _run(_admin(f'CREATE SCHEMA "{schema}"', dsn=dsn))
     return f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
+
+
+@pytest.fixture
+async def store(store_url: str):
+    """An opened, migrated store on a fresh database of each backend."""
+    s = open_store(store_url)
+    await s.open()
+    await s.migrate()
+    try:
+        yield s
+    finally:
+        await s.close()

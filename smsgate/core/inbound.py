@@ -25,7 +25,6 @@ returned; a failed commit is answered `done(False)`, and the upstream sends it a
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from .models import MO, InboundMessage, InboundNumber, PendingReceipt
 from .numbers import NumberTable
 from .ports import CallbackOutbox, Done, Store, Writer
 from .receipts import ReceiptService
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +92,7 @@ class InboundService:
                        asyncio.create_task(self._give_up_loop(), name="mo-join-timeout")]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
 
     async def reload_numbers(self) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from .ports import Store
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,8 @@ class Retention:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="retention")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         await asyncio.sleep(self.first_after)

@@ -8,13 +8,13 @@ node's sessions are gone with it, and its leases no longer count).
 """
 
 import asyncio
-import contextlib
 import logging
 from typing import Protocol
 
 from .binds import BindRegistry
 from .models import SessionLease
 from .ports import Store, StoreError
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +57,8 @@ class Sessions:
             self._task = asyncio.create_task(self._watch(), name="session-kicks")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _watch(self) -> None:
         while True:

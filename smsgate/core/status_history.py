@@ -10,12 +10,12 @@ counts for the next one.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
 
 from .ports import Store, StoreError
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,8 @@ class StatusHistory:
         self._task = asyncio.create_task(self._run(), name="status-history")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.write()  # the last seconds too, on a clean stop
 
     def collect(self, now: float) -> None:

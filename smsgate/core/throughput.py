@@ -16,7 +16,6 @@ miss one. For a chart that is noise of one second; totals are in `/stats`.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 
 from .models import ALIVE
 from .ports import Store, StoreError
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,5 @@ class Throughput:
                 log.warning("throughput sample failed: %s", exc)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -41,7 +41,6 @@ any other) and at most `max_answer` bytes of an answer are read.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -53,6 +52,7 @@ import aiohttp
 from ..core.callback_urls import dlr_url
 from ..core.models import Message, PendingCallback, StatusUpdate
 from ..core.ports import Store, Writer
+from ..core.tasks import cancel_and_wait
 from . import outbound_http
 
 log = logging.getLogger(__name__)
@@ -130,11 +130,7 @@ class HttpCallbacks:
         run (the writer commits them before the store closes); so are the callbacks
         that were in memory (this node holds their rows)."""
         self._sending = False
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks = []
         if self._session is not None:
             await self._session.close()

@@ -3,25 +3,12 @@
 import asyncio
 import time
 
-import pytest
 from store_helpers import funded, message
 
 from smsgate.core.correlation import LEARN_VOTES, RELEARN_VOTES, Match, ReceiptCorrelator
 from smsgate.core.models import DELIVRD, WriteBatch
 from smsgate.core.ports import StoreError
 from smsgate.smpp.receipt import id_variants
-from smsgate.store import open_store
-
-
-@pytest.fixture
-async def store(store_url: str):
-    s = open_store(store_url)
-    await s.open()
-    await s.migrate()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 class Recorder:

@@ -16,21 +16,10 @@ from smsgate.core.models import (
     StatusUpdate,
     WriteBatch,
 )
-from smsgate.store import open_store
 from smsgate.store.writer import BatchWriter
 
 C = CREDIT_SCALE
 
-
-@pytest.fixture
-async def store(store_url: str):
-    s = open_store(store_url)
-    await s.open()
-    await s.migrate()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 @pytest.fixture

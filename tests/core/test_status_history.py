@@ -4,23 +4,9 @@ reading the messages table; a failed write keeps its counts for the next."""
 
 import time
 
-import pytest
-
 from smsgate.core.admin import Admin
 from smsgate.core.ports import StoreError
 from smsgate.core.status_history import BUCKET_SECONDS, StatusHistory, bucket_of
-from smsgate.store import open_store
-
-
-@pytest.fixture
-async def store(store_url: str):
-    s = open_store(store_url)
-    await s.open()
-    await s.migrate()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def admin(store) -> Admin:

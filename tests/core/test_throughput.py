@@ -3,22 +3,8 @@ sampled only while someone asks, and the window a caller asks for."""
 
 import asyncio
 
-import pytest
-
 from smsgate.core.models import NodeFigures
 from smsgate.core.throughput import Throughput
-from smsgate.store import open_store
-
-
-@pytest.fixture
-async def store(store_url: str):
-    s = open_store(store_url)
-    await s.open()
-    await s.migrate()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 def rates(accepted: float, delivered: float, failed: float) -> NodeFigures:
