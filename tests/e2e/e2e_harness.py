@@ -157,6 +157,22 @@ async def rows(url: str, sql: str) -> list[tuple]:
         await conn.close()
 
 
+async def start_sink(processes: Processes, *options: str, port: int = 0) -> int:
+    """bench/sink_smsc.py, an SMSC that answers at once, in a process of its own (with
+    its `options`, e.g. --record FILE); returns the port it listens on."""
+    sink = processes.add(await asyncio.create_subprocess_exec(
+        sys.executable, str(SINK), "--port", str(port), *options,
+        stdout=asyncio.subprocess.PIPE))
+    ready = (await asyncio.wait_for(sink.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
+    assert ready.startswith("READY "), ready
+    return int(ready.split()[1])
+
+
+def recorded(record: Path) -> Counter[bytes]:
+    """The texts a sink started with `--record record` was sent, with their counts."""
+    return Counter(record.read_bytes().splitlines()) if record.exists() else Counter()
+
+
 # -- the customer's side ----------------------------------------------------------------
 
 

@@ -5,10 +5,9 @@ the other node and exits; every acknowledged message reaches the upstream exactl
 """
 
 import asyncio
-import sys
 from collections import Counter
 
-from e2e_harness import FLOOD_CUSTOMER, FLOOD_PASSWORD, SINK, Flood, eventually
+from e2e_harness import FLOOD_CUSTOMER, FLOOD_PASSWORD, Flood, eventually, recorded, start_sink
 
 CREDITS, PRICE_UNITS = 1_000_000, 10  # the route's 0.001 credit, in 1/10,000 units
 SESSIONS = 2  # customer transmitters per node
@@ -16,24 +15,20 @@ SESSIONS = 2  # customer transmitters per node
 
 async def test_sigterm_drain_of_one_node_under_load(gateway_at, pg_url, tmp_path, processes):
     record = tmp_path / "sink.txt"
-    sink = processes.add(await asyncio.create_subprocess_exec(
-        sys.executable, str(SINK), "--port", "0", "--record", str(record),
-        stdout=asyncio.subprocess.PIPE))
-    ready = (await asyncio.wait_for(sink.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
-    assert ready.startswith("READY "), ready
+    sink_port = await start_sink(processes, "--record", str(record))
     nodes = {name: gateway_at(name, pg_url) for name in ("a", "b")}
     await nodes["a"].cli(
         ["migrate"],
         ["account", "add", FLOOD_CUSTOMER, "--password", FLOOD_PASSWORD, "--credits",
          str(CREDITS), "--max-tx", str(2 * SESSIONS)],
         ["connector", "add", "sink", "--type", "smpp", "--host", "127.0.0.1", "--port",
-         ready.split()[1], "--system-id", "gw", "--password", "pw", "--binds", "2",
+         str(sink_port), "--system-id", "gw", "--password", "pw", "--binds", "2",
          "--window", "10"],
         ["route", "add", "4477", "sink", "--price", "0.001"])
     await asyncio.gather(*(node.start() for node in nodes.values()))
 
     def at_sink() -> Counter[bytes]:
-        return Counter(record.read_bytes().splitlines()) if record.exists() else Counter()
+        return recorded(record)
 
     floods = {name: Flood(sessions=SESSIONS, prefix=name.encode()) for name in nodes}
     flooding = {name: asyncio.ensure_future(floods[name].run(node.smpp_port))

@@ -7,10 +7,9 @@ what is still its own. Each message reaches the upstream once.
 
 import asyncio
 import signal
-import sys
 from collections import Counter
 
-from e2e_harness import SINK, eventually, free_port
+from e2e_harness import eventually, free_port, recorded, start_sink
 from smpp_harness import RawClient
 
 from smsgate.smpp.constants import Status
@@ -44,14 +43,10 @@ async def test_a_stalled_node_does_not_send_what_was_taken_over(gateway_at, pg_u
             return owned == COUNT
         await eventually(taken_by_b, timeout=20, what="A's messages taken over by B")
         record = tmp_path / "sink.txt"
-        sink = processes.add(await asyncio.create_subprocess_exec(
-            sys.executable, str(SINK), "--port", str(port), "--record", str(record),
-            stdout=asyncio.subprocess.PIPE))
-        ready = (await asyncio.wait_for(sink.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
-        assert ready.startswith("READY "), ready
+        await start_sink(processes, "--record", str(record), port=port)
 
         def at_sink() -> Counter[bytes]:
-            return Counter(record.read_bytes().splitlines()) if record.exists() else Counter()
+            return recorded(record)
         await eventually(lambda: set(texts) <= set(at_sink()), timeout=30,
                          what="A's messages sent by B")
     finally:

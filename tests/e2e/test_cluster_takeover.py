@@ -4,11 +4,10 @@ and sends each exactly once when the upstream is back, the scheduled one at its 
 """
 
 import asyncio
-import sys
 import time
 from collections import Counter
 
-from e2e_harness import SINK, eventually, free_port
+from e2e_harness import eventually, free_port, recorded, start_sink
 from smpp_harness import RawClient
 
 from smsgate.smpp.constants import Status
@@ -40,14 +39,10 @@ async def test_a_dead_nodes_messages_are_sent_once_by_another(gateway_at, pg_url
 
     await a.kill()
     record = tmp_path / "sink.txt"
-    sink = processes.add(await asyncio.create_subprocess_exec(
-        sys.executable, str(SINK), "--port", str(port), "--record", str(record),
-        stdout=asyncio.subprocess.PIPE))
-    ready = (await asyncio.wait_for(sink.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
-    assert ready.startswith("READY "), ready
+    await start_sink(processes, "--record", str(record), port=port)
 
     def at_sink() -> Counter[bytes]:
-        return Counter(record.read_bytes().splitlines()) if record.exists() else Counter()
+        return recorded(record)
     await eventually(lambda: set(texts) <= set(at_sink()), timeout=60,
                      what="A's messages sent by B")
     await eventually(lambda: b"owned later" in at_sink(), timeout=30,

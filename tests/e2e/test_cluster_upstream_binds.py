@@ -2,22 +2,18 @@
 two of four binds each, and the survivor runs all four once the other is killed."""
 
 import asyncio
-import sys
 
-from e2e_harness import SINK, eventually
+from e2e_harness import eventually, start_sink
 
 BINDS = 4
 
 
 async def test_binds_are_shared_and_rebalanced(gateway_at, pg_url, processes):
-    sink = processes.add(await asyncio.create_subprocess_exec(
-        sys.executable, str(SINK), "--port", "0", stdout=asyncio.subprocess.PIPE))
-    ready = (await asyncio.wait_for(sink.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
-    assert ready.startswith("READY "), ready
+    sink_port = await start_sink(processes)
     a, b = gateway_at("a", pg_url), gateway_at("b", pg_url)
     await a.cli(["migrate"],
                 ["connector", "add", "up", "--type", "smpp", "--host", "127.0.0.1",
-                 "--port", ready.split()[1], "--system-id", "gw", "--password", "pw",
+                 "--port", str(sink_port), "--system-id", "gw", "--password", "pw",
                  "--binds", str(BINDS)])
     await asyncio.gather(a.start(), b.start())
 

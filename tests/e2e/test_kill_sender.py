@@ -10,13 +10,12 @@ at most as many as A's connector can have in flight: binds x window.
 """
 
 import asyncio
-import sys
 import time
 from collections import Counter
 
 from e2e_harness import FLOOD_CUSTOMER as CUSTOMER
 from e2e_harness import FLOOD_PASSWORD as PASSWORD
-from e2e_harness import SINK, Flood, eventually
+from e2e_harness import Flood, eventually, recorded, start_sink
 
 BINDS, WINDOW = 2, 10  # A's connector to the sink
 FLOOD_SECONDS = 3.0
@@ -28,23 +27,20 @@ FIRST_ID = 1
 
 async def test_kill_9_while_sending_then_restart(gateway_at, store_url, tmp_path, processes):
     record = tmp_path / "sink.txt"
-    sink = processes.add(await asyncio.create_subprocess_exec(
-        sys.executable, str(SINK), "--port", "0", "--id-format", "hex", "--receipt-ids", "dec",
-        "--first-id", str(FIRST_ID), "--record", str(record), stdout=asyncio.subprocess.PIPE))
-    ready = (await asyncio.wait_for(sink.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
-    assert ready.startswith("READY "), ready
+    sink_port = await start_sink(processes, "--id-format", "hex", "--receipt-ids", "dec",
+                                 "--first-id", str(FIRST_ID), "--record", str(record))
     a = gateway_at("a", store_url)
     await a.cli(
         ["migrate"],
         ["account", "add", CUSTOMER, "--password", PASSWORD, "--credits", "1000000"],
         ["connector", "add", "sink", "--type", "smpp", "--host", "127.0.0.1", "--port",
-         ready.split()[1], "--system-id", "gwa", "--password", "pw", "--binds", str(BINDS),
+         str(sink_port), "--system-id", "gwa", "--password", "pw", "--binds", str(BINDS),
          "--window", str(WINDOW)],
         ["route", "add", "4477", "sink", "--price", "0.001"])
     await a.start()
 
     def at_sink() -> Counter[bytes]:
-        return Counter(record.read_bytes().splitlines()) if record.exists() else Counter()
+        return recorded(record)
 
     flood = Flood()
     flooding = asyncio.ensure_future(flood.run(a.smpp_port))
