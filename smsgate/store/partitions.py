@@ -36,7 +36,7 @@ LOCK_KEY = 0x736D7370  # "smsp": one node at a time creates or drops partitions
 TABLES = (("messages", "id"), ("message_parts", "message_id"))
 
 LOCK = f"SELECT pg_advisory_xact_lock({LOCK_KEY})"
-EXISTS = "SELECT to_regclass('message_partitions')"  # None before migration 0009
+EXISTS = "SELECT to_regclass('message_partitions')"  # None before migration 0012
 LAST = ("SELECT lo, hi, created_at FROM message_partitions ORDER BY lo DESC LIMIT 1")
 ALL = "SELECT lo, hi FROM message_partitions ORDER BY lo"
 COUNTER = "SELECT value FROM id_sequence WHERE name = 'message'"
