@@ -56,8 +56,8 @@ def bind_pdu(system_id: str, command: int = CommandId.bind_transmitter) -> bytes
 def never_reading(port: int, source: str, block: bytes, bind: bytes = b"") -> dict:
     """A blocking client (run it in a thread): binds (reading only the bind_resp) if
     `bind`, then writes `block` until LIMIT bytes are out or a write is stuck for STUCK
-    s, and reads nothing. Then waits for the server to drop the connection (an RST:
-    POLLHUP / POLLERR). Returns the bytes it sent, and when (seconds from its connect)
+    s, and reads nothing. Then waits for the server to drop the connection (an RST,
+    or its FIN). Returns the bytes it sent, and when (seconds from its connect)
     it got stuck and was dropped."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # it reads nothing anyway
@@ -81,7 +81,10 @@ def never_reading(port: int, source: str, block: bytes, bind: bytes = b"") -> di
     except OSError:
         pass  # dropped while writing
     poller = select.poll()
-    poller.register(sock, select.POLLHUP | select.POLLERR)
+    # dropped: an RST (POLLHUP / POLLERR), or a FIN when the server had nothing left
+    # to write (POLLRDHUP: the peer closed its side; POLLIN would fire on the answers
+    # waiting unread)
+    poller.register(sock, select.POLLHUP | select.POLLERR | select.POLLRDHUP)
     events = poller.poll((2 * LINK_CHECK + DROP_MARGIN + 5) * 1000)
     dropped = time.monotonic() - started if events else None
     sock.close()
