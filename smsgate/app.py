@@ -287,13 +287,13 @@ class App:
     async def _refill_from_store(self) -> None:
         """A dispatcher queue that spilled has room again (core/dispatcher.py): queue
         the stored messages it does not hold, until one spills again."""
-        generation = self.dispatcher.spill_generation
+        spilled = self.dispatcher.spilled  # changes with every message spilled
         self.dispatcher.begin_reload()
         try:
             await self.writer.flush()
             count = await self.scheduler.recover(
                 self.dispatcher.not_here,
-                lambda: self.dispatcher.spill_generation != generation)
+                lambda: self.dispatcher.spilled != spilled)
         except Exception:
             log.exception("refilling the dispatcher from the store failed")
             self.dispatcher.refill_again()
@@ -301,7 +301,7 @@ class App:
         finally:
             self.dispatcher.end_reload()
         log.info("refilled the dispatcher with %d stored messages", count)
-        if self.dispatcher.spill_generation != generation:
+        if self.dispatcher.spilled != spilled:
             self.dispatcher.refill_again()
 
     def _next_id(self) -> int:

@@ -77,7 +77,6 @@ class Dispatcher:
         self._writer = writer
         self.max_queued = max_queued  # per connector, in memory; 0: no cap
         self.spilled = 0  # messages left in the store for want of room here (metrics)
-        self.spill_generation = 0  # changes with every spilled message
         self._spilling = False  # some wait in the store only: refill when there is room
         self._refill: Callable[[], None] = lambda: None  # set_refill
         self.book = StatusBook(writer, refund_upstream_rejections, sent_hold)
@@ -213,7 +212,6 @@ class Dispatcher:
             queue = self._queues[message.connector] = deque()
         elif self.max_queued and len(queue) >= self.max_queued:
             self.spilled += 1
-            self.spill_generation += 1
             self._spilling = True
             return  # stored: the refill queues it once there is room
         queue.append(message)
