@@ -290,10 +290,10 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def unbind(self) -> None:
+    def unbind(self, take_crossing: bool = True) -> None:
         """End the session gracefully: unbind, or close when not bound. An unbind left
         unanswered is the session's timer to end (abort)."""
-        if self.session.unbind(self._now()):
+        if self.session.unbind(self._now(), take_crossing):
             self._after_request()
         else:
             self.close()
@@ -302,7 +302,7 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         """The account no longer allows this session (changed while bound)."""
         if self.session.bound:
             self.log.info("smpp %s %s: %s, unbinding", self.peer, self._who(), reason)
-            self.unbind()
+            self.unbind(take_crossing=False)
 
     def _now(self) -> float:
         return self._loop.time()

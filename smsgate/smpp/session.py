@@ -17,6 +17,11 @@ Rules (SMPP 3.4 §2.2–2.3, SMPP34.md §7):
   get generic_nack ESME_RINVCMDID. A broken frame gets generic_nack ESME_RINVCMDLEN and
   `closing`. Responses are never answered; unexpected ones are dropped and recorded.
 - enquire_link is answered in every live state (OPEN to UNBINDING, SMPP34.md §9.7).
+- In UNBINDING (we sent unbind) the peer's requests are still taken as in the bound
+  state we left: they crossed our unbind on the wire, and refusing them would fail
+  messages a well-behaved peer sent in good faith (a drain would cost every customer
+  a burst of errors). Not when the unbind withdrew the peer's access. We send no new
+  work ourselves; the unbind's response timeout bounds a peer that ignores it.
 - Sequence numbers we allocate run 1..0x7FFFFFFF and wrap to 1; any 32-bit value from the
   peer is echoed unchanged.
 - `window` caps our outstanding requests, except the session's own enquire_link and
@@ -139,6 +144,7 @@ class Session:
         self.config = config = config or SessionConfig()
         self.framer = Framer(self.codec.max_length)
         self.state = State.OPEN
+        self._bound_as = State.OPEN  # the bound state our unbind left (see _refusal)
         self.window = config.window
         self.max_pending_in = config.max_pending_in
         self.pending_out: dict[int, Pdu] = {}  # our requests awaiting a response
@@ -266,6 +272,8 @@ class Session:
             return Status.ESME_RINVCMDID  # e.g. an ESME sending deliver_sm or outbind
         if self.state in allowed:
             return None
+        if sender is self.peer and self.state is State.UNBINDING and self._bound_as in allowed:
+            return None  # sent before the peer saw our unbind: it could not know
         if command_id in BIND_COMMANDS and self.state is not State.OPEN:
             return Status.ESME_RALYBND  # a bind pending or done
         return Status.ESME_RINVBNDSTS
@@ -316,7 +324,7 @@ class Session:
         if pdu.command_id in BIND_COMMANDS:
             self.state = State.BINDING
         elif pdu.command_id == CommandId.unbind and self.state in BOUND:
-            self.state = State.UNBINDING
+            self._bound_as, self.state = self.state, State.UNBINDING
         return pdu.sequence
 
     def _answered_request(self, pdu: Pdu) -> tuple[int, int]:
@@ -355,14 +363,17 @@ class Session:
         self._last_sequence = self._peek_sequence()
         return self._last_sequence
 
-    def unbind(self, now: float) -> bool:
+    def unbind(self, now: float, take_crossing: bool = True) -> bool:
         """Start a graceful unbind. False when not bound: then there is nothing to say
-        and the adapter just closes."""
+        and the adapter just closes. `take_crossing=False` refuses the peer's requests
+        that cross the unbind too (its access was withdrawn)."""
         if self.state is State.UNBINDING:
             return True
         if self.state not in BOUND:
             return False
         self.send(Pdu(CommandId.unbind), now)
+        if not take_crossing:
+            self._bound_as = State.OPEN
         return True
 
     @property

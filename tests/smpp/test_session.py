@@ -332,13 +332,13 @@ def test_unbind(initiator: Role) -> None:
     assert a.receive_data(raw(C.enquire_link), NOW) == []  # closing: nothing more is read
 
 
-def test_unbinding_refuses_new_work_but_takes_responses() -> None:
+def test_unbinding_sends_no_new_work_but_takes_what_crossed_it() -> None:
     esme, smsc = pair(TRX)
     [deliver] = wire(smsc, esme, request(C.deliver_sm))
     assert smsc.unbind(NOW) and smsc.state is UNBINDING
     assert smsc.unbind(NOW) and smsc.data_to_send() != b""  # once only
-    assert smsc.receive_data(raw(C.submit_sm, 8), NOW) == []
-    assert answers(smsc) == [Pdu(C.submit_sm_resp, 8, S.ESME_RINVBNDSTS)]
+    [submit] = smsc.receive_data(raw(C.submit_sm, 8), NOW)  # sent before our unbind arrived
+    assert submit.sequence == 8 and smsc.pending_in == 1 and smsc.rejected == []
     assert not smsc.can_receive
     with pytest.raises(LocalProtocolError):
         smsc.send(request(C.deliver_sm), NOW)
@@ -346,6 +346,13 @@ def test_unbinding_refuses_new_work_but_takes_responses() -> None:
     assert resp.command_id == C.deliver_sm_resp and deliver.sequence not in smsc.pending_out
     [link] = smsc.receive_data(raw(C.enquire_link, 9), NOW)  # still answered
     smsc.send(link.response())
+
+
+def test_unbinding_still_refuses_what_the_bound_state_refused() -> None:
+    _, smsc = pair(RX)
+    assert smsc.unbind(NOW) and smsc.data_to_send() != b""
+    assert smsc.receive_data(raw(C.submit_sm, 8), NOW) == []  # an RX bind never submits
+    assert answers(smsc) == [Pdu(C.submit_sm_resp, 8, S.ESME_RINVBNDSTS)]
 
 
 def test_crossing_unbinds_both_end_unbound() -> None:
