@@ -1,7 +1,7 @@
 """SMPP ingest benchmark: submit_sm/s and latency of a real `smsgate serve`.
 
     .venv/bin/python bench/smpp_ingest.py [--binds 4] [--window 100] [--seconds 10]
-                                          [--database postgresql://user@host/db]
+        [--database postgresql://user@host/db] [--ceiling] [--runs 3] [--receipts]
 
 The server runs as a subprocess (`python -m smsgate.cli serve`, uvloop, dispatcher and
 simulator running) on an ephemeral port, by default on a fresh SQLite file (the store
@@ -15,6 +15,13 @@ Printed: submit_sm/s, latency p50/p99/max (ms, from write to response), the serv
 RSS at start and end and its CPU time, and a do-nothing baseline: enquire_link round trips
 at the same concurrency on the same server (the ceiling the protocol layer allows).
 
+`--ceiling` runs the same load first against `../shared/bench/ceiling_smpp.py` (a lean
+SMPP server that stores each submit_sm durably with a group commit: the limit for a
+durable Python process on this machine; SQLite, or PostgreSQL COPY into a table `mt` of
+`--database`) and prints smsgate's ratio to it. `--runs N` alternates N rounds and
+prints the medians. `--receipts` sends registered_delivery 1 and binds a receiver of
+the same account that answers and counts the receipts (receipts/s over the same seconds).
+
 `--purge-rows N` stores N final messages 200 days old first, and has the server's
 background retention (retention_days 100) start its pass one second into the submit
 load: the figures then show what a purge of that size costs live traffic. With
@@ -23,6 +30,7 @@ load: the figures then show what a purge of that size costs live traffic. With
 
 import argparse
 import asyncio
+import socket
 import sqlite3
 import statistics
 import struct
@@ -51,6 +59,7 @@ from smsgate.smpp.pdu import Pdu
 from smsgate.store import sqlite_path
 
 _HEADER = struct.Struct(">IIII")
+CEILING = Path(__file__).resolve().parents[2] / "shared" / "bench" / "ceiling_smpp.py"
 
 
 class Client(asyncio.Protocol):
@@ -128,18 +137,75 @@ class Client(asyncio.Protocol):
         self.fill()
 
 
-def submit_template() -> bytes:
+class Receiver(asyncio.Protocol):
+    """The account's Rx session: answers every deliver_sm, counts them while recording."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = bytearray()
+        self.recording = False
+        self.counted = 0
+        self.bound = asyncio.get_running_loop().create_future()
+
+    @classmethod
+    async def bound(cls, port: int) -> "Receiver":
+        _transport, receiver = await asyncio.get_running_loop().create_connection(
+            cls, "127.0.0.1", port)
+        await receiver.bound
+        return receiver
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(Codec(field_limits={"password": 65}).encode(Pdu(
+            CommandId.bind_receiver, 1, 0,
+            {"system_id": SYSTEM_ID, "password": PASSWORD, "interface_version": 0x34})))
+
+    def connection_lost(self, exc) -> None:
+        if not self.bound.done():
+            self.bound.set_exception(ConnectionError("closed before bind"))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        pos, end, answers = 0, len(buf), bytearray()
+        while end - pos >= 16:
+            length, command_id, status, sequence = _HEADER.unpack_from(buf, pos)
+            if end - pos < length:
+                break
+            pos += length
+            if command_id == CommandId.deliver_sm:
+                self.counted += self.recording
+                answers += _HEADER.pack(17, CommandId.deliver_sm_resp, 0, sequence) + b"\0"
+            elif command_id == CommandId.enquire_link:
+                answers += _HEADER.pack(16, CommandId.enquire_link_resp, 0, sequence)
+            elif command_id == CommandId.bind_receiver_resp and not self.bound.done():
+                if status:
+                    self.bound.set_exception(RuntimeError(f"bind refused: 0x{status:x}"))
+                else:
+                    self.bound.set_result(self)
+        del buf[:pos]
+        if answers and self.transport is not None:
+            self.transport.write(answers)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def submit_template(registered_delivery: int = 0) -> bytes:
     """The submit_sm every bench client sends (its sequence rewritten each time)."""
     return Codec().encode(Pdu(CommandId.submit_sm, 0, 0, {
         "source_addr_ton": 5, "source_addr": "Bench", "dest_addr_ton": 1,
-        "dest_addr_npi": 1, "destination_addr": "447700900123", "registered_delivery": 0,
+        "dest_addr_npi": 1, "destination_addr": "447700900123",
+        "registered_delivery": registered_delivery,
         "short_message": b"The quick brown fox jumps over the lazy dog 0123456789"}))
 
 
 async def run_load(port: int | list[int], template: bytes, binds: int, window: int,
                    seconds: float, warmup: float = 1.0, progress: "Progress | None" = None,
-                   ) -> tuple[float, list[float], dict]:
-    """The load on one server, or spread round-robin over several (bench/cluster.py)."""
+                   receiver: Receiver | None = None) -> tuple[float, list[float], dict]:
+    """The load on one server, or spread round-robin over several (bench/cluster.py);
+    `receiver` counts receipts over the same measured seconds."""
     loop = asyncio.get_running_loop()
     ports = port if isinstance(port, list) else [port]
     clients = []
@@ -152,7 +218,7 @@ async def run_load(port: int | list[int], template: bytes, binds: int, window: i
         client.running = True
         client.fill()
     await asyncio.sleep(warmup)
-    for client in clients:
+    for client in (*clients, *([receiver] if receiver else [])):
         client.recording = True
     started = time.perf_counter()
     if progress is None:
@@ -161,6 +227,8 @@ async def run_load(port: int | list[int], template: bytes, binds: int, window: i
         await report_progress(clients, started, seconds, progress)
     for client in clients:
         client.recording = client.running = False
+    if receiver is not None:
+        receiver.recording = False
     elapsed = time.perf_counter() - started
     await asyncio.sleep(0.5)  # let the outstanding ones come back
     for client in clients:
@@ -210,7 +278,45 @@ def report(label: str, rate: float, latencies: list[float], errors: dict) -> Non
     print(line, flush=True)
 
 
+@dataclass
+class Outcome:
+    """One measured run of smsgate."""
+
+    rate: float
+    p99_ms: float
+    receipts: float = 0.0  # receipts/s read by the Rx session (--receipts)
+
+
 async def main_async(args: argparse.Namespace) -> None:
+    ceilings: list[float] = []
+    outcomes: list[Outcome] = []
+    for run_number in range(1, args.runs + 1):
+        if args.runs > 1:
+            print(f"-- run {run_number} of {args.runs}", flush=True)
+        if args.ceiling:
+            ceilings.append(await measure_ceiling(args))
+        outcomes.append(await measure_smsgate(args))
+        if args.ceiling:
+            print(f"ratio to the ceiling: {outcomes[-1].rate / ceilings[-1]:.3f}", flush=True)
+    if args.runs > 1 or args.ceiling:
+        summarize(ceilings, outcomes, args.receipts)
+
+
+def summarize(ceilings: list[float], outcomes: list[Outcome], receipts: bool) -> None:
+    """Medians over the runs; the ratio is each run's own, then their median."""
+    median = statistics.median
+    line = (f"median of {len(outcomes)}: smsgate {median(o.rate for o in outcomes):,.0f} "
+            f"submit_sm/s, p99 {median(o.p99_ms for o in outcomes):.1f} ms")
+    if receipts:
+        line += f", receipts {median(o.receipts for o in outcomes):,.0f}/s"
+    if ceilings:
+        ratios = [o.rate / c for o, c in zip(outcomes, ceilings, strict=True)]
+        line += (f"; ceiling {median(ceilings):,.0f}/s; ratio {median(ratios):.3f} "
+                 f"(runs: {', '.join(f'{r:.3f}' for r in ratios)})")
+    print(line, flush=True)
+
+
+async def measure_smsgate(args: argparse.Namespace) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="smsgate-bench-") as tmp:
         url = args.database or f"sqlite:///{tmp}/bench.db"
         await prepare(url, max_tx=max(args.binds, 10))
@@ -224,41 +330,86 @@ async def main_async(args: argparse.Namespace) -> None:
                 options = ["--config", str(config)]
         proc, port = await start_server(url, "SMPP", *options)
         try:
-            await asyncio.sleep(0.5)
-            rss_start = rss_mib(proc.pid)
-            submit = submit_template()
-            enquire = Codec().encode(Pdu(CommandId.enquire_link))
-            print(banner(proc, url, f"{args.binds} binds x window {args.window}"), flush=True)
-            rate, lat, err = await run_load(port, enquire, args.binds, args.window,
-                                            args.baseline_seconds)
-            report("enquire_link baseline", rate, lat, err)
-            client_cpu = time.process_time()
-            server_cpu = cpu_seconds(proc.pid)
-            wal = None if args.database else Path(tmp) / "bench.db-wal"
-            progress = Progress(args.every, proc.pid, wal) if args.every else None
-            purging = (asyncio.ensure_future(purge_during_load(url))
-                       if args.purge_rows and args.purge_cli else None)
-            rate, lat, err = await run_load(port, submit, args.binds, args.window, args.seconds,
-                                            progress=progress)
-            if purging is not None:
-                print(await purging, flush=True)
-            elif args.purge_rows:
-                print(f"background purge: {await old_rows_left(url):,} of the "
-                      f"{args.purge_rows:,} old messages left after the load", flush=True)
-            server_cpu = cpu_seconds(proc.pid) - server_cpu
-            client_cpu = time.process_time() - client_cpu
-            report("submit_sm", rate, lat, err)
-            await asyncio.sleep(1.0)  # the simulator finishes the last messages
-            rss_end = rss_mib(proc.pid)
-            wall = args.seconds + 1.5
-            print(f"server RSS start {rss_start:.0f} MiB, end {rss_end:.0f} MiB; "
-                  f"CPU during the submit load: server {server_cpu / wall:.0%} of a core, "
-                  f"bench clients {client_cpu / wall:.0%}")
-            if lat:
-                print(f"submit_sm responses: {len(lat):,} in {args.seconds:g} s; "
-                      f"latency mean {statistics.fmean(lat) * 1000:.1f} ms")
+            return await measure_server(args, url, proc, port, Path(tmp))
         finally:
             await stop_server(proc)
+
+
+async def measure_server(args: argparse.Namespace, url: str, proc, port: int,
+                         tmp: Path) -> Outcome:
+    await asyncio.sleep(0.5)
+    rss_start = rss_mib(proc.pid)
+    submit = submit_template(registered_delivery=1 if args.receipts else 0)
+    enquire = Codec().encode(Pdu(CommandId.enquire_link))
+    print(banner(proc, url, f"{args.binds} binds x window {args.window}"
+                 + (", registered_delivery 1, one Rx session" if args.receipts else "")),
+          flush=True)
+    if args.baseline_seconds:
+        rate, lat, err = await run_load(port, enquire, args.binds, args.window,
+                                        args.baseline_seconds)
+        report("enquire_link baseline", rate, lat, err)
+    receiver = await Receiver.bound(port) if args.receipts else None
+    client_cpu = time.process_time()
+    server_cpu = cpu_seconds(proc.pid)
+    wal = None if args.database else tmp / "bench.db-wal"
+    progress = Progress(args.every, proc.pid, wal) if args.every else None
+    purging = (asyncio.ensure_future(purge_during_load(url))
+               if args.purge_rows and args.purge_cli else None)
+    rate, lat, err = await run_load(port, submit, args.binds, args.window, args.seconds,
+                                    progress=progress, receiver=receiver)
+    if purging is not None:
+        print(await purging, flush=True)
+    elif args.purge_rows:
+        print(f"background purge: {await old_rows_left(url):,} of the "
+              f"{args.purge_rows:,} old messages left after the load", flush=True)
+    server_cpu = cpu_seconds(proc.pid) - server_cpu
+    client_cpu = time.process_time() - client_cpu
+    report("submit_sm", rate, lat, err)
+    receipts = 0.0
+    if receiver is not None:
+        receipts = receiver.counted / args.seconds
+        print(f"receipts read by the Rx session: {receipts:,.0f}/s "
+              f"({receipts / rate if rate else 0:.2f} of the submit rate)", flush=True)
+        receiver.close()
+    await asyncio.sleep(1.0)  # the simulator finishes the last messages
+    rss_end = rss_mib(proc.pid)
+    wall = args.seconds + 1.5
+    print(f"server RSS start {rss_start:.0f} MiB, end {rss_end:.0f} MiB; "
+          f"CPU during the submit load: server {server_cpu / wall:.0%} of a core, "
+          f"bench clients {client_cpu / wall:.0%}")
+    if lat:
+        print(f"submit_sm responses: {len(lat):,} in {args.seconds:g} s; "
+              f"latency mean {statistics.fmean(lat) * 1000:.1f} ms")
+    return Outcome(rate, percentile([x * 1000 for x in lat], 99), receipts)
+
+
+async def measure_ceiling(args: argparse.Namespace) -> float:
+    """The same load against ../shared/bench/ceiling_smpp.py (a lean durable server:
+    the limit for Python on this machine), on the same backend."""
+    with tempfile.TemporaryDirectory(prefix="smsgate-ceiling-") as tmp:
+        store = (["--store", "pg-copy", "--dsn", args.database] if args.database
+                 else ["--store", "sqlite", "--db", f"{tmp}/ceiling.db"])
+        port = free_port()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(CEILING), "--loop", "uvloop", "--flush", "group",
+            "--port", str(port), *store, stdout=asyncio.subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            if not line.startswith(b"READY"):
+                raise SystemExit(f"the ceiling did not start: {line!r}")
+            rate, lat, err = await run_load(port, submit_template(), args.binds,
+                                            args.window, args.seconds)
+            report("ceiling submit_sm", rate, lat, err)
+            return rate
+        finally:
+            await stop_server(proc)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 async def store_old_history(url: str, rows: int) -> None:
@@ -324,6 +475,11 @@ def main(argv: list[str] | None = None) -> None:
                         help="print a progress line every N seconds (0: none)")
     parser.add_argument("--purge-rows", type=int, default=0, metavar="N",
                         help="store N old messages first, purge them during the load")
+    parser.add_argument("--ceiling", action="store_true",
+                        help=f"run the same load against {CEILING.name} first, print the ratio")
+    parser.add_argument("--runs", type=int, default=1, help="rounds; medians printed")
+    parser.add_argument("--receipts", action="store_true",
+                        help="registered_delivery 1, receipts read by an Rx session")
     parser.add_argument("--purge-cli", action="store_true",
                         help="purge with `smsgate purge` (another process), not in serve")
     run(main_async(parser.parse_args(argv)))
