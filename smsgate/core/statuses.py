@@ -135,6 +135,8 @@ class StatusBook:
             log.exception("status recorder failed for message %s", message.id)
 
     def _store(self, update: StatusUpdate, held: SentUpdate | None, done: Done | None) -> None:
+        if held is None and done is None:
+            return self._writer.queue_status(update)
         future = self._writer.add_status(update)
         if held is not None:
             self._track_write(update.message_id, future)

@@ -294,4 +294,6 @@ def _receipt_pdu(receipt: PendingReceipt, fields: dict) -> Pdu:
 
 def _printable(text: str) -> str:
     # The receipt's text: field goes out as plain Latin-1; keep it to one line.
+    if text.isprintable():
+        return text
     return "".join(ch if ch.isprintable() else " " for ch in text)

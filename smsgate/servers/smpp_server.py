@@ -253,9 +253,13 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         self._schedule_flush()
 
     def _after_request(self) -> None:
-        """We sent a request: it goes out this turn, and its deadline may be the next."""
+        """We sent a request: it goes out this turn, and its deadline may be the next.
+        A timer due before that deadline stands (it re-arms when it fires): one
+        comparison per receipt instead of recomputing the session's next deadline."""
         self._schedule_flush()
-        self._arm_timer()
+        if self._timer is None or \
+                self._timer_at > self._loop.time() + self.session.config.response_timeout:
+            self._arm_timer()
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:

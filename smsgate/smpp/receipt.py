@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Final
 
@@ -130,10 +131,17 @@ def _format_date(value: datetime | None, digits: int) -> str:
         return "0" * digits
     if value.tzinfo is None or value.utcoffset() is None:
         raise ReceiptError("receipt dates must be timezone-aware")
-    utc = value.astimezone(UTC)
+    return _utc_second(int(value.timestamp() // 1))[:digits]
+
+
+@lru_cache(maxsize=4096)
+def _utc_second(epoch_second: int) -> str:
+    """YYMMDDhhmmss of one UTC second. Receipts under load share their seconds, and
+    strftime was a tenth of the receipt path's time (docs/performance.md)."""
+    utc = datetime.fromtimestamp(epoch_second, UTC)
     if not 2000 <= utc.year <= 2099:  # two-digit years are read back as 20YY
         raise ReceiptError(f"year {utc.year} cannot be written as YY")
-    return f"{utc:%y%m%d%H%M%S}"[:digits]
+    return f"{utc:%y%m%d%H%M%S}"
 
 
 # --- parsing ----------------------------------------------------------------------------

@@ -43,7 +43,6 @@ sends with `send`, and writes `data_to_send()` to the socket.
 """
 
 import math
-from collections import Counter
 from enum import Enum
 
 from .codec import Codec, Framer, PduError
@@ -149,7 +148,8 @@ class Session:
         self.max_pending_in = config.max_pending_in
         self.pending_out: dict[int, Pdu] = {}  # our requests awaiting a response
         # peer requests we have not answered yet: (command_id, sequence) -> count
-        self._unanswered: Counter[tuple[int, int]] = Counter()
+        # (a plain dict: Counter's __delitem__ is Python code, once per answer)
+        self._unanswered: dict[tuple[int, int], int] = {}
         self._unanswered_count = 0  # == _unanswered.total(), kept to avoid an O(n) sum
         self.closing = False  # framing lost, unbound or over a limit: flush and close
         self.close_reason = ""  # why the session set `closing` itself (not for unbind)
@@ -239,7 +239,8 @@ class Session:
         if pdu.command_id in BIND_COMMANDS:
             self.state = State.BINDING
         if pdu.command_id not in NO_RESPONSE:
-            self._unanswered[pdu.command_id, pdu.sequence] += 1
+            key = pdu.command_id, pdu.sequence
+            self._unanswered[key] = self._unanswered.get(key, 0) + 1
             self._unanswered_count += 1
         return pdu
 
@@ -338,9 +339,11 @@ class Session:
         return key
 
     def _send_response(self, pdu: Pdu, key: tuple[int, int]) -> None:
-        self._unanswered[key] -= 1
+        left = self._unanswered[key] - 1
         self._unanswered_count -= 1
-        if not self._unanswered[key]:
+        if left:
+            self._unanswered[key] = left
+        else:
             del self._unanswered[key]
         request_id = key[0]
         if request_id in BIND_COMMANDS and self.state is State.BINDING:

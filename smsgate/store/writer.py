@@ -171,6 +171,14 @@ class BatchWriter:
         ends the message (store/charging.py): there is no refund on its own."""
         return self._add(self._statuses, update)
 
+    def queue_status(self, update: StatusUpdate) -> None:
+        """`add_status` for a caller that does not wait for the commit: no Future (one
+        per message was a measurable part of the simulator's status path)."""
+        if not self._closed:
+            self._statuses.append(update)
+            self._queued += 1
+            self._wakeup.set()
+
     def done_receipt(self, receipt_id: int) -> "Future[None]":
         return self._add(self._done, receipt_id)
 

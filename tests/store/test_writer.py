@@ -165,6 +165,21 @@ async def test_receipts_and_other_work(store, writer_on) -> None:
     assert [r.id for r in due] == [receipt_ids[2]]
 
 
+async def test_a_queued_status_commits_with_its_turn_and_needs_no_future(store, writer_on
+                                                                         ) -> None:
+    account = await funded(store, credits=10)
+    writer = writer_on(store)
+    m = message(account.id, price=C)
+    assert await writer.add_message(m) is True
+    assert writer.queue_status(StatusUpdate(m.id, DELIVRD, time.time())) is None
+    await writer.add_sent(SentUpdate(m.id, "sim", time.time(), "U7"))  # the same commit
+    got = await store.get_message(m.id)
+    assert (got.status, got.upstream_id) == (DELIVRD, "U7")
+    await writer.close()
+    writer.queue_status(StatusUpdate(m.id, REJECTD, time.time()))  # closed: dropped
+    assert (await store.get_message(m.id)).status == DELIVRD
+
+
 async def test_flush_waits_for_everything_added_before(writer_on) -> None:
     fake = GatedStore()
     writer = writer_on(fake, max_batch=10)
