@@ -22,6 +22,10 @@ durable Python process on this machine; SQLite, or PostgreSQL COPY into a table 
 prints the medians. `--receipts` sends registered_delivery 1 and binds a receiver of
 the same account that answers and counts the receipts (receipts/s over the same seconds).
 
+`--preload N` stores N delivered messages of the last day before the server starts
+(flat with size: compare with a run on an empty store). `--rate R` caps the submits at R
+a second (a soak at a fraction of the peak, with `--every`).
+
 `--purge-rows N` stores N final messages 200 days old first, and has the server's
 background retention (retention_days 100) start its pass one second into the submit
 load: the figures then show what a purge of that size costs live traffic. With
@@ -65,9 +69,11 @@ CEILING = Path(__file__).resolve().parents[2] / "shared" / "bench" / "ceiling_sm
 class Client(asyncio.Protocol):
     """One bound transmitter keeping `window` copies of one request outstanding."""
 
-    def __init__(self, template: bytes, window: int) -> None:
+    def __init__(self, template: bytes, window: int, pace: float = 0.0) -> None:
         self.template = bytearray(template)
         self.window = window
+        self.pace = pace  # submits a second at most (0: as fast as answers come)
+        self.allowance, self.paced_at = 0.0, time.perf_counter()
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.sent_at: dict[int, float] = {}
@@ -98,8 +104,15 @@ class Client(asyncio.Protocol):
         missing = self.window - len(self.sent_at)
         if missing <= 0 or not self.running:
             return
-        out = bytearray()
         now = time.perf_counter()
+        if self.pace:
+            self.allowance = min(self.window, self.allowance + (now - self.paced_at) * self.pace)
+            self.paced_at = now
+            missing = min(missing, int(self.allowance))
+            if missing <= 0:
+                return
+            self.allowance -= missing
+        out = bytearray()
         template = self.template
         for _ in range(missing):
             self.sequence += 1
@@ -203,20 +216,23 @@ def submit_template(registered_delivery: int = 0) -> bytes:
 
 async def run_load(port: int | list[int], template: bytes, binds: int, window: int,
                    seconds: float, warmup: float = 1.0, progress: "Progress | None" = None,
-                   receiver: Receiver | None = None) -> tuple[float, list[float], dict]:
+                   receiver: Receiver | None = None, rate: float = 0.0,
+                   ) -> tuple[float, list[float], dict]:
     """The load on one server, or spread round-robin over several (bench/cluster.py);
-    `receiver` counts receipts over the same measured seconds."""
+    `receiver` counts receipts over the same measured seconds; `rate` caps the submits
+    a second (all binds together; 0: as fast as the server answers)."""
     loop = asyncio.get_running_loop()
     ports = port if isinstance(port, list) else [port]
     clients = []
     for n in range(binds):
         _transport, client = await loop.create_connection(
-            lambda: Client(template, window), "127.0.0.1", ports[n % len(ports)])
+            lambda: Client(template, window, rate / binds), "127.0.0.1", ports[n % len(ports)])
         clients.append(client)
     await asyncio.gather(*(c.bound for c in clients))
     for client in clients:
         client.running = True
         client.fill()
+    pacing = asyncio.ensure_future(_pace(clients)) if rate else None
     await asyncio.sleep(warmup)
     for client in (*clients, *([receiver] if receiver else [])):
         client.recording = True
@@ -227,6 +243,8 @@ async def run_load(port: int | list[int], template: bytes, binds: int, window: i
         await report_progress(clients, started, seconds, progress)
     for client in clients:
         client.recording = client.running = False
+    if pacing is not None:
+        pacing.cancel()
     if receiver is not None:
         receiver.recording = False
     elapsed = time.perf_counter() - started
@@ -240,6 +258,14 @@ async def run_load(port: int | list[int], template: bytes, binds: int, window: i
         for status, count in client.errors.items():
             errors[status] = errors.get(status, 0) + count
     return sum(c.ok for c in clients) / elapsed, latencies, errors
+
+
+async def _pace(clients: list[Client]) -> None:
+    """Paced clients send as their allowance grows, not only when answers come."""
+    while True:
+        await asyncio.sleep(0.005)
+        for client in clients:
+            client.fill()
 
 
 @dataclass
@@ -321,6 +347,8 @@ async def measure_smsgate(args: argparse.Namespace) -> Outcome:
         url = args.database or f"sqlite:///{tmp}/bench.db"
         await prepare(url, max_tx=max(args.binds, 10))
         options: list[str] = []
+        if args.preload:
+            await preload_history(url, args.preload)
         if args.purge_rows:
             await store_old_history(url, args.purge_rows)
             if not args.purge_cli:  # the background pass, about a second into the load
@@ -356,7 +384,7 @@ async def measure_server(args: argparse.Namespace, url: str, proc, port: int,
     purging = (asyncio.ensure_future(purge_during_load(url))
                if args.purge_rows and args.purge_cli else None)
     rate, lat, err = await run_load(port, submit, args.binds, args.window, args.seconds,
-                                    progress=progress, receiver=receiver)
+                                    progress=progress, receiver=receiver, rate=args.rate)
     if purging is not None:
         print(await purging, flush=True)
     elif args.purge_rows:
@@ -436,6 +464,61 @@ async def store_old_history(url: str, rows: int) -> None:
         await store.close()
 
 
+async def preload_history(url: str, rows: int, step: int = 1_000_000) -> None:
+    """`rows` DELIVRD messages of the bench account spread over the last day, as a
+    gateway that has been busy for a while holds them: one stored through the store,
+    copied by SQL in steps of `step` (minutes for 20 million, not hours)."""
+    from smsgate.core.models import DELIVRD, Message, WriteBatch
+    from smsgate.store import open_store
+    from smsgate.store.rows import MESSAGE_COLUMNS
+    store = open_store(url)
+    await store.open()
+    try:
+        account = await store.get_account(SYSTEM_ID)
+        assert account is not None
+        first = await store.allocate_ids(rows + 1)
+        now = time.time()
+        await store.write(WriteBatch(new_messages=[Message(
+            id=first << 23, account_id=account.id, source_addr="Bench",
+            dest_addr="447700900123", payload=b"The quick brown fox jumps over the lazy dog",
+            price=0, connector="simulator", status=DELIVRD, created_at=now - 86_400,
+            done_at=now - 86_400)]))
+    finally:
+        await store.close()
+    started = time.perf_counter()
+    for start in range(0, rows, step):
+        count = min(step, rows - start)
+        await _copy_template(url, first, start, count, rows, now, MESSAGE_COLUMNS)
+        print(f"  preloaded {start + count:,} of {rows:,} messages "
+              f"({time.perf_counter() - started:.0f} s)", flush=True)
+
+
+async def _copy_template(url: str, first: int, start: int, count: int, rows: int,
+                         now: float, columns: tuple[str, ...]) -> None:
+    """Rows first+1+start ... of the template row first, created over the last day."""
+    spread = 86_400.0 / rows
+    made = {"id": f"(CAST({first} + 1 + n AS BIGINT) << 23)",
+            "created_at": f"({now - 86_400} + n * {spread})",
+            "done_at": f"({now - 86_400} + n * {spread} + 1)"}
+    select = ", ".join(made.get(c, f"m.{c}") for c in columns)
+    insert = f"INSERT INTO messages ({', '.join(columns)}) SELECT {select} FROM "
+    path = sqlite_path(url)
+    if path is not None:
+        with sqlite3.connect(path) as db:
+            db.execute(f"WITH RECURSIVE s(n) AS (SELECT {start} UNION ALL SELECT n + 1 "
+                       f"FROM s WHERE n < {start + count - 1}) "
+                       + insert + f"messages m, s WHERE m.id = {first << 23}")
+        return
+    import asyncpg
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(insert + f"messages m, generate_series({start}, "
+                           f"{start + count - 1}) AS n WHERE m.id = {first << 23}")
+        await conn.execute("ANALYZE messages")
+    finally:
+        await conn.close()
+
+
 async def old_rows_left(url: str) -> int:
     """Messages over 100 days old still stored."""
     sql = f"SELECT count(*) FROM messages WHERE created_at < {time.time() - 100 * 86_400}"
@@ -480,6 +563,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=1, help="rounds; medians printed")
     parser.add_argument("--receipts", action="store_true",
                         help="registered_delivery 1, receipts read by an Rx session")
+    parser.add_argument("--preload", type=int, default=0, metavar="N",
+                        help="store N delivered messages of the last day first")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="submit_sm a second at most, all binds together (a soak)")
     parser.add_argument("--purge-cli", action="store_true",
                         help="purge with `smsgate purge` (another process), not in serve")
     run(main_async(parser.parse_args(argv)))
