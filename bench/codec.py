@@ -45,6 +45,13 @@ def receipts(codec: Codec) -> list[bytes]:
         (Tag.receipted_message_id, "38601fa"), (Tag.message_state, 2)]))]
 
 
+def submit_sm_resps() -> list[Pdu]:
+    """The answer to every accepted submit_sm: a message_id (smsgate's are decimal row
+    ids) and nothing else."""
+    return [Pdu(CommandId.submit_sm_resp, 0x4FE8 + n, 0, {"message_id": str(4_200_000 + n)})
+            for n in range(16)]
+
+
 def rate(func: Callable[[Any], Any], items: Sequence[Any], seconds: float) -> float:
     """Calls of `func` per second, cycling through `items`, for about `seconds`."""
     batch = (list(items) * (BATCH // len(items) + 1))[:BATCH]
@@ -79,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         pdus = [codec.decode(w) for w in wire]
         assert [codec.encode(p) for p in pdus] == wire
         cases += [(f"decode {name}", codec.decode, wire), (f"encode {name}", codec.encode, pdus)]
+    cases.append(("encode submit_sm_resp", codec.encode, submit_sm_resps()))
 
     print(f"python {sys.version.split()[0]}, median of {args.runs} runs x {args.seconds:g} s")
     for label, func, items in cases:
