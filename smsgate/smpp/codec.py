@@ -3,13 +3,26 @@
 No I/O here. Decoding is strict by default: every violation raises `PduError` carrying
 the command_status to answer with. `lenient=True` is for reading upstream SMSCs, whose
 quirks (SMPP34.md §9) we tolerate rather than reject.
+
+The mandatory fields are walked two ways, both driven by the same table. The generic
+walk (`Codec._decode_fields`, `_encode_field`) is the reference: it handles every edge
+(truncation, partial responses, field limits, lenient mode). For speed, each command
+also gets a decoder and an encoder generated from its layout once per process
+(`_decoder_source`, `_encoder_source`): straight-line code for the well-formed case,
+with no per-field branching on the field kind. Whenever a field is anything but plainly
+valid, the generated code hands over to the generic walk at that field, so the results
+and the errors are the generic walk's. `inspect.getsource(codec.decoders[command_id])`
+shows the generated code.
 """
 
+import functools
+import itertools
+import linecache
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from .constants import HEADER_SIZE, RESPONSE_BIT, Status
+from .constants import HEADER_SIZE, RESPONSE_BIT, CommandId, Status
 from .layouts import (
     CSTR,
     DEST_FLAG_DL,
@@ -20,6 +33,7 @@ from .layouts import (
     HAS_TLVS,
     INT_SIZES,
     LAYOUTS,
+    MESSAGE_ID,
     OCTETS,
     SHORT_MESSAGE,
     SME_DEST_ADDRESS,
@@ -39,6 +53,9 @@ from .pdu import Pdu
 DEFAULT_MAX_LENGTH = 64 * 1024
 _HEADER = struct.Struct(">IIII")
 _TLV_HEAD = struct.Struct(">HH")
+_MESSAGE_ID_RESPONSES = frozenset(
+    cid for cid, layout in LAYOUTS.items() if layout == (MESSAGE_ID,) and cid & RESPONSE_BIT)
+_U8_TLVS = frozenset(tag for tag, tlv_type in TLV_TYPES.items() if tlv_type.kind == U8)
 _DEFAULTS: dict[int, Any] = {
     CSTR: "",
     TIME: "",
@@ -89,7 +106,10 @@ class Codec:
     ) -> None:
         self.max_length = max_length
         self.lenient = lenient
-        self.layouts = _with_limits(field_limits or {})
+        # Shared by every Codec with the same limits: read them, do not change them.
+        self.layouts, self.decoders, self.encoders = _tables(
+            tuple(sorted((field_limits or {}).items())))
+        self._message_id_size = self.layouts[CommandId.submit_sm_resp][0].size
 
     # -- decoding ----------------------------------------------------------------------
 
@@ -102,37 +122,38 @@ class Codec:
         if length != size:
             raise PduError(Status.ESME_RINVCMDLEN, "command_length does not match", command_id,
                            sequence, fatal=True)
-        layout = self.layouts.get(command_id)
-        if layout is None:
+        decoder = self.decoders.get(command_id)  # None for header-only PDUs
+        if decoder is None and command_id not in self.layouts:
             raise PduError(Status.ESME_RINVCMDID, f"unknown command_id 0x{command_id:08x}",
                            command_id, sequence)
-        pdu = Pdu(command_id, sequence, status)
+        pdu = Pdu(command_id, sequence, status, {}, [])
         if size == HEADER_SIZE:
-            if layout and not command_id & RESPONSE_BIT:
+            if decoder and not command_id & RESPONSE_BIT:
                 raise PduError(Status.ESME_RINVCMDLEN, "body missing", command_id, sequence)
             return pdu
-        if not layout:
+        if decoder is None:
             raise PduError(Status.ESME_RINVCMDLEN, "header-only PDU carries a body",
                            command_id, sequence)
         try:
-            pos = self._decode_fields(layout, data, pdu)
+            pos = decoder(self, data, pdu)
         except _Truncated as exc:
             raise PduError(Status.ESME_RINVCMDLEN, f"{exc} runs past the PDU end", command_id,
                            sequence) from None
         except PduError as exc:
             exc.command_id, exc.sequence = command_id, sequence
             raise
-        if pos < size and command_id in HAS_TLVS:
+        if pos < size:  # TLVs: every PDU with a body may carry them
             self._decode_tlvs(data, pos, pdu)
         return pdu
 
-    def _decode_fields(self, layout: tuple[Field, ...], data: bytes, pdu: Pdu) -> int:
+    def _decode_fields(self, layout: tuple[Field, ...], data: bytes, pdu: Pdu, start: int = 0,
+                       pos: int = HEADER_SIZE) -> int:
+        """The generic walk, from field `start` at offset `pos`; returns the end offset."""
         fields = pdu.fields
         end = len(data)
-        pos = HEADER_SIZE
         # Responses may stop early (error responses without body, SMPP34.md §9.4).
         partial_ok = self.lenient or bool(pdu.command_id & RESPONSE_BIT)
-        for name, kind, size, status in layout:
+        for name, kind, size, status in layout[start:]:
             if pos >= end:
                 if partial_ok:
                     return pos
@@ -188,9 +209,11 @@ class Codec:
                     return
                 raise PduError(Status.ESME_RINVOPTPARSTREAM, f"TLV 0x{tag:04x} runs past the end",
                                pdu.command_id, pdu.sequence)
-            raw = data[pos : pos + length]
+            if length == 1 and tag in _U8_TLVS:  # most TLVs are a valid one-octet integer
+                tlvs.append((tag, data[pos]))
+            else:
+                tlvs.append((tag, self._tlv_value(tag, data[pos : pos + length], pdu)))
             pos += length
-            tlvs.append((tag, self._tlv_value(tag, raw, pdu)))
 
     def _tlv_value(self, tag: int, raw: bytes, pdu: Pdu) -> Any:
         tlv_type = TLV_TYPES.get(tag)
@@ -222,35 +245,180 @@ class Codec:
     # -- encoding ----------------------------------------------------------------------
 
     def encode(self, pdu: Pdu) -> bytes:
-        layout = self.layouts.get(pdu.command_id)
-        if layout is None:
-            raise ValueError(f"cannot encode unknown command_id 0x{pdu.command_id:08x}")
-        if pdu.tlvs and pdu.command_id not in HAS_TLVS:
+        command_id = pdu.command_id
+        if command_id in _MESSAGE_ID_RESPONSES and not (pdu.status or pdu.tlvs):
+            # The answer to every accepted submit, packed in one go. Anything but a
+            # plainly valid message_id takes the general path, which knows what to do.
+            message_id = pdu.fields.get("message_id", "")
+            if type(message_id) is str and len(message_id) < self._message_id_size \
+                    and "\0" not in message_id:
+                raw = message_id.encode("latin-1")  # raises as the general path would
+                return _HEADER.pack(HEADER_SIZE + 1 + len(raw), command_id, 0,
+                                    pdu.sequence) + raw + b"\0"
+        encoder = self.encoders.get(command_id)
+        if encoder is None:
+            raise ValueError(f"cannot encode unknown command_id 0x{command_id:08x}")
+        if pdu.tlvs and command_id not in HAS_TLVS:
             raise ValueError(f"{pdu.name} is header-only: it cannot carry TLVs")
         body = bytearray()
-        fields = pdu.fields
-        # An error response carries exactly the fields it was given (often none).
-        only_present = bool(pdu.command_id & RESPONSE_BIT) and pdu.status != 0
-        for name, kind, size, _status in layout:
-            value = fields.get(name)
-            if value is None:
-                if only_present:
-                    break
-                value = _DEFAULTS[kind]
-            _encode_field(body, name, kind, size, value)
+        if command_id & RESPONSE_BIT and pdu.status:
+            # An error response carries exactly the fields it was given (often none).
+            _encode_present(body, self.layouts[command_id], pdu.fields)
+        else:
+            encoder(pdu.fields, body)
         for tag, value in pdu.tlvs:
             _encode_tlv(body, tag, value)
-        return _HEADER.pack(HEADER_SIZE + len(body), pdu.command_id, pdu.status,
+        return _HEADER.pack(HEADER_SIZE + len(body), command_id, pdu.status,
                             pdu.sequence) + body
 
 
-def _with_limits(limits: Mapping[str, int]) -> dict[int, tuple[Field, ...]]:
-    if not limits:
-        return LAYOUTS
-    return {
-        cid: tuple(f._replace(size=limits[f.name]) if f.name in limits else f for f in layout)
+def _encode_present(body: bytearray, layout: tuple[Field, ...], fields: dict[str, Any]) -> None:
+    """The fields of `layout` up to the first absent one."""
+    for name, kind, size, _status in layout:
+        value = fields.get(name)
+        if value is None:
+            return
+        _encode_field(body, name, kind, size, value)
+
+
+# -- generated per-layout decoders and encoders ---------------------------------------------
+
+BodyDecoder = Callable[["Codec", bytes, Pdu], int]
+BodyEncoder = Callable[[dict[str, Any], bytearray], None]
+_WIDTHS = {U8: 1, U32: 4}  # fixed-width mandatory fields
+_source_numbers = itertools.count()
+
+
+@functools.lru_cache(maxsize=16)
+def _tables(limits: tuple[tuple[str, int], ...]) -> tuple[
+        dict[int, tuple[Field, ...]], dict[int, BodyDecoder], dict[int, BodyEncoder]]:
+    """Layouts with C-string maxima overridden by `limits`, and their generated code.
+    Cached: a Codec is made per connection, the code once per process and limits."""
+    sizes = dict(limits)
+    layouts = {
+        cid: tuple(f._replace(size=sizes[f.name]) if f.name in sizes else f for f in layout)
         for cid, layout in LAYOUTS.items()
     }
+    decoders, encoders = {}, {}
+    for cid, layout in layouts.items():
+        name = CommandId(cid).name
+        if layout:  # a header-only PDU has no body to decode
+            decoders[cid] = _compile(f"decode_{name}", _decoder_source, layout)
+        encoders[cid] = _compile(f"encode_{name}", _encoder_source, layout)
+    return layouts, decoders, encoders
+
+
+def _compile(name: str, generate: Callable[[str, tuple[Field, ...]], str],
+             layout: tuple[Field, ...]) -> Any:
+    """Generate and compile a function, its source registered for tracebacks and inspect."""
+    source = generate(name, layout)
+    filename = f"<smpp codec {name} #{next(_source_numbers)}>"
+    namespace = {"LAYOUT": layout, "_encode_field": _encode_field}
+    exec(compile(source, filename, "exec"), namespace)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    return namespace[name]
+
+
+def _decoder_source(function: str, layout: tuple[Field, ...]) -> str:
+    """`function(codec, data, pdu) -> end offset`, for a PDU whose header is checked.
+
+    Each step checks that its field is plainly valid (in bounds, terminated, within its
+    limit) and otherwise resumes the generic walk there, which decides what that means.
+    C-strings are sliced from one latin-1 decoding of (at least) the part of the PDU
+    they can be in; if that part were too short, the generic walk would only take over.
+    """
+    lines = [f"def {function}(codec, data, pdu):", "    fields = pdu.fields", "    end = len(data)"]
+    text_end = _text_end(layout)
+    if text_end:  # a short PDU is decoded whole: cheaper than slicing it first
+        lines += [f"    text = (data if end <= 512 else data[:{text_end}]).decode('latin-1')",
+                  "    find = text.find"]
+    lines.append(f"    pos = {HEADER_SIZE}")
+    index = 0
+    for step in _steps(layout):
+        resume = f"return codec._decode_fields(LAYOUT, data, pdu, {index}, pos)"
+        code = _decode_step(step, resume)
+        if code is None:  # the lists of submit_multi(_resp): rare, left to the generic walk
+            lines.append(f"    {resume}")
+            break
+        lines += [f"    {line}" for line in code]
+        index += len(step)
+    else:
+        lines.append("    return pos")
+    return "\n".join(lines) + "\n"
+
+
+def _steps(layout: tuple[Field, ...]) -> list[tuple[Field, ...]]:
+    """The fields in decoding steps: a run of fixed-width fields together, others alone."""
+    steps: list[tuple[Field, ...]] = []
+    for fixed, group in itertools.groupby(layout, lambda f: f.kind in _WIDTHS):
+        fields = tuple(group)
+        steps += [fields] if fixed else [(f,) for f in fields]
+    return steps
+
+
+def _decode_step(step: tuple[Field, ...], resume: str) -> list[str] | None:
+    name, kind, size, _status = step[0]
+    if kind in _WIDTHS:  # one bounds check for the run
+        lines = [f"if pos + {sum(_WIDTHS[f.kind] for f in step)} > end: {resume}"]
+        offset = 0
+        for f in step:
+            at = f"pos + {offset}" if offset else "pos"
+            value = (f"data[{at}]" if f.kind == U8
+                     else f"int.from_bytes(data[{at}:pos + {offset + 4}], 'big')")
+            lines.append(f"fields[{f.name!r}] = {value}")
+            offset += _WIDTHS[f.kind]
+        return [*lines, f"pos += {offset}"]
+    if kind in (CSTR, TIME):
+        invalid = "nul - pos not in (0, 16)" if kind == TIME else "nul < 0"
+        return [f"nul = find('\\0', pos, pos + {size})", f"if {invalid}: {resume}",
+                f"fields[{name!r}] = text[pos:nul]", "pos = nul + 1"]
+    if kind == SHORT_MESSAGE:
+        invalid = f"pos >= end or data[pos] > {size} or pos + data[pos] >= end"
+        return [f"if {invalid}: {resume}", "start = pos + 1", "pos = start + data[pos]",
+                f"fields[{name!r}] = data[start:pos]"]
+    return None
+
+
+def _text_end(layout: tuple[Field, ...]) -> int:
+    """How far into a PDU its C-strings can reach (0: none before a variable-size list)."""
+    end = reach = HEADER_SIZE
+    for _name, kind, size, _status in layout:
+        if kind in (DEST_LIST, UNSUCCESS_LIST):
+            break
+        reach += _WIDTHS.get(kind) or size + (kind == SHORT_MESSAGE)
+        if kind in (CSTR, TIME):
+            end = reach
+    return 0 if end == HEADER_SIZE else end
+
+
+def _encoder_source(function: str, layout: tuple[Field, ...]) -> str:
+    """`function(fields, body)`: append `layout`'s fields, absent ones as their defaults.
+
+    A value that is not plainly valid goes to `_encode_field`, which raises for it.
+    """
+    lines = [f"def {function}(fields, body):"]
+    for name, kind, size, _status in layout:
+        generic = f"_encode_field(body, {name!r}, {kind}, {size}, value)"
+        lines += [f"    value = fields.get({name!r})",
+                  f"    if value is None: value = {_DEFAULTS[kind]!r}"]
+        if kind == CSTR:
+            lines += ["    raw = value.encode('latin-1')",
+                      f"    if len(raw) < {size} and 0 not in raw: body += raw; body.append(0)",
+                      f"    else: {generic}"]
+        elif kind == TIME:
+            lines += ["    if value == '': body.append(0)", f"    else: {generic}"]
+        elif kind == U8:
+            lines.append("    body.append(value)")
+        elif kind == U32:
+            lines.append("    body += value.to_bytes(4, 'big')")
+        elif kind == SHORT_MESSAGE:
+            lines += ["    if len(value) <= 255: body.append(len(value)); body += value",
+                      f"    else: {generic}"]
+        else:
+            lines.append(f"    {generic}")
+    if len(lines) == 1:
+        lines.append("    pass")
+    return "\n".join(lines) + "\n"
 
 
 def _cstring(data: bytes, pos: int, end: int, size: int, status: int, name: str) -> tuple[str, int]:

@@ -1,7 +1,8 @@
 """The one declarative table of SMPP 3.4 PDU bodies and TLV types.
 
-Each PDU body is a tuple of `Field`s in wire order; `codec.py` walks these tuples to
-decode and encode, so adding or fixing a field happens here and nowhere else.
+Each PDU body is a tuple of `Field`s in wire order; `codec.py` walks these tuples, and
+generates its per-command decoders and encoders from them, so adding or fixing a field
+happens here and nowhere else.
 C-string sizes include the NUL (SMPP34.md §0); `status` is the command_status to answer
 with when that field is malformed (SMPP34.md §7.3, jsmpp's StringParameter mapping).
 """
