@@ -131,6 +131,8 @@ DESCRIPTIONS: dict[str, str] = {
     "smpp.log_errors_per_minute": "protocol-error log lines per session; the rest counted",
     "smpp.write_high_water": "bytes the peer has not read: stop reading its requests",
     "smpp.max_write_buffer": "bytes the peer has not read: abort the connection",
+    "smpp.socket_send_buffer": "kernel send buffer (SO_SNDBUF) per connection, bytes"
+                               " (0: the kernel's autotuning)",
     "smpp.receipt_backlog": "receipts and MO waiting for a window slot, per session",
     "smpp.login_backoff_delay": "seconds before a bind refused by the login back-off is"
                                 " answered",
