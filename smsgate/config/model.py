@@ -50,6 +50,7 @@ class Settings:
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"  # servers/log_format.py
     receipt_expiry_hours: float = 72.0
+    receipt_park_seconds: float = 10.0  # core/correlation.py: the park
     retention_days: float = 90.0
     retention_first_pass: float = 60.0
     refund_upstream_rejections: bool = True
@@ -109,6 +110,8 @@ DESCRIPTIONS: dict[str, str] = {
     "log_level": "lowest level of the log lines on stderr",
     "log_format": "log lines as text, or one JSON object per line",
     "receipt_expiry_hours": "receipts and MO wait this long for a receiver session",
+    "receipt_park_seconds": "an upstream's receipt no sent message explains yet waits this"
+                            " long for one, then a last look in the store",
     "retention_days": "history older than this many days is purged in the background"
                       " (0: kept)",
     "retention_first_pass": "seconds after start before the first purge; then hourly",
