@@ -14,6 +14,7 @@ import select
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,8 +30,13 @@ class CliRunner:
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()  # one command at a time on the pipe (callers' threads)
 
     def run(self, args: Sequence[str]) -> subprocess.CompletedProcess:
+        with self._lock:
+            return self._run(args)
+
+    def _run(self, args: Sequence[str]) -> subprocess.CompletedProcess:
         proc = self._started()
         assert proc.stdin is not None and proc.stdout is not None
         proc.stdin.write(json.dumps(list(args)) + "\n")
