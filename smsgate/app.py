@@ -173,7 +173,8 @@ class App:
         self.routing = RoutingTable([])
         self.dispatcher = Dispatcher(self.writer, settings.refund_upstream_rejections,
                                      store=self.store, routing=lambda: self.routing,
-                                     max_queued=settings.dispatch_max_queued)
+                                     max_queued=settings.dispatch_max_queued,
+                                     park_seconds=settings.receipt_park_seconds)
         self.dispatcher.set_refill(self._refill)
         self.accounts = AccountDirectory(self.store)
         self.receipts = ReceiptService(self.store, self.writer,

@@ -14,6 +14,7 @@ import secrets
 import sys
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -65,10 +66,34 @@ def store_url(request: pytest.FixtureRequest, tmp_path) -> str:
     """A URL to an empty database (no schema yet), one per test and backend."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/smsgate.db"
-    dsn = request.getfixturevalue("pg_dsn")
+    return _pg_schema_url(request.getfixturevalue("pg_dsn"))
+
+
+def _pg_schema_url(dsn: str) -> str:
     schema = f"t_{secrets.token_hex(6)}"
     _run(_admin(f'CREATE SCHEMA "{schema}"', dsn=dsn))
     return f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
+
+
+@dataclass
+class Backends:
+    """Empty databases of both backends, by backend; `missing`: why there is no
+    PostgreSQL one (not reachable)."""
+    urls: dict[str, str]
+    missing: str = ""
+
+
+@pytest.fixture
+def store_urls(request: pytest.FixtureRequest, tmp_path) -> Backends:
+    """Both backends at once, for a test that runs them side by side (one wait on the
+    real clock for both). Without a PostgreSQL server only SQLite's: such a test runs
+    it, then skips with `missing`."""
+    try:
+        dsn = request.getfixturevalue("pg_dsn")
+    except pytest.skip.Exception as exc:
+        return Backends({"sqlite": f"sqlite:///{tmp_path}/smsgate.db"}, str(exc))
+    return Backends({"sqlite": f"sqlite:///{tmp_path}/smsgate.db",
+                     "postgresql": _pg_schema_url(dsn)})
 
 
 @pytest.fixture

@@ -1,5 +1,8 @@
-"""The operator CLI (SPEC §7), run as `python -m smsgate.cli` in a subprocess, on each
-backend; every bad input exits non-zero with exactly one line on stderr."""
+"""The operator CLI (SPEC §7) on each backend; every bad input exits non-zero with exactly
+one line on stderr. Each command runs in a process of its own, forked by one runner
+that imported smsgate once (cli_runner.py: Python's start cost more than most commands);
+`test_forked_commands_answer_as_python_m_smsgate_cli` holds it to what
+`python -m smsgate.cli` answers."""
 
 import socket
 import subprocess
@@ -8,19 +11,32 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_runner import CliRunner
 
 from smsgate.core.accounts import check_password
 from smsgate.core.models import CREDIT_SCALE, ConnectorState
 from smsgate.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
+RUNNER = CliRunner()
 
 
-def cli(*args: str, database: str | None = None, stdin: str = "") -> subprocess.CompletedProcess:
+@pytest.fixture(scope="module", autouse=True)
+def _runner():
+    yield
+    RUNNER.close()
+
+
+def cli(*args: str, database: str | None = None) -> subprocess.CompletedProcess:
+    return RUNNER.run([*args, *(("--database", database) if database is not None else ())])
+
+
+def process(*args: str, database: str | None = None) -> subprocess.CompletedProcess:
+    """The command as `python -m smsgate.cli`, started afresh."""
     command = [sys.executable, "-m", "smsgate.cli", *args]
     if database is not None:
         command += ["--database", database]
-    return subprocess.run(command, capture_output=True, text=True, input=stdin, timeout=60,
+    return subprocess.run(command, capture_output=True, text=True, input="", timeout=60,
                           cwd=ROOT)
 
 
@@ -215,6 +231,18 @@ def db(tmp_path_factory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('cli')}/cli.db"
     ok("account", "add", "acme", "--password", "pw", database=url)
     return url
+
+
+@pytest.mark.parametrize("args", [
+    ("account", "show", "acme"),
+    ("account", "show", "ghost"),  # an error of the command (exit 2)
+    ("frobnicate",),  # argparse's (SystemExit)
+    ("account", "passwd", "acme"),  # would read a password from stdin: none there
+])
+def test_forked_commands_answer_as_python_m_smsgate_cli(db, args):
+    forked, started = cli(*args, database=db), process(*args, database=db)
+    assert (forked.returncode, forked.stdout, forked.stderr) == \
+        (started.returncode, started.stdout, started.stderr)
 
 
 @pytest.mark.parametrize(("args", "match"), [

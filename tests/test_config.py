@@ -103,6 +103,16 @@ def test_options_not_given_leave_the_file_alone(tmp_path):
     assert settings.smpp.bind_timeout == 5.0 and settings.smpp.window == 10
 
 
+def test_the_receipt_park_reaches_the_correlator(tmp_path):
+    from smsgate.app import App
+
+    environ = {"SMSGATE_RECEIPT_PARK_SECONDS": "1.5",
+               "SMSGATE_DATABASE_URL": f"sqlite:///{tmp_path}/park.db"}
+    app = App(load(None, environ=environ).settings)  # not started: nothing opened
+    assert app.dispatcher.correlator is not None
+    assert app.dispatcher.correlator.park_seconds == 1.5
+
+
 def test_the_smpp_port_has_one_name(tmp_path):
     """`[smpp] port` used to be read and then overwritten by smpp_port's default: now
     there is one SMPP port setting, and the other spelling is refused, with a hint."""

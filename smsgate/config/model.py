@@ -50,6 +50,7 @@ class Settings:
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"  # servers/log_format.py
     receipt_expiry_hours: float = 72.0
+    receipt_park_seconds: float = 10.0  # core/correlation.py: the park
     retention_days: float = 90.0
     retention_first_pass: float = 60.0
     refund_upstream_rejections: bool = True
@@ -109,6 +110,8 @@ DESCRIPTIONS: dict[str, str] = {
     "log_level": "lowest level of the log lines on stderr",
     "log_format": "log lines as text, or one JSON object per line",
     "receipt_expiry_hours": "receipts and MO wait this long for a receiver session",
+    "receipt_park_seconds": "an upstream's receipt no sent message explains yet waits this"
+                            " long for one, then a last look in the store",
     "retention_days": "history older than this many days is purged in the background"
                       " (0: kept)",
     "retention_first_pass": "seconds after start before the first purge; then hourly",
@@ -131,6 +134,8 @@ DESCRIPTIONS: dict[str, str] = {
     "smpp.log_errors_per_minute": "protocol-error log lines per session; the rest counted",
     "smpp.write_high_water": "bytes the peer has not read: stop reading its requests",
     "smpp.max_write_buffer": "bytes the peer has not read: abort the connection",
+    "smpp.socket_send_buffer": "kernel send buffer (SO_SNDBUF) per connection, bytes"
+                               " (0: the kernel's autotuning)",
     "smpp.receipt_backlog": "receipts and MO waiting for a window slot, per session",
     "smpp.login_backoff_delay": "seconds before a bind refused by the login back-off is"
                                 " answered",

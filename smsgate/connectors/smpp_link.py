@@ -105,6 +105,7 @@ class SmppLink(asyncio.Protocol):
         self.writable = True
         self.was_bound = False
         self.end_reason = ""  # why the connection ended, for the reconnect log line
+        self._smsc_unbind: Pdu | None = None  # answered once our submit_sm in flight are
         self.finished: asyncio.Future[None] = loop.create_future()
         self._bind_sequence = 0
         self._flush_scheduled = False
@@ -122,8 +123,9 @@ class SmppLink(asyncio.Protocol):
         return self.session.bound
 
     def ready(self, now: float) -> bool:
-        """Bound for sending, the socket taking writes, and not told to slow down."""
-        return (self.session.state in TX_SIDE and self.writable
+        """Bound for sending, the socket taking writes, and not told to slow down nor
+        to unbind."""
+        return (self.session.state in TX_SIDE and self.writable and self._smsc_unbind is None
                 and now >= self.paused_until and not self.session.closing)
 
     @property
@@ -190,15 +192,29 @@ class SmppLink(asyncio.Protocol):
             ticket = self.inflight.pop(pdu.sequence, None)
             if ticket is not None:
                 self.owner.answered(self, ticket, pdu)
+                self._answer_unbind_when_done()
             elif pdu.sequence == self._bind_sequence:
                 self._bind_answered(pdu)
         elif command_id == CommandId.deliver_sm or command_id == CommandId.data_sm:
             self.owner.received(self, pdu)
-        elif command_id == CommandId.enquire_link or command_id == CommandId.unbind:
-            if command_id == CommandId.unbind:
-                self.end_reason = "unbound by the SMSC"
+        elif command_id == CommandId.enquire_link:
             self.session.send(pdu.response(Status.ESME_ROK))
+        elif command_id == CommandId.unbind:
+            self.end_reason = "unbound by the SMSC"
+            self._smsc_unbind = pdu
+            self._answer_unbind_when_done()
         # alert_notification and anything else the session let through: nothing to do
+
+    def _answer_unbind_when_done(self) -> None:
+        """Answer the SMSC's unbind once no submit_sm of ours is in flight: those sent
+        before its unbind reached us may still be answered (our own server takes them),
+        and closing first would lose the answers and send the messages again. Nothing
+        more is sent meanwhile (`ready`); unanswered ones time out as ever."""
+        if self._smsc_unbind is None or self.inflight:
+            return
+        unbind, self._smsc_unbind = self._smsc_unbind, None
+        self.session.send(unbind.response(Status.ESME_ROK))
+        self.close()  # unbound: flush the answer and close
 
     def _bind_answered(self, response: Pdu) -> None:
         self._bind_sequence = 0
@@ -307,6 +323,7 @@ class SmppLink(asyncio.Protocol):
                 if ticket is not None:
                     self.owner.unanswered(self, ticket, f"no response within "
                                           f"{self.settings.response_timeout:g} s", True)
+                    self._answer_unbind_when_done()
                 continue
             if event.closes:
                 self.end_reason = str(event)

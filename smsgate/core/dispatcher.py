@@ -73,7 +73,7 @@ class Dispatcher:
     def __init__(self, writer: Writer, refund_upstream_rejections: bool = True,
                  sent_hold: float = 1.0, store: Store | None = None,
                  routing: Callable[[], RoutingTable] | None = None,
-                 max_queued: int = 0) -> None:
+                 max_queued: int = 0, park_seconds: float = 10.0) -> None:
         self._writer = writer
         self.max_queued = max_queued  # per connector, in memory; 0: no cap
         self.spilled = 0  # messages left in the store for want of room here (metrics)
@@ -96,7 +96,8 @@ class Dispatcher:
         self.reports = ReportBook(store, writer, self._apply_report) if store else None
         self.correlator = ReceiptCorrelator(
             store, self._matched, self._keep_unmatched,
-            lambda report: self._writer.drop_unmatched(report)) if store else None
+            lambda report: self._writer.drop_unmatched(report),
+            park_seconds=park_seconds) if store else None
         self._holds_lease: Callable[[], bool] = lambda: True  # set_lease
         # While reloads from the store run (refill, reclaim): the ids dispatched, sent or
         # refused since the first began. The store's answer may predate those events.

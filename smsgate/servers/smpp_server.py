@@ -18,7 +18,9 @@ writes, and a write buffer past `max_write_buffer` aborts; every timeout aborts 
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
+import struct
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -46,6 +48,7 @@ BIND_KINDS = {
     CommandId.bind_transceiver: TRX,
 }
 BACKOFF_ERRORS = frozenset({Err.LOGIN_BACKOFF, Err.LOGIN_BACKOFF_UNKNOWN})
+LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets, drops the queue
 
 
 @dataclass
@@ -66,6 +69,11 @@ class SmppServerConfig:
     log_errors_per_minute: int = 5  # protocol-error lines per session; the rest counted
     write_high_water: int = 64 * 1024  # buffered for the peer: stop reading from it
     max_write_buffer: int = 1024 * 1024  # buffered for the peer: abort the connection
+    # SO_SNDBUF of each connection (0: the kernel's autotuning, up to tcp_wmem's max,
+    # 4 MiB by default). Capped, a peer that does not read fills it soon, so that
+    # write_high_water pauses our reading of it, and the kernel holds at most this
+    # (Linux doubles it for its bookkeeping) per connection.
+    socket_send_buffer: int = 128 * 1024
     receipt_backlog: int = 1000  # receipts waiting for a window slot, per session
     login_backoff_delay: float = 1.0  # bind refused by the failed-login back-off: answer after
     caps: ConnectionCaps = field(default_factory=ConnectionCaps)  # both SMPP ports
@@ -175,6 +183,8 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.server.connections.add(self)
+        if self.cfg.socket_send_buffer:
+            _setsockopt(transport, socket.SO_SNDBUF, self.cfg.socket_send_buffer)
         self.transport.set_write_buffer_limits(high=self.cfg.write_high_water)
         self._arm_timer()
 
@@ -276,7 +286,7 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         if transport.get_write_buffer_size() > self.cfg.max_write_buffer:
             self.log.info("smpp %s %s: over %d bytes unread by the peer, aborting", self.peer,
                           self._who(), self.cfg.max_write_buffer)
-            transport.abort()
+            self.abort()
 
     def close(self) -> None:
         """Flush, then close; abort when the peer is not taking what we wrote, since a
@@ -286,13 +296,21 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         if transport.get_write_buffer_size():
-            transport.abort()
+            self.abort()
         else:
             transport.close()
 
     def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
+        """Drop the connection now: an RST, and what the kernel still holds for the
+        peer discarded. A plain close of the socket would queue a FIN behind that
+        unsent data, which a peer that does not read never receives: it would stay
+        connected, and our socket linger (FIN-WAIT-1, its buffer held) for minutes."""
+        transport = self.transport
+        if transport is None:
+            return
+        if not transport.is_closing():  # closing: its descriptor may be gone, or reused
+            _setsockopt(transport, socket.SO_LINGER, LINGER_RESET)
+        transport.abort()
 
     def unbind(self, take_crossing: bool = True) -> None:
         """End the session gracefully: unbind, or close when not bound. An unbind left
@@ -434,6 +452,13 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         unbind, self._unbind_request = self._unbind_request, None
         self.session.send(unbind.response())  # type: ignore[union-attr]
         self.close()  # UNBOUND now: flush and close
+
+
+def _setsockopt(transport: asyncio.BaseTransport, option: int, value: int | bytes) -> None:
+    sock = transport.get_extra_info("socket")
+    if sock is not None:  # a socket the loop owns; None only for unusual transports
+        with contextlib.suppress(OSError):  # already reset by the peer: nothing to tune
+            sock.setsockopt(socket.SOL_SOCKET, option, value)
 
 
 def _bind_status(exc: GatewayError) -> int:

@@ -49,6 +49,36 @@ async def test_link_lost_with_submits_in_flight(raw_smsc):
         await connector.stop()
 
 
+async def test_submits_crossing_the_smscs_unbind_are_answered_not_sent_again(raw_smsc):
+    """The SMSC unbinds while submit_sm are in flight, and answers them after: they
+    crossed its unbind on the wire (our own server takes such requests and answers
+    them once stored). The link answers the unbind only then: each message is sent
+    once. Answered at once, the link closed, lost the answers, and the messages went
+    out again on the next link: sent twice (tests/e2e/test_upstream_down.py)."""
+    raw_smsc.hold = True
+    connector, recorder = await started(settings(raw_smsc.port, window=5))
+    recorder.resend = connector  # the core would dispatch them again
+    try:
+        connector.send([message(n) for n in range(1, 4)])
+        await eventually(lambda: len(raw_smsc.held) == 3, what="3 submit_sm in flight")
+        [first] = raw_smsc.live
+        first.unbind()
+        await asyncio.sleep(0.2)  # the unbind has reached the link before the answers
+        assert not first.unbind_answered and connector.room == 0  # nothing more goes out
+        connector.send([message(4)])
+        raw_smsc.hold = False
+        for submit in raw_smsc.held:
+            raw_smsc.answer(submit)
+        await eventually(lambda: first.unbind_answered, what="the unbind answered")
+        await eventually(lambda: len(recorder.ids) == 4, what="all 4 sent")
+        assert [s.connection for s in raw_smsc.submits[:3]] == [first] * 3
+        assert len(raw_smsc.submits) == 4 and raw_smsc.submits[3].connection is not first
+        assert not {1, 2, 3} & set(recorder.temporary())
+        assert set(recorder.outcomes.values()) == {1}
+    finally:
+        await connector.stop()
+
+
 async def test_refused_binds_back_off_doubling(raw_smsc, caplog):
     raw_smsc.bind_status = 0x0D  # ESME_RBINDFAIL
     with caplog.at_level(logging.WARNING, "smsgate.connectors"):

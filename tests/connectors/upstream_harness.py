@@ -164,6 +164,7 @@ class RawConnection(asyncio.Protocol):
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
         self.bound = False
         self.deliver_answers: dict[int, int] = {}  # our deliver_sm sequence -> status
+        self.unbind_answered = False  # our unbind (`unbind`) answered
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -207,6 +208,12 @@ class RawConnection(asyncio.Protocol):
             self.transport.close()
         elif command == DELIVER_SM | RESPONSE:
             self.deliver_answers[sequence] = status
+        elif command == UNBIND | RESPONSE:
+            self.unbind_answered = True
+
+    def unbind(self, sequence: int = 0x7000_0001) -> None:
+        """The SMSC ends the session (a drain): unbind, answered later or not."""
+        self.write(UNBIND, 0, sequence)
 
     def deliver(self, sequence: int, body: bytes) -> None:
         self.write(DELIVER_SM, 0, sequence, body)

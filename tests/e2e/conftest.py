@@ -4,7 +4,13 @@ or fail) and a gateway factory on fresh databases under tmp_path."""
 from pathlib import Path
 
 import pytest
-from e2e_harness import Gateway, Processes
+from e2e_harness import CLI, Gateway, Processes
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cli_runner():
+    yield
+    CLI.close()
 
 
 @pytest.fixture

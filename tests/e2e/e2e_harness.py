@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from cli_runner import CliRunner
 from smpp_harness import RawClient, submit_sm
 from smpp_harness import eventually as poll_until
 
@@ -28,6 +29,7 @@ from smsgate.store import sqlite_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SINK = ROOT / "bench" / "sink_smsc.py"
+CLI = CliRunner()  # closed at the session's end (conftest.py)
 
 
 def free_port() -> int:
@@ -64,21 +66,16 @@ class Processes:
 
 
 async def cli(url: str, *commands: Sequence[str]) -> str:
-    """Run operator CLI commands (`smsgate ...` argv lists) on `url`, in one Python
-    process (one interpreter start for all); any failing command fails the test."""
-    script = ("import sys, json\nfrom smsgate.cli import main\n"
-              "for argv in json.loads(sys.argv[1]):\n"
-              "    code = main(argv)\n"
-              "    if code:\n"
-              "        sys.exit(f'smsgate {\" \".join(argv)}: exit {code}')\n")
-    import json
-    argvs = [[*command, "--database", url] for command in commands]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", script, json.dumps(argvs), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, f"CLI failed: {err.decode()}{out.decode()}"
-    return out.decode()
+    """Run operator CLI commands (`smsgate ...` argv lists) on `url`, each in a process
+    of its own forked by the CLI runner (tests/cli_runner.py: no interpreter start per
+    command); any failing command fails the test. Their stdout, one after the other."""
+    out = []
+    for command in commands:
+        result = await asyncio.to_thread(CLI.run, [*command, "--database", url])
+        assert result.returncode == 0, (f"CLI failed: smsgate {' '.join(command)}: exit "
+                                        f"{result.returncode}\n{result.stderr}{result.stdout}")
+        out.append(result.stdout)
+    return "".join(out)
 
 
 class Gateway:

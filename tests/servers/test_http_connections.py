@@ -27,6 +27,13 @@ def short_deadlines(settings) -> None:
     http.body_timeout, http.write_timeout = 1.0, 1.0
 
 
+@pytest.fixture
+def store_url(tmp_path) -> str:
+    """SQLite only: the HTTP server's sockets, deadlines and caps have nothing to do
+    with the backend (its paths through the API are tested in the other modules)."""
+    return f"sqlite:///{tmp_path}/smsgate.db"
+
+
 async def connect(port: int, source: str = "127.0.0.1", rcvbuf: int | None = None
                   ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     sock = socket.socket()

@@ -4,10 +4,13 @@ gets a bounded cost, and the server drops it by abort when it must."""
 
 import asyncio
 import contextlib
+import errno
 import logging
+import select
 import socket
 import time
 
+import pytest
 from smpp_harness import PASSWORD, eventually
 
 from smsgate.smpp.codec import Codec
@@ -16,6 +19,13 @@ from smsgate.smpp.pdu import Pdu
 
 CODEC = Codec(field_limits={"password": 100})
 ENQUIRE_LINKS = b"".join(CODEC.encode(Pdu(CommandId.enquire_link, n)) for n in range(1, 4097))
+
+
+@pytest.fixture
+def store_url(tmp_path) -> str:
+    """SQLite only: the SMPP server's sockets, buffers, caps and timers have nothing to
+    do with the backend (its paths through SMPP are tested in the other modules)."""
+    return f"sqlite:///{tmp_path}/smsgate.db"
 
 
 def flood(host: str, port: int, limit: int, bind: bytes = b"") -> tuple[int, socket.socket]:
@@ -91,6 +101,59 @@ async def test_a_bound_client_that_never_reads_is_paused_not_buffered(gateway):
     # A well-behaved customer is not held up meanwhile.
     client = await gateway.bound("tx")
     assert (await client.submit()).status == Status.ESME_ROK
+
+
+def answers_unread(host: str, port: int, bind: bytes, requests: bytes, wait: float) -> int:
+    """A blocking client (run in a thread): binds, sends `requests` and then nothing,
+    reads none of their answers, and waits up to `wait` s for the server to drop it.
+    Returns the socket's error then: ECONNRESET for an RST, 0 for none."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # it reads nothing
+        sock.connect((host, port))
+        sock.sendall(bind)
+        header = sock.recv(16, socket.MSG_WAITALL)
+        sock.recv(int.from_bytes(header[:4], "big") - 16, socket.MSG_WAITALL)
+        sock.sendall(requests)
+        poller = select.poll()
+        poller.register(sock, select.POLLHUP | select.POLLERR | select.POLLRDHUP)
+        poller.poll(wait * 1000)
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+
+async def test_a_dropped_client_is_reset_though_answers_wait_for_it(gateway):
+    """The server read all the client sent; 64 KiB of answers wait in its kernel send
+    buffer, unread. The link check drops the client: an RST reaches it at once. (A
+    plain close queued the FIN behind those answers: the client was never told, and
+    the server's socket lingered in FIN-WAIT-1, holding them.)"""
+    await gateway.account()
+    config = gateway.app.smpp.config
+    config.enquire_link_interval = config.response_timeout = 0.5
+    started = time.monotonic()
+    error = await asyncio.to_thread(answers_unread, gateway.host, gateway.port,
+                                    bind_pdu(), ENQUIRE_LINKS, 5.0)
+    assert error == errno.ECONNRESET, errno.errorcode.get(error, error)
+    assert time.monotonic() - started < 4.0  # the link check: 1 s after the last read
+    await eventually(lambda: _no_connections(gateway), what="the server's side gone")
+
+
+async def test_the_kernel_send_buffer_is_capped_per_connection(gateway):
+    """Autotuned, the kernel would take up to 4 MiB of answers a client does not read
+    before write_high_water pauses our reading of it; capped, it holds that little."""
+    config = gateway.app.smpp.config
+    for send_buffer in (96 * 1024, 0):
+        config.socket_send_buffer = send_buffer
+        client = await gateway.client()
+        await eventually(lambda: len(gateway.app.smpp.connections) == 1,
+                         what="the connection")
+        [connection] = gateway.app.smpp.connections
+        sock = connection.transport.get_extra_info("socket")
+        size = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        if send_buffer:
+            assert size == 2 * send_buffer  # Linux doubles it for its bookkeeping
+        else:  # the kernel's default (tcp_wmem's), left to grow
+            assert size != 2 * 96 * 1024
+        await client.close()
+        await eventually(lambda: _no_connections(gateway), what="the connection gone")
 
 
 async def test_an_unbound_flood_is_dropped_at_bind_timeout(gateway):
@@ -245,6 +308,7 @@ max_protocol_errors = 7
 log_errors_per_minute = 2
 write_high_water = 1000
 max_write_buffer = 9000
+socket_send_buffer = 65536
 receipt_backlog = 50
 login_backoff_delay = 0.25
 
@@ -255,8 +319,9 @@ max_total = 40
     settings = load(str(config), environ={}).settings
     smpp = settings.smpp
     assert (smpp.max_pdus_before_bind, smpp.max_protocol_errors, smpp.log_errors_per_minute,
-            smpp.write_high_water, smpp.max_write_buffer, smpp.receipt_backlog,
-            smpp.login_backoff_delay) == (3, 7, 2, 1000, 9000, 50, 0.25)
+            smpp.write_high_water, smpp.max_write_buffer, smpp.socket_send_buffer,
+            smpp.receipt_backlog, smpp.login_backoff_delay) == (3, 7, 2, 1000, 9000, 65536,
+                                                                50, 0.25)
     assert (smpp.caps.max_per_ip, smpp.caps.max_total) == (4, 40)
     session = smpp.session_config()
     assert (session.max_pdus_before_bind, session.max_protocol_errors) == (3, 7)
