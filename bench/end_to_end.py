@@ -28,8 +28,6 @@ import time
 from pathlib import Path
 
 from serverproc import (
-    PASSWORD,
-    SYSTEM_ID,
     cpu_seconds,
     percentile,
     prepare,
@@ -38,7 +36,7 @@ from serverproc import (
     start_server,
     stop_server,
 )
-from smpp_ingest import run_load
+from smpp_ingest import bind_pdu, run_load
 
 from smsgate.core.models import CREDIT_SCALE, Connector, Route
 from smsgate.smpp.codec import Codec
@@ -66,9 +64,7 @@ class Customer(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        transport.write(Codec(field_limits={"password": 65}).encode(Pdu(
-            self.kind, 1, 0, {"system_id": SYSTEM_ID, "password": PASSWORD,
-                              "interface_version": 0x34})))
+        transport.write(bind_pdu(self.kind))
 
     def connection_lost(self, exc) -> None:
         if not self.bound.done():

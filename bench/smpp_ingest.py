@@ -66,6 +66,13 @@ _HEADER = struct.Struct(">IIII")
 CEILING = Path(__file__).resolve().parents[2] / "shared" / "bench" / "ceiling_smpp.py"
 
 
+def bind_pdu(command_id: int) -> bytes:
+    """The bench account's bind (sequence 1) of the kind `command_id` says."""
+    return Codec(field_limits={"password": 65}).encode(Pdu(
+        command_id, 1, 0,
+        {"system_id": SYSTEM_ID, "password": PASSWORD, "interface_version": 0x34}))
+
+
 class Client(asyncio.Protocol):
     """One bound transmitter keeping `window` copies of one request outstanding."""
 
@@ -88,10 +95,7 @@ class Client(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        bind = Codec(field_limits={"password": 65}).encode(Pdu(
-            CommandId.bind_transmitter, 1, 0,
-            {"system_id": SYSTEM_ID, "password": PASSWORD, "interface_version": 0x34}))
-        transport.write(bind)
+        transport.write(bind_pdu(CommandId.bind_transmitter))
 
     def connection_lost(self, exc) -> None:
         if not self.closed.done():
@@ -161,7 +165,8 @@ class Receiver(asyncio.Protocol):
         self.bound = asyncio.get_running_loop().create_future()
 
     @classmethod
-    async def bound(cls, port: int) -> "Receiver":
+    async def connect(cls, port: int) -> "Receiver":
+        """A receiver bound on `port`."""
         _transport, receiver = await asyncio.get_running_loop().create_connection(
             cls, "127.0.0.1", port)
         await receiver.bound
@@ -169,9 +174,7 @@ class Receiver(asyncio.Protocol):
 
     def connection_made(self, transport) -> None:
         self.transport = transport
-        transport.write(Codec(field_limits={"password": 65}).encode(Pdu(
-            CommandId.bind_receiver, 1, 0,
-            {"system_id": SYSTEM_ID, "password": PASSWORD, "interface_version": 0x34})))
+        transport.write(bind_pdu(CommandId.bind_receiver))
 
     def connection_lost(self, exc) -> None:
         if not self.bound.done():
@@ -376,7 +379,7 @@ async def measure_server(args: argparse.Namespace, url: str, proc, port: int,
         rate, lat, err = await run_load(port, enquire, args.binds, args.window,
                                         args.baseline_seconds)
         report("enquire_link baseline", rate, lat, err)
-    receiver = await Receiver.bound(port) if args.receipts else None
+    receiver = await Receiver.connect(port) if args.receipts else None
     client_cpu = time.process_time()
     server_cpu = cpu_seconds(proc.pid)
     wal = None if args.database else tmp / "bench.db-wal"

@@ -148,20 +148,21 @@ class BatchWriter:
     def _add_with_id(self, queue: list, futures: list[Future], item: object) -> Future:
         future = self._future()
         if not self._closed:
-            queue.append(item)
             futures.append(future)
-            self._queued += 1
-            self._wakeup.set()
+            self._enqueue(queue, item)
         return future
 
     def _add(self, queue: list, item: object) -> "Future[None]":
         future = self._future()
         if not self._closed:
-            queue.append(item)
             self._other_futures.append(future)
-            self._queued += 1
-            self._wakeup.set()
+            self._enqueue(queue, item)
         return future
+
+    def _enqueue(self, queue: list, item: object) -> None:
+        queue.append(item)
+        self._queued += 1
+        self._wakeup.set()
 
     def add_sent(self, update: SentUpdate) -> "Future[None]":
         return self._add(self._sent, update)
@@ -175,9 +176,7 @@ class BatchWriter:
         """`add_status` for a caller that does not wait for the commit: no Future (one
         per message was a measurable part of the simulator's status path)."""
         if not self._closed:
-            self._statuses.append(update)
-            self._queued += 1
-            self._wakeup.set()
+            self._enqueue(self._statuses, update)
 
     def done_receipt(self, receipt_id: int) -> "Future[None]":
         return self._add(self._done, receipt_id)
