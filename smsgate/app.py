@@ -183,7 +183,7 @@ class App:
             routing=lambda: self.routing,
             connector_status=lambda name: self.connectors.status(name),
             next_id=self._next_id, writer=self.writer, dispatch=self.dispatcher.dispatch,
-            settings=settings.submit, node=settings.node_id)
+            settings=settings.submit, node=settings.node_id, reserve_ids=self.ids.reserve)
         self.connectors = ConnectorRegistry(self.store, self.dispatcher, make_connector,
                                             settings.node_id)
         self.retention = Retention(self.store, settings.retention_days,

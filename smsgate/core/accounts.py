@@ -11,6 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 from .errors import Err, GatewayError
 from .models import Account
@@ -79,6 +80,7 @@ class Authenticator:
         self._executor: ThreadPoolExecutor | None = None
         self.max_waiting = max_waiting
         self.waiting = 0  # scrypt checks queued or running now
+        self._checking: dict[bytes, asyncio.Future[bool]] = {}  # memo key -> its check
 
     def _memo_key(self, account: Account, password: str) -> bytes:
         return hashlib.blake2b(f"{account.password_hash}\0{password}".encode(),
@@ -92,6 +94,23 @@ class Authenticator:
     async def password_ok(self, account: Account, password: str) -> bool:
         if self.remembered(account, password):
             return True
+        key = self._memo_key(account, password)
+        checking = self._checking.get(key)
+        if checking is None:
+            checking = self._checking[key] = asyncio.ensure_future(
+                self._check(account, password, key))
+            checking.add_done_callback(partial(self._checked, key))
+        # shield: one waiter cancelled (its client gone) must not cancel the others'
+        return await asyncio.shield(checking)
+
+    def _checked(self, key: bytes, check: "asyncio.Future[bool]") -> None:
+        self._checking.pop(key, None)
+        if not check.cancelled():
+            check.exception()  # retrieved: its waiters may all have gone
+
+    async def _check(self, account: Account, password: str, key: bytes) -> bool:
+        """One scrypt however many logins with the same credentials wait for it (a pool
+        of HTTP connections opening at once sent 64 of them, ~2.5 s of the executor)."""
         if self.waiting >= self.max_waiting:
             raise GatewayError(Err.QUEUE_FULL, "too many password checks queued")
         if self._executor is None:
@@ -103,7 +122,7 @@ class Authenticator:
         finally:
             self.waiting -= 1
         if ok:
-            self._memo[self._memo_key(account, password)] = time.monotonic()
+            self._memo[key] = time.monotonic()
             if len(self._memo) > self._memo_size:
                 self._memo.popitem(last=False)
         return ok

@@ -176,6 +176,18 @@ async def test_ten_thousand_numbers_in_one_post(api):
     assert elapsed < 30, elapsed
 
 
+async def test_concurrent_big_posts_take_more_ids_than_the_node_holds(api):
+    """Each node holds two blocks of 10,000 ids; three 10,000-number POSTs at once take
+    30,000: each waits for its ids instead of running out halfway (HTTP99)."""
+    account = await api.seed_account(credits=30_000)
+    bodies = [submit_params(mno=",".join(str(447700000000 + k * 10_000 + n)
+                                         for n in range(10_000))) for k in range(3)]
+    answers = await asyncio.gather(*(api.post("/websmpp/websms", body) for body in bodies))
+    ids = [i for answer in answers for i in ids_of(answer)]
+    assert len(ids) == len(set(ids)) == 30_000, [a[:60] for a in answers]
+    assert await api.balance(account.id) == 0
+
+
 async def test_serve_prints_the_http_port(tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = await asyncio.create_subprocess_exec(

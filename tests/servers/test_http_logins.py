@@ -2,6 +2,8 @@
 system_id (core/login_guard.py), and an IP allow-list checked before the password.
 Clients connect from different loopback addresses (all of 127/8 is loopback)."""
 
+import asyncio
+
 import aiohttp
 from http_harness import PASSWORD, USER, api_fixture  # noqa: F401
 
@@ -65,3 +67,18 @@ async def test_an_ip_allow_list_refuses_before_the_password(api, monkeypatch):
     # from inside it, the password decides
     assert await balance(api, "branch", "wrong", "127.0.0.2") == Err.BAD_PASSWORD.http_line
     assert await balance(api, "branch", "branch-pw", "127.0.0.2") == "Response: 1000.00"
+
+
+async def test_concurrent_first_logins_with_the_same_password_share_one_scrypt(
+        api, monkeypatch):
+    """A client pool opening 64 connections at once sends its password 64 times before
+    the first check returns: one scrypt answers them all (it was 64, ~2.5 s here)."""
+    await api.seed_account()
+    scrypt = ScryptCount(monkeypatch)
+    answers = await asyncio.gather(*(balance(api, USER, PASSWORD) for _ in range(64)))
+    assert answers == ["Response: 1000.00"] * 64
+    assert scrypt.calls == 1
+    # a wrong password is not remembered: later guesses are each checked again
+    assert await balance(api, USER, "wrong") == Err.BAD_PASSWORD.http_line
+    assert await balance(api, USER, "wrong") == Err.BAD_PASSWORD.http_line
+    assert scrypt.calls == 3
