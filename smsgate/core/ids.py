@@ -58,6 +58,7 @@ class MessageIdGenerator:
         self._block_size = block_size
         self._tagger: IdTagger | None = None
         self._blocks: list[tuple[int, int]] = []  # (next, end)
+        self._in_hand = 0  # ids left in those blocks
 
     async def start(self) -> None:
         key = await self._store.set_setting_if_absent(KEY_SETTING, secrets.token_hex(16))
@@ -67,16 +68,19 @@ class MessageIdGenerator:
     async def refill(self) -> None:
         """Reserve blocks until at least two are in hand (cheap; call it often)."""
         while len(self._blocks) < 2:
-            first = await self._store.allocate_ids(self._block_size)
-            self._blocks.append((first, first + self._block_size))
+            await self._allocate(self._block_size)
 
     async def reserve(self, count: int) -> None:
         """At least `count` ids in hand beyond the next block, for a request that takes
         them in one synchronous go (a POST of thousands of numbers): returns without
         yielding when they are."""
-        while sum(end - nxt for nxt, end in self._blocks) < count + self._block_size:
-            first = await self._store.allocate_ids(max(self._block_size, count))
-            self._blocks.append((first, first + max(self._block_size, count)))
+        while self._in_hand < count + self._block_size:
+            await self._allocate(max(self._block_size, count))
+
+    async def _allocate(self, size: int) -> None:
+        first = await self._store.allocate_ids(size)
+        self._blocks.append((first, first + size))
+        self._in_hand += size
 
     @property
     def low(self) -> bool:
@@ -95,4 +99,5 @@ class MessageIdGenerator:
             self._blocks.pop(0)
         else:
             self._blocks[0] = (nxt + 1, end)
+        self._in_hand -= 1
         return self._tagger.make(nxt)

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smsgate.core.ids import COUNTER_LIMIT, TAG_BITS, IdTagger
+from smsgate.core.ids import COUNTER_LIMIT, TAG_BITS, IdTagger, MessageIdGenerator
 
 TAGGER = IdTagger(bytes(range(16)))
 counters = st.integers(min_value=1, max_value=COUNTER_LIMIT - 1)
@@ -39,3 +39,15 @@ def test_another_key_gives_other_ids():
 def test_counter_out_of_range_is_refused(counter):
     with pytest.raises(ValueError):
         TAGGER.make(counter)
+
+
+async def test_reserve_holds_a_request_s_ids_and_a_block_more(store):
+    """A 25,000-number request needs more than the two blocks held: reserve allocates
+    what it takes, then hands out ids without touching the store."""
+    ids = MessageIdGenerator(store, block_size=1_000)
+    await ids.start()
+    await ids.reserve(25_000)
+    taken = [ids.next_id() for _ in range(25_000)]
+    assert len(set(taken)) == 25_000 and all(ids.is_genuine(i) for i in taken)
+    await ids.reserve(2_500)  # 2,000 left in hand: a block more is allocated
+    assert len({*taken, *(ids.next_id() for _ in range(2_500))}) == 27_500
