@@ -13,8 +13,12 @@ from .rows import LIVE
 
 LIVE_NODES = ("SELECT id FROM nodes WHERE stopped_at IS NULL "
               f"AND {{now}} - heartbeat_at < {NODE_DEAD_AFTER}")
-# $1 taker, $2 at most this many; {columns}: the message columns (statements.py)
-TAKE_OVER = ("UPDATE messages SET node = $1 WHERE id IN (SELECT id FROM messages "
+# $1 taker, $2 at most this many; {columns}: the message columns (statements.py).
+# SQLite, without statistics, reads the whole table in id order for the ORDER BY
+# (2.2 s on 20 million messages, the store stalled meanwhile) instead of the partial
+# index of the unsent ones, which this WHERE matches (3 ms).
+TAKE_OVER = ("UPDATE messages SET node = $1 WHERE id IN (SELECT id FROM messages"
+             "{indexed_by messages_pending_addr} "
              f"WHERE sent_at IS NULL AND {LIVE} AND node <> $1 "
              f"AND node NOT IN ({LIVE_NODES}) ORDER BY id LIMIT $2{{skip_locked}}) "
              "RETURNING {columns}")

@@ -145,3 +145,20 @@ async def test_postgres_heartbeat_learns_the_id_was_taken_over(store_url) -> Non
     finally:
         await store.close()
         await other.close()
+
+
+async def test_sqlite_takes_over_through_the_unsent_index(tmp_path) -> None:
+    """Without statistics SQLite read the whole table in id order for the takeover's
+    ORDER BY: 2.2 s on 20 million delivered messages, at every start, the store
+    stalled. The unsent messages' partial index answers it."""
+    from smsgate.store.sqlite import SQL
+    store = open_store(f"sqlite:///{tmp_path}/plan.db")
+    await store.open()
+    try:
+        await store.migrate()
+        sql = f"EXPLAIN QUERY PLAN {SQL.TAKE_OVER}"
+        plan = await store._run(lambda c: c.execute(sql, ("a", 10)).fetchall())
+        scans = [row[-1] for row in plan if row[-1].startswith("SCAN messages")]
+        assert scans == ["SCAN messages USING INDEX messages_pending_addr"], plan
+    finally:
+        await store.close()
