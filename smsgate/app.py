@@ -165,8 +165,12 @@ def check_connector(type_: str, config: dict) -> tuple[str, dict, dict]:
 class App:
     """The running gateway: store, writer, core services, connectors and servers."""
 
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None,
+                 sockets: "dict[str, socket.socket] | None" = None) -> None:
         self.settings = settings
+        # Listening sockets made by `serve --workers` (smpp, smpp_tls, http, admin),
+        # shared by its worker processes; none: each server binds its own port.
+        self.sockets = sockets or {}
         self.store = store or open_store(settings.database_url)
         self.writer = BatchWriter(self.store)
         self.ids = MessageIdGenerator(self.store)
@@ -342,12 +346,13 @@ class App:
         self.retention.start()
         self.status_history.start()
         self._tasks.append(asyncio.create_task(self._route_refresh(), name="route-refresh"))
-        host = self.settings.host
-        await self.smpp.start(host, self.settings.smpp_port)
+        host, sockets = self.settings.host, self.sockets
+        await self.smpp.start(host, self.settings.smpp_port, sockets.get("smpp"))
         if self.tls is not None:
-            await self.smpp.start_tls(self.tls, host, self.settings.smpp_tls_port or 0)
-        await self.http.start(host, self.settings.http_port)
-        await self.admin_api.start(host, self.settings.admin_port)
+            await self.smpp.start_tls(self.tls, host, self.settings.smpp_tls_port or 0,
+                                      sockets.get("smpp_tls"))
+        await self.http.start(host, self.settings.http_port, sockets.get("http"))
+        await self.admin_api.start(host, self.settings.admin_port, sockets.get("admin"))
         self.sessions.start()
         self.node.start(self._node_address())
 
@@ -384,8 +389,12 @@ class App:
         self.gateway.authenticator.close()
 
 
-async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
-    app = App(settings)
+async def serve(settings: Settings, ready: asyncio.Event | None = None,
+                sockets: "dict[str, socket.socket] | None" = None,
+                announce: bool = True) -> None:
+    """Run the gateway until SIGTERM/SIGINT. A worker of `serve --workers` gets the
+    listening sockets, and its supervisor prints the `… listening on …` lines."""
+    app = App(settings, sockets=sockets)
     await app.start()
     # Objects alive after start-up live as long as the process: keep them out of the
     # cyclic GC's scans, and collect young objects less often (the hot path makes many
@@ -401,15 +410,16 @@ async def serve(settings: Settings, ready: asyncio.Event | None = None) -> None:
     if demo:
         print(f"Demo account created: system_id={demo[0]} password={demo[1]} "
               f"(credits: {DEMO_CREDITS}). It is shown only once.", flush=True)
-    host, port = app.smpp.address
-    print(f"SMPP listening on {host}:{port}", flush=True)
-    host, port = app.http.address
-    print(f"HTTP listening on {host}:{port}", flush=True)
-    if app.smpp.tls_address is not None:
-        host, port = app.smpp.tls_address
-        print(f"SMPP TLS listening on {host}:{port}", flush=True)
-    host, port = app.admin_api.address
-    print(f"Admin listening on {host}:{port}", flush=True)
+    if announce:
+        host, port = app.smpp.address
+        print(f"SMPP listening on {host}:{port}", flush=True)
+        host, port = app.http.address
+        print(f"HTTP listening on {host}:{port}", flush=True)
+        if app.smpp.tls_address is not None:
+            host, port = app.smpp.tls_address
+            print(f"SMPP TLS listening on {host}:{port}", flush=True)
+        host, port = app.admin_api.address
+        print(f"Admin listening on {host}:{port}", flush=True)
     if ready is not None:
         ready.set()
     await stop.wait()

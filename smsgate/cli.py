@@ -388,6 +388,12 @@ def cmd_serve(args) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency, but stay runnable
         runner = asyncio.run
     from .core.ports import NodeInUse
+    if settings.workers > 1:
+        from .cluster import workers
+        try:
+            return workers.run(settings, serve, runner)
+        except workers.WorkerError as exc:
+            raise CliError(str(exc)) from None
     try:
         runner(serve(settings))
     except NodeInUse as exc:

@@ -47,6 +47,8 @@ class Settings:
     tls_cert: str = ""
     tls_key: str = ""
     node_id: str = field(default_factory=socket.gethostname)
+    # processes sharing the ports, each a node (cluster/workers.py); PostgreSQL only
+    workers: Annotated[int, Between(1, 64)] = 1
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"  # servers/log_format.py
     receipt_expiry_hours: float = 72.0
@@ -86,6 +88,8 @@ FLAGS: dict[str, Flag] = {
     "tls_key": Flag("--tls-key", "PEM private key for --tls-cert", "FILE"),
     "host": Flag("--host", "listen address (default {default})", "ADDR"),
     "node_id": Flag("--node-id", "this node's name (default hostname)", "NAME"),
+    "workers": Flag("--workers", "worker processes sharing the ports, each a cluster node "
+                    "NAME-1..N (PostgreSQL only; default {default})", "N"),
     "log_level": Flag("--log-level", "DEBUG, INFO, WARNING (default {default})"),
     "retention_days": Flag("--retention-days", "purge history older than N days in the "
                            "background (default {default}; 0 keeps everything)", "N"),
@@ -107,6 +111,8 @@ DESCRIPTIONS: dict[str, str] = {
     "tls_cert": "PEM certificate chain of the SMPP TLS port",
     "tls_key": "PEM private key of `tls_cert` (empty: it is in `tls_cert`)",
     "node_id": "this node's name (cluster, logs); defaults to the host name",
+    "workers": "processes sharing the listening ports, each the cluster node"
+               " `node_id-1`..`-N` (PostgreSQL only): one core each",
     "log_level": "lowest level of the log lines on stderr",
     "log_format": "log lines as text, or one JSON object per line",
     "receipt_expiry_hours": "receipts and MO wait this long for a receiver session",

@@ -11,6 +11,7 @@ Handlers reach the store only through core/ (core/admin.py, core/sessions.py).
 
 import json
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -153,11 +154,14 @@ class AdminApi:
     async def metrics_page(self, request: web.Request) -> web.Response:
         return await metrics_response(self.metrics, request)  # type: ignore[arg-type]
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
+    async def start(self, host: str, port: int,
+                    sock: socket.socket | None = None) -> tuple[str, int]:
+        """Listen on host:port, or on `sock` (shared by `serve --workers`)."""
         self._runner = web.AppRunner(self.application(), access_log=None,
                                      handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, reuse_address=True)
+        site = web.SockSite(self._runner, sock) if sock is not None else web.TCPSite(
+            self._runner, host, port, reuse_address=True)
         await site.start()
         self.address = tuple(self._runner.addresses[0][:2])  # type: ignore[assignment]
         return self.address

@@ -9,6 +9,7 @@ and charged in one group commit, or none; the answer is written only after the c
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
@@ -106,7 +107,9 @@ class HttpApi:
         add("*", "/{path:.*}", self.unknown_path)
         return app
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
+    async def start(self, host: str, port: int,
+                    sock: socket.socket | None = None) -> tuple[str, int]:
+        """Listen on host:port, or on `sock` (shared by `serve --workers`)."""
         await self.callbacks.start()
         config = self.config
         options = {"access_log": None, "keepalive_timeout": config.keepalive_timeout,
@@ -116,8 +119,8 @@ class HttpApi:
         self._runner = GuardedAppRunner(self.application(), self.guard, options,
                                         handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port,
-                           reuse_address=True, backlog=1024)
+        site = web.SockSite(self._runner, sock) if sock is not None else web.TCPSite(
+            self._runner, host, port, reuse_address=True, backlog=1024)
         await site.start()
         self.address = tuple(self._runner.addresses[0][:2])  # type: ignore[assignment]
         return self.address

@@ -99,25 +99,30 @@ class SmppServer:
         self.tls_address: tuple[str, int] | None = None
         gateway.accounts.on_reload(self.recheck_accounts)
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        self.address = await self._listen(host, port)
+    async def start(self, host: str, port: int,
+                    sock: socket.socket | None = None) -> tuple[str, int]:
+        """Listen on host:port, or on `sock`, a listening socket that `serve --workers`
+        shares between its worker processes."""
+        self.address = await self._listen(host, port, sock)
         return self.address
 
-    async def start_tls(self, context: ssl.SSLContext, host: str,
-                        port: int) -> tuple[str, int]:
+    async def start_tls(self, context: ssl.SSLContext, host: str, port: int,
+                        sock: socket.socket | None = None) -> tuple[str, int]:
         """Also listen on `port` with TLS: the same sessions, limits and accounts. The
         transport does the handshake (in memory, never blocking the loop) before
         `connection_made`; a peer that fails it or stays silent past
         `tls_handshake_timeout` is dropped there and never becomes a session."""
         self.tls_address = await self._listen(
-            host, port, ssl=context, ssl_handshake_timeout=self.config.tls_handshake_timeout)
+            host, port, sock, ssl=context,
+            ssl_handshake_timeout=self.config.tls_handshake_timeout)
         return self.tls_address
 
-    async def _listen(self, host: str, port: int, **tls) -> tuple[str, int]:
+    async def _listen(self, host: str, port: int, sock: socket.socket | None,
+                      **tls) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(
-            lambda: SmppConnection(self), host, port,
-            reuse_address=True, backlog=1024, **tls)
+        where = {"sock": sock} if sock is not None else {
+            "host": host, "port": port, "reuse_address": True, "backlog": 1024}
+        server = await loop.create_server(lambda: SmppConnection(self), **where, **tls)
         self._servers.append(server)
         return server.sockets[0].getsockname()[:2]
 
