@@ -24,7 +24,8 @@ the same account that answers and counts the receipts (receipts/s over the same 
 
 `--preload N` stores N delivered messages of the last day before the server starts
 (flat with size: compare with a run on an empty store). `--rate R` caps the submits at R
-a second (a soak at a fraction of the peak, with `--every`).
+a second (a soak at a fraction of the peak, with `--every`). `--workers N` starts
+`serve --workers N` (PostgreSQL): CPU and RSS are then the supervisor's and its workers'.
 
 `--purge-rows N` stores N final messages 200 days old first, and has the server's
 background retention (retention_days 100) start its pass one second into the submit
@@ -49,6 +50,7 @@ from serverproc import (
     SYSTEM_ID,
     banner,
     cpu_seconds,
+    open_files,
     percentile,
     prepare,
     rss_mib,
@@ -88,6 +90,7 @@ class Client(asyncio.Protocol):
         self.running = False
         self.recording = False
         self.ok = 0
+        self.acked = 0  # every ESME_ROK, warm-up included (the soak's loss check)
         self.errors: dict[int, int] = {}
         self.latencies: list[float] = []
         self.bound = asyncio.get_running_loop().create_future()
@@ -143,6 +146,8 @@ class Client(asyncio.Protocol):
                     self.bound.set_result(None)
                 continue
             sent = self.sent_at.pop(sequence, None)
+            if sent is not None and status == Status.ESME_ROK:
+                self.acked += 1
             if sent is None or not self.recording:
                 continue
             if status == Status.ESME_ROK:
@@ -260,6 +265,9 @@ async def run_load(port: int | list[int], template: bytes, binds: int, window: i
     for client in clients:
         for status, count in client.errors.items():
             errors[status] = errors.get(status, 0) + count
+    acked = sum(c.acked for c in clients)
+    if progress is not None:
+        progress.acked = acked
     return sum(c.ok for c in clients) / elapsed, latencies, errors
 
 
@@ -274,11 +282,13 @@ async def _pace(clients: list[Client]) -> None:
 @dataclass
 class Progress:
     """A line every `every` seconds on a long run: the rate and tail of that interval,
-    the server's memory and (SQLite) the size of its WAL file."""
+    the server's memory and open files, and (SQLite) the sizes of its database and WAL
+    files (bloat: the database should grow with the rows stored, no faster)."""
 
     every: float
     pid: int
     wal: Path | None
+    acked: int = 0  # set at the end: every submit_sm answered ESME_ROK
 
 
 async def report_progress(clients: list[Client], started: float, seconds: float,
@@ -291,11 +301,19 @@ async def report_progress(clients: list[Client], started: float, seconds: float,
         elapsed = time.perf_counter() - started
         recent = [x * 1000 for n, c in enumerate(clients) for x in c.latencies[seen[n]:]]
         seen = [len(c.latencies) for c in clients]
+        line = (f"  {elapsed:6.0f} s  {len(recent) / step:>9,.0f} /s  p99 "
+                f"{percentile(recent, 99):6.1f} ms  RSS {rss_mib(progress.pid):5.0f} MiB  "
+                f"fds {open_files(progress.pid):4d}")
         wal = progress.wal
-        wal_mib = wal.stat().st_size / 2**20 if wal and wal.exists() else 0.0
-        print(f"  {elapsed:6.0f} s  {len(recent) / step:>9,.0f} /s  p99 "
-              f"{percentile(recent, 99):6.1f} ms  RSS {rss_mib(progress.pid):5.0f} MiB"
-              + (f"  WAL {wal_mib:6.1f} MiB" if wal else ""), flush=True)
+        if wal is not None:
+            db = wal.with_name(wal.name.removesuffix("-wal"))
+            line += (f"  DB {_mib(db):7.1f} MiB  WAL {_mib(wal):6.1f} MiB  "
+                     f"acked {sum(c.acked for c in clients):,}")
+        print(line, flush=True)
+
+
+def _mib(path: Path) -> float:
+    return path.stat().st_size / 2**20 if path.exists() else 0.0
 
 
 def report(label: str, rate: float, latencies: list[float], errors: dict) -> None:
@@ -349,7 +367,7 @@ async def measure_smsgate(args: argparse.Namespace) -> Outcome:
     with tempfile.TemporaryDirectory(prefix="smsgate-bench-") as tmp:
         url = args.database or f"sqlite:///{tmp}/bench.db"
         await prepare(url, max_tx=max(args.binds, 10))
-        options: list[str] = []
+        options: list[str] = ["--workers", str(args.workers)] if args.workers > 1 else []
         if args.preload:
             await preload_history(url, args.preload)
         if args.purge_rows:
@@ -358,7 +376,7 @@ async def measure_smsgate(args: argparse.Namespace) -> Outcome:
                 first_pass = 0.5 + args.baseline_seconds + 1.0 + 1.5  # see the sleeps below
                 config = Path(tmp) / "retention.toml"
                 config.write_text(f"retention_days = 100\nretention_first_pass = {first_pass}\n")
-                options = ["--config", str(config)]
+                options += ["--config", str(config)]
         proc, port = await start_server(url, "SMPP", *options)
         try:
             return await measure_server(args, url, proc, port, Path(tmp))
@@ -395,6 +413,8 @@ async def measure_server(args: argparse.Namespace, url: str, proc, port: int,
               f"{args.purge_rows:,} old messages left after the load", flush=True)
     server_cpu = cpu_seconds(proc.pid) - server_cpu
     client_cpu = time.process_time() - client_cpu
+    if progress is not None and not args.preload:
+        print(await nothing_lost(url, progress.acked), flush=True)
     report("submit_sm", rate, lat, err)
     receipts = 0.0
     if receiver is not None:
@@ -522,6 +542,33 @@ async def _copy_template(url: str, first: int, start: int, count: int, rows: int
         await conn.close()
 
 
+async def nothing_lost(url: str, acked: int, wait: float = 60.0) -> str:
+    """After a long run on a fresh store: every acknowledged submit_sm is stored, and
+    each reaches its final state (the simulator delivers them all) within `wait` s."""
+    started = time.perf_counter()
+    while True:
+        stored, final = await _counts(url, "SELECT count(*), count(done_at) FROM messages")
+        if final == stored or time.perf_counter() - started > wait:
+            break
+        await asyncio.sleep(1.0)
+    verdict = "nothing lost" if stored >= acked and final == stored else "LOST OR STUCK"
+    return (f"acknowledged {acked:,}, stored {stored:,}, final {final:,} "
+            f"({time.perf_counter() - started:.0f} s after the load): {verdict}")
+
+
+async def _counts(url: str, sql: str) -> tuple:
+    path = sqlite_path(url)
+    if path is not None:
+        with sqlite3.connect(path) as db:
+            return db.execute(sql).fetchone()
+    import asyncpg
+    conn = await asyncpg.connect(url)
+    try:
+        return tuple(await conn.fetchrow(sql))
+    finally:
+        await conn.close()
+
+
 async def old_rows_left(url: str) -> int:
     """Messages over 100 days old still stored."""
     sql = f"SELECT count(*) FROM messages WHERE created_at < {time.time() - 100 * 86_400}"
@@ -570,6 +617,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="store N delivered messages of the last day first")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="submit_sm a second at most, all binds together (a soak)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="serve --workers N (PostgreSQL): N processes share the port")
     parser.add_argument("--purge-cli", action="store_true",
                         help="purge with `smsgate purge` (another process), not in serve")
     run(main_async(parser.parse_args(argv)))
