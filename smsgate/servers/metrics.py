@@ -87,6 +87,10 @@ class GatewayCollector(Collector):
         self.connector_states: Callable[[], Mapping[str, str]] = dict  # name -> state
 
     def collect(self) -> Iterable[Metric]:
+        # Which node answered: with `serve --workers N` each scrape reads one worker.
+        yield labelled(GaugeMetricFamily, "smsgate_node_info",
+                       "1, labelled with the node id of the process that answered.",
+                       ["node"], {(self.gw.node,): 1})
         yield from self._submits()
         yield from self._accounts()
         yield from self._dispatch()

@@ -54,6 +54,13 @@ async def test_workers_share_the_ports_and_are_restarted(gateway_at, pg_url):
         assert number <= 200, "every connection went to one worker"
         await submit_on_a_new_connection(gateway.http_port, number)
 
+    # /metrics says which worker answered.
+    async with aiohttp.ClientSession() as session, session.get(
+            f"http://127.0.0.1:{gateway.http_port}/metrics") as answer:
+        text = await answer.text()
+    assert 'smsgate_node_info{node="w-1"} 1.0' in text \
+        or 'smsgate_node_info{node="w-2"} 1.0' in text
+
     # SMPP on the shared port: a bind and a submit_sm answered by whichever took it.
     client = await RawClient.connect("127.0.0.1", gateway.smpp_port)
     assert (await client.bind("trx", CUSTOMER, PASSWORD)).status == Status.ESME_ROK

@@ -40,6 +40,7 @@ async def test_metrics_count_accepted_delivered_and_commits(api):
     content_type, samples = await scrape(api)
     assert content_type.startswith("text/plain")
     assert value(samples, "smsgate_messages_accepted_total", channel="http") == 2
+    assert value(samples, "smsgate_node_info", node=api.app.settings.node_id) == 1
     assert value(samples, "smsgate_message_statuses_total", status="DELIVRD") == 2
     assert value(samples, "smsgate_messages_dispatched_total") == 2
     assert value(samples, "smsgate_connector_sent_total", connector="simulator") == 2
