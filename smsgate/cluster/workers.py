@@ -126,7 +126,8 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             settings = replace(self.settings, node_id=self.node_id(number), workers=1)
             from ..servers import log_format
-            log_format.configure(settings.log_level, settings.log_format, settings.node_id)
+            log_format.configure(settings.log_level, settings.log_format, settings.node_id,
+                                 text_names_node=True)
             self.runner(self._worker(settings, ready_w))
         except BaseException as exc:  # reported; then this process ends
             if not isinstance(exc, KeyboardInterrupt | SystemExit):

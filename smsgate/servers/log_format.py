@@ -50,14 +50,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure(level: str, log_format: str, node: str) -> None:
-    """Send every record at `level` and above to stderr in `log_format`."""
+def configure(level: str, log_format: str, node: str, text_names_node: bool = False) -> None:
+    """Send every record at `level` and above to stderr in `log_format`. A worker of
+    `serve --workers` names its node in text lines too (the workers share stderr)."""
     if log_format not in FORMATS:
         raise ValueError(f"log format {log_format!r} is not one of {', '.join(FORMATS)}")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(node) if log_format == "json"
-                         else logging.Formatter(TEXT_FORMAT))
+                         else logging.Formatter(text_format(node, text_names_node)))
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+
+
+def text_format(node: str, names_node: bool) -> str:
+    if not names_node:
+        return TEXT_FORMAT
+    return TEXT_FORMAT.replace(" %(name)s", " [" + node.replace("%", "%%") + "] %(name)s")
 
 
 class SessionLog(logging.LoggerAdapter):

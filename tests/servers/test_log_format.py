@@ -5,7 +5,7 @@ import json
 import logging
 import sys
 
-from smsgate.servers.log_format import JsonFormatter
+from smsgate.servers.log_format import JsonFormatter, text_format
 from smsgate.servers.log_redaction import REDACTOR
 
 
@@ -42,3 +42,12 @@ def test_a_traceback_stays_on_the_line_without_the_secret():
     entry = formatted(record("request %s failed", "/x?user=a&password=hunter2", exc=True))
     assert entry["message"] == "request /x?user=a&password=*** failed"
     assert "ValueError" in entry["exc"] and "hunter2" not in json.dumps(entry)
+
+
+def test_a_worker_names_its_node_in_text_lines():
+    line = logging.Formatter(text_format("gw1-2", names_node=True)).format(record("up"))
+    assert line.endswith(" ERROR [gw1-2] smsgate.test: up")
+    plain = logging.Formatter(text_format("gw1", names_node=False)).format(record("up"))
+    assert plain.endswith(" ERROR smsgate.test: up")
+    odd = logging.Formatter(text_format("a%b", names_node=True)).format(record("x"))
+    assert odd.endswith("[a%b] smsgate.test: x")
