@@ -53,6 +53,9 @@ def _for_sender(routes: tuple[Route, ...], sender: str) -> tuple[Route, ...]:
     return tuple(r for r in routes if not r.senders or sender in r.senders)
 
 
+MATCH_MEMO_SIZE = 100_000  # remembered lookups (keys of at most max_len digits)
+
+
 class RoutingTable:
     """The routes in force, indexed for lookup; rebuilt whenever the routes change.
 
@@ -69,12 +72,27 @@ class RoutingTable:
             for account, table in grouped.items()}
         self._max_len = max((len(p) for t in self._tables.values() for p in t), default=0)
         self._random = rng or random.Random()
+        self._matched: dict[tuple, tuple[Route, ...]] = {}  # see matching()
 
     def matching(self, account_id: int | None, destination: str,
                  sender: str | None = None) -> tuple[Route, ...]:
         """The candidates (rules 1-3), sorted by (priority, cost) but with tiers not yet
         shuffled; empty when no route matches. `sender` None ignores sender limits
-        (coverage and price lists, which have no sender)."""
+        (coverage and price lists, which have no sender).
+
+        Remembered by the destination's first `max_len` digits, all the longest-prefix
+        walk reads (a 10,000-number POST to one country walks once); the table is
+        rebuilt when routes change, so nothing remembered outlives them."""
+        key = (account_id, destination[:self._max_len], sender)
+        found = self._matched.get(key)
+        if found is None:
+            if len(self._matched) >= MATCH_MEMO_SIZE:
+                self._matched.clear()
+            found = self._matched[key] = self._match(account_id, destination, sender)
+        return found
+
+    def _match(self, account_id: int | None, destination: str,
+               sender: str | None) -> tuple[Route, ...]:
         for table in (self._tables.get(account_id), self._tables.get(None)):
             if table is None:
                 continue

@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from itertools import repeat
 
 from .errors import Err, GatewayError
 from .models import ATES, DISABLED, RUNNING, Account, Message, Route
@@ -145,11 +146,12 @@ class SubmitPipeline:
         delays = self._throttle(req, parts, len(destinations), schedule_at)
         head, body, tail = _shared_fields(req, parts)
         next_id, node = self._next_id, self.node
+        sends = repeat(schedule_at) if delays is None else \
+            [_delayed(schedule_at, now, delays, n) for n in range(len(priced))]
         # Positional, in Message's field order: a third of the keyword call's cost.
         return [Message(next_id(), *head, dest, *body, route.price * parts, route.connector,
-                        *tail, now, _delayed(schedule_at, now, delays, n), expires_at,
-                        None, None, None, node)
-                for n, (dest, route) in enumerate(priced)]
+                        *tail, now, send_at, expires_at, None, None, None, node)
+                for (dest, route), send_at in zip(priced, sends, strict=False)]  # repeat: endless
 
     def _route(self, routes: RoutingTable, account_id: int, dest: str, sender: str) -> Route:
         """The first route of the failover order: its price is what the customer pays,

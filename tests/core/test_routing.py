@@ -183,3 +183,16 @@ def test_lookup_is_a_first_candidate(routes, account, destination, sender, seed)
     tier = [r for r in candidates if (r.priority, r.cost) == (first.priority, first.cost)]
     assert first in tier
     assert (first.priority, first.cost) == (candidates[0].priority, candidates[0].cost)
+
+
+@settings(max_examples=200, deadline=None)
+@given(routes=_routes, lookups=st.lists(st.tuples(
+    st.sampled_from([7, 8, 9]), st.text("0123", max_size=7), st.one_of(st.none(), _senders)),
+    max_size=30))
+def test_remembered_matches_are_what_a_fresh_table_finds(routes, lookups):
+    """matching() remembers by the destination's first max_len digits: one table asked
+    many times answers as a new table asked once."""
+    routing = RoutingTable(routes)
+    for account, destination, sender in lookups:
+        fresh = RoutingTable(routes).matching(account, destination, sender)
+        assert routing.matching(account, destination, sender) == fresh
