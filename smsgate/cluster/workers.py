@@ -113,17 +113,20 @@ class Supervisor:
     def _start(self, number: int, ready_w: int | None) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        # Stop signals wait across the fork: the worker must never run the supervisor's
+        # handler, and the supervisor forwards a stop only once it knows the new pid.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         pid = os.fork()
         if pid:
             self.workers[pid] = number
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             return
         code = 0
         try:  # the worker: never returns into the supervisor's code
             for sig in STOP_SIGNALS:
-                signal.signal(sig, signal.SIG_DFL)  # serve installs its own handlers...
-            # ...and until it has, a stop waits (the default action would end the worker
-            # without its clean stop: unbinds, flush, its node marked stopped).
-            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+                signal.signal(sig, signal.SIG_DFL)  # serve installs its own handlers;
+            # until it has, a stop stays blocked (the default action would end the
+            # worker without its clean stop: unbinds, flush, its node marked stopped).
             settings = replace(self.settings, node_id=self.node_id(number), workers=1)
             from ..servers import log_format
             log_format.configure(settings.log_level, settings.log_format, settings.node_id,

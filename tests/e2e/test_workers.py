@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
-from e2e_harness import ROOT, eventually, ids_of
+from e2e_harness import ROOT, eventually, ids_of, rows
 from smpp_harness import RawClient, submit_sm
 
 from smsgate.smpp.constants import CommandId, Status
@@ -98,3 +98,22 @@ async def test_sqlite_refuses_workers(tmp_path):
     assert proc.returncode == 2 and b"listening on" not in out
     assert err.decode().strip() == \
         "smsgate: error: --workers needs PostgreSQL: SQLite is one node only (SPEC §9)"
+
+
+async def test_a_stop_while_the_workers_start_stops_them_cleanly(pg_url, processes):
+    """SIGTERM before the workers listen: each still stops cleanly (a stop waits until
+    serve handles it), none is left running, and no node row is left alive."""
+    proc = processes.add(await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "smsgate.cli", "serve", "--database", pg_url, "--workers",
+        "2", "--node-id", "early", "--smpp-port", "0", "--http-port", "0",
+        "--admin-port", "0", cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE))
+    workers = await eventually(lambda: len(children(proc.pid)) == 2 and children(proc.pid),
+                               timeout=30, interval=0.01, what="the workers forked")
+    proc.send_signal(signal.SIGTERM)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert b"listening on" not in out
+    assert b"stopped while the workers were starting" in err, err
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    alive = await rows(pg_url, "SELECT id FROM nodes WHERE stopped_at IS NULL")
+    assert alive == [], alive
