@@ -17,9 +17,10 @@ and `GuardedAppRunner` makes aiohttp's runner build those. A connection's steps:
   here: the transport's buffer is full).
 - the close: `write_timeout` for what is left in the buffer (the close watchdog here).
 
-A dropped connection is aborted (RST, buffers freed) rather than closed: `close()`
-waits for the write buffer to drain, which a client that does not read never lets
-happen. The timers cost nothing per request on a keep-alive connection: the head timer
+A dropped connection is reset (sockets.reset: an RST, buffers freed) rather than
+closed: `close()` waits for the write buffer to drain, and a plain abort leaves the
+kernel's queue and FIN behind it, which a client that does not read never lets go.
+The timers cost nothing per request on a keep-alive connection: the head timer
 is armed only when a head arrives in pieces, the write timer only when the transport
 says its buffer is full.
 
@@ -35,6 +36,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -43,6 +45,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from ..core.errors import Err
 from .connection_limits import ConnectionLimiter
+from .sockets import reset
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +84,7 @@ class GuardedRequestHandler(RequestHandler):
         ip = peer[0] if peer else ""
         if not self._guard.limiter.admit(ip):
             log.debug("http %s: connection refused by the caps", ip)
-            transport.abort()
+            reset(transport)
             return
         self._peer_ip = ip
         super().connection_made(transport)
@@ -167,14 +170,15 @@ class GuardedRequestHandler(RequestHandler):
         """Bound the time a closing connection may take to flush what it has left."""
         transport = transport or self.transport
         if transport is not None and self._abort_timer is None and self._peer_ip is not None:
+            # cancelled by connection_lost: when it fires, the socket is still this one
             self._abort_timer = self._loop.call_later(self._guard.write_timeout,
-                                                      transport.abort)
+                                                      partial(reset, transport, not_lost=True))
 
     def _drop(self, reason: str, *args: Any) -> None:
         self._guard.timed_out += 1
         log.debug("http %s: dropped, " + reason, self._peer_ip, *args)
         if self.transport is not None:
-            self.transport.abort()
+            reset(self.transport)
 
     # -- malformed requests ----------------------------------------------------------
 

@@ -20,7 +20,6 @@ import contextlib
 import logging
 import socket
 import ssl
-import struct
 from collections import deque
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from .connection_limits import ConnectionCaps, ConnectionLimiter
 from .log_budget import LogBudget
 from .log_format import SessionLog
 from .smpp_messages import MessageHandlers
+from .sockets import reset, set_option
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,6 @@ BIND_KINDS = {
     CommandId.bind_transceiver: TRX,
 }
 BACKOFF_ERRORS = frozenset({Err.LOGIN_BACKOFF, Err.LOGIN_BACKOFF_UNKNOWN})
-LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() resets, drops the queue
 
 
 @dataclass
@@ -189,7 +188,7 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
         self.server.connections.add(self)
         if self.cfg.socket_send_buffer:
-            _setsockopt(transport, socket.SO_SNDBUF, self.cfg.socket_send_buffer)
+            set_option(transport, socket.SO_SNDBUF, self.cfg.socket_send_buffer)
         self.transport.set_write_buffer_limits(high=self.cfg.write_high_water)
         self._arm_timer()
 
@@ -306,16 +305,9 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
             transport.close()
 
     def abort(self) -> None:
-        """Drop the connection now: an RST, and what the kernel still holds for the
-        peer discarded. A plain close of the socket would queue a FIN behind that
-        unsent data, which a peer that does not read never receives: it would stay
-        connected, and our socket linger (FIN-WAIT-1, its buffer held) for minutes."""
-        transport = self.transport
-        if transport is None:
-            return
-        if not transport.is_closing():  # closing: its descriptor may be gone, or reused
-            _setsockopt(transport, socket.SO_LINGER, LINGER_RESET)
-        transport.abort()
+        """Drop the connection now, with an RST (sockets.reset says why)."""
+        if self.transport is not None:
+            reset(self.transport)
 
     def unbind(self, take_crossing: bool = True) -> None:
         """End the session gracefully: unbind, or close when not bound. An unbind left
@@ -457,13 +449,6 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         unbind, self._unbind_request = self._unbind_request, None
         self.session.send(unbind.response())  # type: ignore[union-attr]
         self.close()  # UNBOUND now: flush and close
-
-
-def _setsockopt(transport: asyncio.BaseTransport, option: int, value: int | bytes) -> None:
-    sock = transport.get_extra_info("socket")
-    if sock is not None:  # a socket the loop owns; None only for unusual transports
-        with contextlib.suppress(OSError):  # already reset by the peer: nothing to tune
-            sock.setsockopt(socket.SOL_SOCKET, option, value)
 
 
 def _bind_status(exc: GatewayError) -> int:

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from http_harness import PASSWORD, USER, eventually, running_api
@@ -273,8 +274,26 @@ async def test_a_client_that_never_reads_a_download_is_dropped(store_url):
                 and not http._runner.server.connections
 
         await eventually(dropped, timeout=30, what="the non-reading client dropped")
+        # With an RST: a plain close would queue a FIN behind ~MBs the client never
+        # reads, leaving the server's socket in FIN-WAIT-1 (and the client connected).
+        server_port = api.app.http.address[1]
+        client_port = writer.get_extra_info("sockname")[1]
+        assert await eventually(lambda: not kernel_sockets(server_port, client_port),
+                                timeout=2, what="the server's socket gone")
         writer.close()
         assert "smsgate_http_connections_timed_out_total 1.0" in await metrics_of(api)
+
+
+def kernel_sockets(local_port: int, remote_port: int) -> list[str]:
+    """TCP states (hex, /proc/net/tcp) of the kernel's sockets local_port -> remote_port."""
+    states = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote, state = fields[1], fields[2], fields[3]
+        if int(local.split(":")[1], 16) == local_port \
+                and int(remote.split(":")[1], 16) == remote_port:
+            states.append(state)
+    return states
 
 
 def test_every_limit_is_a_toml_setting(tmp_path):
