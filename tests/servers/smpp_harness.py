@@ -109,6 +109,7 @@ class RawClient:
             for future in self._waiting.values():
                 if not future.done():
                     future.set_exception(ConnectionError("server closed the connection"))
+                    future.exception()  # retrieved: a test may not wait for every answer
             self._waiting.clear()
 
     # -- sending -----------------------------------------------------------------------
