@@ -243,6 +243,8 @@ class SubmitPipeline:
         messages = self.prepare(req)
         stored = self._writer.add_messages(messages)
         stored.add_done_callback(partial(self._group_stored, messages))
-        if not await stored:
+        # shield: a caller cancelled meanwhile must not cancel the group's future, which
+        # would leave its messages stored and charged but never dispatched
+        if not await asyncio.shield(stored):
             raise GatewayError(Err.NO_CREDIT)
         return [m.id for m in messages]
