@@ -1,5 +1,6 @@
-"""SubmitPipeline.prepare builds its messages positionally (core/submit.py): every field
-must land where the keyword construction would put it."""
+"""core/submit.py without I/O: prepare builds its messages positionally (every field
+must land where the keyword construction would put it), and a group whose caller was
+cancelled is still dispatched once stored."""
 
 import asyncio
 import itertools
