@@ -14,6 +14,7 @@ from e2e_harness import ROOT, eventually, ids_of, rows
 from smpp_harness import RawClient, submit_sm
 
 from smsgate.smpp.constants import CommandId, Status
+from smsgate.store.migrations import ADVISORY_LOCK_KEY
 
 CUSTOMER, PASSWORD = "cust", "cust-pw-1"
 
@@ -102,18 +103,34 @@ async def test_sqlite_refuses_workers(tmp_path):
 
 async def test_a_stop_while_the_workers_start_stops_them_cleanly(pg_url, processes):
     """SIGTERM before the workers listen: each still stops cleanly (a stop waits until
-    serve handles it), none is left running, and no node row is left alive."""
-    proc = processes.add(await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "smsgate.cli", "serve", "--database", pg_url, "--workers",
-        "2", "--node-id", "early", "--smpp-port", "0", "--http-port", "0",
-        "--admin-port", "0", cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE))
-    workers = await eventually(lambda: len(children(proc.pid)) == 2 and children(proc.pid),
-                               timeout=30, interval=0.01, what="the workers forked")
-    proc.send_signal(signal.SIGTERM)
+    serve handles it), none is left running, and no node row is left alive. The test
+    holds the lock that serializes migrate, so the workers cannot listen before the stop
+    (on a fast machine they otherwise did, and the supervisor rightly announced them)."""
+    import asyncpg
+    holder = await asyncpg.connect(pg_url)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
+        proc = processes.add(await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "smsgate.cli", "serve", "--database", pg_url,
+            "--workers", "2", "--node-id", "early", "--smpp-port", "0", "--http-port",
+            "0", "--admin-port", "0", cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE))
+        workers = await eventually(lambda: len(children(proc.pid)) == 2 and children(proc.pid),
+                                   timeout=30, interval=0.01, what="the workers forked")
+        await eventually(lambda: _waiting_for_migrate(holder), timeout=30,
+                         what="both workers waiting to migrate")
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.2)  # the supervisor handles it before the workers go on
+    finally:
+        await holder.close()  # releases the lock
     out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert b"listening on" not in out
     assert b"stopped while the workers were starting" in err, err
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
     alive = await rows(pg_url, "SELECT id FROM nodes WHERE stopped_at IS NULL")
     assert alive == [], alive
+
+
+async def _waiting_for_migrate(conn) -> bool:
+    return await conn.fetchval(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") == 2
