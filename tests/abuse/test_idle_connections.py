@@ -12,7 +12,7 @@ from abuse_harness import (
     MIB,
     IdleConnections,
     closed_within,
-    connect_from,
+    connect_unless_reset,
     normal_customer,
     open_idle,
     refused_at_once,
@@ -48,10 +48,14 @@ CONFIG = {
 def fill_to_the_cap(port: int, source: str, idle: IdleConnections) -> list[bool]:
     """Open EXTRA + OVER connections from `source`, one after the other, and see which
     the server dropped at once; the ones it kept are added to `idle`."""
-    socks = [connect_from(source, port) for _ in range(EXTRA + OVER)]
+    tried = [connect_unless_reset(source, port) for _ in range(EXTRA + OVER)]
     opened = time.monotonic()
-    dropped = [end is not None for end in closed_within(socks, 1.0)]
-    for sock, gone in zip(socks, dropped, strict=True):
+    socks = [sock for sock in tried if sock is not None]
+    closed = iter(closed_within(socks, 1.0))
+    dropped = [sock is None or next(closed) is not None for sock in tried]
+    for sock, gone in zip(tried, dropped, strict=True):
+        if sock is None:
+            continue
         if gone:
             sock.close()
         else:
