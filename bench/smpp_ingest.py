@@ -24,8 +24,8 @@ the same account that answers and counts the receipts (receipts/s over the same 
 
 `--preload N` stores N delivered messages of the last day before the server starts
 (then VACUUM ANALYZE on PostgreSQL; flat with size: compare with a run on an empty
-store). `--rate R` caps the submits at R
-a second (a soak at a fraction of the peak, with `--every`). `--workers N` starts
+store). `--rate R` caps the submits at R a second (a soak at a fraction of the peak,
+with `--every`). `--workers N` starts
 `serve --workers N` (PostgreSQL): CPU and RSS are then the supervisor's and its workers'.
 
 `--purge-rows N` stores N final messages 200 days old first, and has the server's
@@ -523,9 +523,9 @@ async def preload_history(url: str, rows: int, step: int = 1_000_000) -> None:
 async def _settle_after_bulk_load(url: str) -> None:
     """VACUUM ANALYZE on PostgreSQL: a store that has been busy for a while has had its
     rows vacuumed (hint bits set, visibility map built) by autovacuum; right after a
-    bulk load, autovacuum's pass over 20 million new rows would share the machine
-    with the measured load (it halved the rate on 2 cores) and measure the bulk load,
-    not the size."""
+    bulk load, autovacuum's pass over the new rows would share the machine with the
+    measured load. (The first runs after a load are still slower than later ones:
+    docs/performance.md, "Flat with size".)"""
     import asyncpg
     conn = await asyncpg.connect(url)
     try:
