@@ -516,22 +516,12 @@ async def preload_history(url: str, rows: int, step: int = 1_000_000) -> None:
         print(f"  preloaded {start + count:,} of {rows:,} messages "
               f"({time.perf_counter() - started:.0f} s)", flush=True)
     if sqlite_path(url) is None:
-        await _settle_after_bulk_load(url)
+        # A store busy for a while has had its rows vacuumed (hint bits, visibility
+        # map) by autovacuum; right after a bulk load, autovacuum's pass over the new
+        # rows would share the machine with the measured load. (The first runs after a
+        # load are still slower than later ones: docs/performance.md, "Flat with size".)
+        await _pg_execute(url, "VACUUM ANALYZE messages")
         print(f"  vacuumed and analyzed ({time.perf_counter() - started:.0f} s)", flush=True)
-
-
-async def _settle_after_bulk_load(url: str) -> None:
-    """VACUUM ANALYZE on PostgreSQL: a store that has been busy for a while has had its
-    rows vacuumed (hint bits set, visibility map built) by autovacuum; right after a
-    bulk load, autovacuum's pass over the new rows would share the machine with the
-    measured load. (The first runs after a load are still slower than later ones:
-    docs/performance.md, "Flat with size".)"""
-    import asyncpg
-    conn = await asyncpg.connect(url)
-    try:
-        await conn.execute("VACUUM ANALYZE messages")
-    finally:
-        await conn.close()
 
 
 async def _copy_template(url: str, first: int, start: int, count: int, rows: int,
@@ -550,11 +540,15 @@ async def _copy_template(url: str, first: int, start: int, count: int, rows: int
                        f"FROM s WHERE n < {start + count - 1}) "
                        + insert + f"messages m, s WHERE m.id = {first << 23}")
         return
+    await _pg_execute(url, insert + f"messages m, generate_series({start}, "
+                      f"{start + count - 1}) AS n WHERE m.id = {first << 23}")
+
+
+async def _pg_execute(url: str, sql: str) -> None:
     import asyncpg
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(insert + f"messages m, generate_series({start}, "
-                           f"{start + count - 1}) AS n WHERE m.id = {first << 23}")
+        await conn.execute(sql)
     finally:
         await conn.close()
 
@@ -589,16 +583,7 @@ async def _counts(url: str, sql: str) -> tuple:
 async def old_rows_left(url: str) -> int:
     """Messages over 100 days old still stored."""
     sql = f"SELECT count(*) FROM messages WHERE created_at < {time.time() - 100 * 86_400}"
-    path = sqlite_path(url)
-    if path is not None:
-        with sqlite3.connect(path) as db:
-            return db.execute(sql).fetchone()[0]
-    import asyncpg
-    conn = await asyncpg.connect(url)
-    try:
-        return await conn.fetchval(sql)
-    finally:
-        await conn.close()
+    return (await _counts(url, sql))[0]
 
 
 async def purge_during_load(url: str) -> str:

@@ -50,18 +50,16 @@ def fill_to_the_cap(port: int, source: str, idle: IdleConnections) -> list[bool]
     the server dropped at once; the ones it kept are added to `idle`."""
     tried = [connect_unless_reset(source, port) for _ in range(EXTRA + OVER)]
     opened = time.monotonic()
-    socks = [sock for sock in tried if sock is not None]
-    closed = iter(closed_within(socks, 1.0))
-    dropped = [sock is None or next(closed) is not None for sock in tried]
-    for sock, gone in zip(tried, dropped, strict=True):
-        if sock is None:
-            continue
-        if gone:
-            sock.close()
-        else:
+    socks = [sock for sock in tried if sock is not None]  # None: reset while connecting
+    kept = {sock for sock, end in zip(socks, closed_within(socks, 1.0), strict=True)
+            if end is None}
+    for sock in socks:
+        if sock in kept:
             idle.socks.append(sock)
             idle.opened.append(opened)
-    return dropped
+        else:
+            sock.close()
+    return [sock not in kept for sock in tried]
 
 
 async def test_a_thousand_idle_connections_per_port(tmp_path):
