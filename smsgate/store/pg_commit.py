@@ -18,6 +18,14 @@ and when COMMIT fails in any way, a fresh connection asks the server what became
 - no answer within RESOLVE_SECONDS (the server is unreachable): CommitUnknown, a
   StoreError that says so; the caller cannot do better than report a failure.
 The price: one round trip per transaction, to read the id.
+
+That round trip also carries, for the group commit (`generic_plans`), the transaction's
+`plan_cache_mode`: its statements are the same few bulk statements on arrays thousands
+of times a second, and with the messages partitioned by id range a custom plan of each
+costs ~0.3 ms of planning (pruning at plan time) against ~0.03 ms for the generic plan,
+which prunes at run time (`EXPLAIN ANALYZE EXECUTE` of the prepared status UPDATE, 8
+partitions). Measured in docs/performance.md: +7 % submit_sm/s with 20 million messages
+stored, no change on an empty store.
 """
 
 import asyncio
@@ -33,6 +41,8 @@ from ..core.ports import CommitUnknown, StoreError
 log = logging.getLogger(__name__)
 
 CURRENT_XID = "SELECT txid_current()"
+CURRENT_XID_GENERIC_PLANS = ("SELECT txid_current(), "
+                             "set_config('plan_cache_mode', 'force_generic_plan', true)")
 XACT_STATUS = "SELECT txid_status($1)"
 # pg_stat_activity shows the 32-bit xid of the 64-bit one txid_current() gives.
 TERMINATE = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -45,14 +55,16 @@ CONNECT_SECONDS = 5.0
 Work = Callable[..., Awaitable[Any]]
 
 
-async def in_transaction(pool: asyncpg.Pool, dsn: str, work: Work, *args: Any) -> Any:
+async def in_transaction(pool: asyncpg.Pool, dsn: str, work: Work, *args: Any,
+                         generic_plans: bool = False) -> Any:
     """work(connection, *args) in one transaction on a pooled connection; its result
-    once committed (see the module docstring for a lost COMMIT answer)."""
+    once committed (see the module docstring for a lost COMMIT answer and for
+    `generic_plans`)."""
     async with pool.acquire() as c:
         tx = c.transaction()
         await tx.start()
         try:
-            xid = await c.fetchval(CURRENT_XID)
+            xid = await c.fetchval(CURRENT_XID_GENERIC_PLANS if generic_plans else CURRENT_XID)
             result = await work(c, *args)
         except BaseException:
             with contextlib.suppress(Exception):  # a broken connection rolls back anyway

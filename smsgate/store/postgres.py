@@ -214,7 +214,8 @@ class PostgresStore(SqlStore):
 
     async def write(self, batch: WriteBatch) -> BatchResult:
         with _errors():
-            return await in_transaction(self.pool, self.dsn, write, batch, self._node_id)
+            return await in_transaction(self.pool, self.dsn, write, batch, self._node_id,
+                                        generic_plans=True)
 
     async def _take_over(self, node: str, limit: int) -> list:
         with _errors():
