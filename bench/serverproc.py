@@ -45,6 +45,14 @@ async def start_server(url: str, protocol: str, *options: str,
                        log: Path | None = None) -> tuple[asyncio.subprocess.Process, int]:
     """Start `smsgate serve`; returns it and the port of `protocol` ("SMPP" or "HTTP").
     Its warnings go to our stderr, or everything from INFO up to `log`."""
+    proc, ports = await start_server_ports(url, *options, log=log)
+    return proc, ports[protocol]
+
+
+async def start_server_ports(url: str, *options: str, log: Path | None = None
+                             ) -> tuple[asyncio.subprocess.Process, dict[str, int]]:
+    """`start_server`, returning every port it listens on, by name ("SMPP", "HTTP",
+    "Admin", ...)."""
     level = "INFO" if log else "WARNING"
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "smsgate.cli", "serve", "--database", url, "--smpp-port", "0",
@@ -52,13 +60,32 @@ async def start_server(url: str, protocol: str, *options: str,
         stdout=asyncio.subprocess.PIPE,
         stderr=log.open("ab") if log else None, cwd=ROOT)
     assert proc.stdout is not None
+    ports: dict[str, int] = {}
     async with asyncio.timeout(60):
-        while True:
+        while "Admin" not in ports:  # the last of serve's `... listening on` lines
             line = (await proc.stdout.readline()).decode()
             if not line:
                 raise SystemExit(f"serve exited with {await proc.wait()}")
-            if match := re.match(rf"{protocol} listening on (.+):(\d+)", line):
-                return proc, int(match.group(2))
+            if match := re.match(r"(.+) listening on (.+):(\d+)", line):
+                ports[match.group(1)] = int(match.group(3))
+    return proc, ports
+
+
+async def metrics(port: int, prefix: str) -> dict[str, float]:
+    """The samples of the server's /metrics (HTTP port) whose names start with
+    `prefix`, by their name with labels as printed."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
+        text = (await reader.read()).decode()
+    finally:
+        writer.close()
+    samples = {}
+    for line in text.splitlines():
+        if line.startswith(prefix):
+            name, _, sample = line.rpartition(" ")
+            samples[name] = float(sample)
+    return samples
 
 
 async def stop_server(proc: asyncio.subprocess.Process) -> None:

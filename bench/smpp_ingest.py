@@ -36,6 +36,7 @@ load: the figures then show what a purge of that size costs live traffic. With
 
 import argparse
 import asyncio
+import math
 import socket
 import sqlite3
 import statistics
@@ -51,12 +52,13 @@ from serverproc import (
     SYSTEM_ID,
     banner,
     cpu_seconds,
+    metrics,
     open_files,
     percentile,
     prepare,
     rss_mib,
     run,
-    start_server,
+    start_server_ports,
     stop_server,
 )
 
@@ -283,18 +285,23 @@ async def _pace(clients: list[Client]) -> None:
 @dataclass
 class Progress:
     """A line every `every` seconds on a long run: the rate and tail of that interval,
-    the server's memory and open files, and (SQLite) the sizes of its database and WAL
-    files (bloat: the database should grow with the rows stored, no faster)."""
+    the server's memory and open files, its group commits (from the
+    `smsgate_store_commit_seconds` histogram: how many, their mean, how many took over
+    25 and 100 ms, and the bucket of the slowest: a tail in the store or not), and
+    (SQLite) the sizes of its database and WAL files (bloat: the database should grow
+    with the rows stored, no faster)."""
 
     every: float
     pid: int
     wal: Path | None
+    http_port: int  # its /metrics: the group commits' times
     acked: int = 0  # set at the end: every submit_sm answered ESME_ROK
 
 
 async def report_progress(clients: list[Client], started: float, seconds: float,
                           progress: Progress) -> None:
     seen = [0] * len(clients)
+    commits = await metrics(progress.http_port, "smsgate_store_commit_seconds")
     elapsed = 0.0
     while elapsed < seconds:
         step = min(progress.every, seconds - elapsed)
@@ -305,12 +312,33 @@ async def report_progress(clients: list[Client], started: float, seconds: float,
         line = (f"  {elapsed:6.0f} s  {len(recent) / step:>9,.0f} /s  p99 "
                 f"{percentile(recent, 99):6.1f} ms  RSS {rss_mib(progress.pid):5.0f} MiB  "
                 f"fds {open_files(progress.pid):4d}")
+        now = await metrics(progress.http_port, "smsgate_store_commit_seconds")
+        line += "  " + commit_times(commits, now, step)
+        commits = now
         wal = progress.wal
         if wal is not None:
             db = wal.with_name(wal.name.removesuffix("-wal"))
             line += (f"  DB {_mib(db):7.1f} MiB  WAL {_mib(wal):6.1f} MiB  "
                      f"acked {sum(c.acked for c in clients):,}")
         print(line, flush=True)
+
+
+def commit_times(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """The group commits between two readings of smsgate_store_commit_seconds."""
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    count = delta("smsgate_store_commit_seconds_count")
+    if not count:
+        return "commits 0"
+    buckets = {float(name.split('"')[1]): delta(name) for name in after
+               if name.startswith("smsgate_store_commit_seconds_bucket")}
+    slowest = min((bound for bound, n in buckets.items() if n == count), default=math.inf)
+    return (f"commits {count / seconds:5,.0f}/s mean "
+            f"{delta('smsgate_store_commit_seconds_sum') / count * 1000:5.1f} ms "
+            f">25 ms {count - buckets.get(0.025, count):3,.0f} "
+            f">100 ms {count - buckets.get(0.1, count):3,.0f} "
+            f"slowest <= {slowest * 1000:,.0f} ms")
 
 
 def _mib(path: Path) -> float:
@@ -378,15 +406,16 @@ async def measure_smsgate(args: argparse.Namespace) -> Outcome:
                 config = Path(tmp) / "retention.toml"
                 config.write_text(f"retention_days = 100\nretention_first_pass = {first_pass}\n")
                 options += ["--config", str(config)]
-        proc, port = await start_server(url, "SMPP", *options)
+        proc, ports = await start_server_ports(url, *options)
         try:
-            return await measure_server(args, url, proc, port, Path(tmp))
+            return await measure_server(args, url, proc, ports, Path(tmp))
         finally:
             await stop_server(proc)
 
 
-async def measure_server(args: argparse.Namespace, url: str, proc, port: int,
+async def measure_server(args: argparse.Namespace, url: str, proc, ports: dict[str, int],
                          tmp: Path) -> Outcome:
+    port = ports["SMPP"]
     await asyncio.sleep(0.5)
     rss_start = rss_mib(proc.pid)
     submit = submit_template(registered_delivery=1 if args.receipts else 0)
@@ -402,7 +431,7 @@ async def measure_server(args: argparse.Namespace, url: str, proc, port: int,
     client_cpu = time.process_time()
     server_cpu = cpu_seconds(proc.pid)
     wal = None if args.database else tmp / "bench.db-wal"
-    progress = Progress(args.every, proc.pid, wal) if args.every else None
+    progress = Progress(args.every, proc.pid, wal, ports["HTTP"]) if args.every else None
     purging = (asyncio.ensure_future(purge_during_load(url))
                if args.purge_rows and args.purge_cli else None)
     rate, lat, err = await run_load(port, submit, args.binds, args.window, args.seconds,

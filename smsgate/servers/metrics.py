@@ -44,6 +44,7 @@ class WriterCounters(Protocol):
     items: int
     last_batch_size: int
     failed_batches: int
+    commit_seconds: LatencyHistogram
 
     @property
     def queued(self) -> int: ...
@@ -174,6 +175,11 @@ class GatewayCollector(Collector):
                       "Items (messages, statuses, receipts, ...) in those commits.", writer.items)
         yield counter("smsgate_store_failed_commits_total",
                       "Group commits that failed.", writer.failed_batches)
+        commits = HistogramMetricFamily(
+            "smsgate_store_commit_seconds",
+            "Time each group commit took (the store's write: 1 ms to 5 s).")
+        commits.add_metric([], writer.commit_seconds.cumulative(), writer.commit_seconds.sum)
+        yield commits
         yield gauge("smsgate_store_last_commit_items",
                     "Items in the latest group commit.", writer.last_batch_size)
         yield gauge("smsgate_store_queued",

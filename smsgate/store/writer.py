@@ -40,6 +40,11 @@ from ..core.models import (
     WriteBatch,
 )
 from ..core.ports import Store, StoreError
+from ..core.traffic import LatencyHistogram
+
+# Seconds a group commit takes (store.write): ~1 ms idle, tens of ms at full load; a
+# checkpoint's fsync or a lock wait shows up in the top buckets.
+COMMIT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,7 @@ class BatchWriter:
         self.items = 0  # items written (or failed) in them
         self.last_batch_size = 0
         self.failed_batches = 0
+        self.commit_seconds = LatencyHistogram(COMMIT_BUCKETS)
         self._commit_started: float | None = None  # monotonic time of the one in flight
 
     def _reset_queues(self) -> None:
@@ -317,6 +323,7 @@ class BatchWriter:
         else:
             _resolve(messages, message_waiters, id_futures, other_futures, result)
         finally:
+            self.commit_seconds.observe(time.monotonic() - self._commit_started)
             self._commit_started = None
             self._batches_done += 1
             self._messages_done += len(messages)

@@ -47,6 +47,12 @@ async def test_metrics_count_accepted_delivered_and_commits(api):
     assert value(samples, "smsgate_store_commits_total") > 0
     assert value(samples, "smsgate_store_commit_items_total") >= 2
     assert value(samples, "smsgate_store_failed_commits_total") == 0
+    # every commit timed once it returns (one may be in flight during the scrape)
+    timed = value(samples, "smsgate_store_commit_seconds_count")
+    assert value(samples, "smsgate_store_commits_total") - 1 <= timed
+    assert timed <= value(samples, "smsgate_store_commits_total")
+    assert value(samples, "smsgate_store_commit_seconds_bucket", le="+Inf") == timed
+    assert 0 < value(samples, "smsgate_store_commit_seconds_sum") < timed * 5
     assert value(samples, "smsgate_smpp_connections") == 0
     assert value(samples, "smsgate_smpp_binds", kind="trx") == 0
     assert value(samples, "process_resident_memory_bytes") > 0
