@@ -172,7 +172,8 @@ class App:
         # shared by its worker processes; none: each server binds its own port.
         self.sockets = sockets or {}
         self.store = store or open_store(settings.database_url)
-        self.writer = BatchWriter(self.store)
+        self.writer = BatchWriter(self.store, gather_seconds=settings.commit_gather_ms / 1000,
+                                  gather_below=settings.commit_gather_below)
         self.ids = MessageIdGenerator(self.store)
         self.routing = RoutingTable([])
         self.dispatcher = Dispatcher(self.writer, settings.refund_upstream_rejections,

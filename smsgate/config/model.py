@@ -57,6 +57,8 @@ class Settings:
     retention_first_pass: float = 60.0
     refund_upstream_rejections: bool = True
     dispatch_max_queued: int = 100_000
+    commit_gather_ms: Annotated[float, Between(0, 100)] = 2.0  # store/writer.py
+    commit_gather_below: Annotated[int, Between(1, 100_000)] = 32
     smpp: SmppServerConfig = field(default_factory=SmppServerConfig)
     http: HttpApiConfig = field(default_factory=HttpApiConfig)
     submit: SubmitSettings = field(default_factory=SubmitSettings)
@@ -124,6 +126,9 @@ DESCRIPTIONS: dict[str, str] = {
     "refund_upstream_rejections": "refund a message the upstream rejects",
     "dispatch_max_queued": "messages waiting in memory per connector; past it they wait"
                            " in the store only (a long upstream outage)",
+    "commit_gather_ms": "under steady load, a group commit that would carry fewer than"
+                        " `commit_gather_below` items waits this long for more (0: never)",
+    "commit_gather_below": "items from which a group commit starts at once",
     "smpp.system_id": "our system_id in bind responses",
     "smpp.max_pdu_size": "largest PDU accepted, bytes",
     "smpp.password_max": "longest bind password accepted (SMPP 3.4 says 8)",

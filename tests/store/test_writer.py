@@ -113,6 +113,56 @@ async def test_work_accumulates_while_a_commit_is_in_flight(writer_on) -> None:
     assert (writer.batches, writer.items, writer.last_batch_size) == (2, 102, 101)
 
 
+async def _first_commit_in_flight(fake: GatedStore, writer: BatchWriter) -> asyncio.Future:
+    """A message whose commit is in write(), waiting for the gate."""
+    fake.gate.clear()
+    before = len(fake.batches)
+    first = writer.add_message(message(1))
+    await asyncio.sleep(0)  # the writer takes it and blocks in write()
+    await asyncio.sleep(0)
+    assert len(fake.batches) == before + 1
+    return first
+
+
+async def test_under_load_a_small_commit_waits_for_more_work(writer_on) -> None:
+    fake = GatedStore()
+    writer = writer_on(fake, gather_seconds=0.3, gather_below=32)
+    first = await _first_commit_in_flight(fake, writer)
+    early = [writer.add_message(message(1)) for _ in range(2)]  # came in during it
+    fake.gate.set()
+    assert await first is True
+    await asyncio.sleep(0.1)
+    assert len(fake.batches) == 1  # gathering
+    late = [writer.add_message(message(1)) for _ in range(3)]
+    started = time.monotonic()
+    assert await asyncio.gather(*early, *late) == [True] * 5
+    assert 0.1 < time.monotonic() - started < 2.0
+    assert [len(b) for b in fake.batches] == [1, 5]
+
+
+async def test_commits_start_at_once_after_a_pause_at_the_threshold_or_for_a_flush(
+        writer_on) -> None:
+    fake = GatedStore()
+    writer = writer_on(fake, gather_seconds=30.0, gather_below=3)
+    # the first commit after a pause: no wait
+    await asyncio.wait_for(writer.add_message(message(1)), 1.0)
+    # work queued during a commit that reaches gather_below: no wait
+    first = await _first_commit_in_flight(fake, writer)
+    enough = [writer.add_message(message(1)) for _ in range(3)]
+    fake.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, *enough), 1.0)
+    # fewer than gather_below: it waits, until a flush or a close wants them
+    for end in (writer.flush, writer.close):
+        first = await _first_commit_in_flight(fake, writer)
+        few = writer.add_message(message(1))
+        fake.gate.set()
+        await asyncio.sleep(0.05)
+        assert writer.queued == 1  # gathering
+        await asyncio.wait_for(end(), 1.0)
+        assert await first is True and await few is True
+    assert [len(b) for b in fake.batches] == [1, 1, 3, 1, 1, 1, 1]
+
+
 async def test_a_failed_commit_fails_its_whole_batch_and_the_writer_goes_on(writer_on) -> None:
     fake = GatedStore()
     fake.gate.clear()
