@@ -9,12 +9,13 @@ thousands under pressure.
 
 One timer, at partial load only (`gather_seconds`, `gather_below`): when work came in
 during the previous commit but fewer than `gather_below` items, the next commit waits
-`gather_seconds` (2 ms by default) for more. At half the peak a commit otherwise
-carried ~15 items, ~700 commits a second, and each rewrote the pages of every index it
-touched: the wait takes a fifth of the process's CPU off at 4-5k submit_sm/s (and its
-p99 down with it) for ~2 ms more at the median; docs/performance.md. The first commit
-after a pause, and one a flush or close waits for, start at once; at the peak commits
-carry hundreds of items and never wait.
+`gather_seconds` for more (settings `commit_gather_ms`, 2 ms, and `commit_gather_below`,
+32). At half the peak a commit otherwise carried ~15 items, ~700 commits a second, and
+each rewrote the pages of every index it touched: the wait takes a fifth of the
+process's CPU off at 4-5k submit_sm/s for ~2.5 ms more at the median, the p99 and the
+peak unchanged (docs/performance.md). The first commit after a pause, and one a flush
+or close waits for, start at once; at the peak commits carry hundreds of items and
+never wait.
 
 A failed commit fails every future of its batch with StoreError (nothing of it was
 written: the store rolled back) and the writer carries on with the next batch.

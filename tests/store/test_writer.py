@@ -126,7 +126,7 @@ async def _first_commit_in_flight(fake: GatedStore, writer: BatchWriter) -> asyn
 
 async def test_under_load_a_small_commit_waits_for_more_work(writer_on) -> None:
     fake = GatedStore()
-    writer = writer_on(fake, gather_seconds=0.3, gather_below=32)
+    writer = writer_on(fake, gather_seconds=1.0, gather_below=32)
     first = await _first_commit_in_flight(fake, writer)
     early = [writer.add_message(message(1)) for _ in range(2)]  # came in during it
     fake.gate.set()
@@ -136,7 +136,7 @@ async def test_under_load_a_small_commit_waits_for_more_work(writer_on) -> None:
     late = [writer.add_message(message(1)) for _ in range(3)]
     started = time.monotonic()
     assert await asyncio.gather(*early, *late) == [True] * 5
-    assert 0.1 < time.monotonic() - started < 2.0
+    assert 0.5 < time.monotonic() - started < 5.0  # the rest of the 1 s wait
     assert [len(b) for b in fake.batches] == [1, 5]
 
 
