@@ -203,9 +203,11 @@ class HttpApi:
         except Exception:
             log.exception("http submit failed", extra=context)
             return error_response(Err.INTERNAL)
-        log.debug("http submit stored as %s", ",".join(map(str, ids)),
-                  extra={**context, "message_id": ids[0] if len(ids) == 1 else ids})
-        return text_response("Response: " + ",".join(map(str, ids)))
+        answer = ",".join(map(str, ids))
+        if log.isEnabledFor(logging.DEBUG):  # the hot path: no dict per request otherwise
+            log.debug("http submit stored as %s", answer,
+                      extra={**context, "message_id": ids[0] if len(ids) == 1 else ids})
+        return text_response("Response: " + answer)
 
     # -- queries -----------------------------------------------------------------------
 
