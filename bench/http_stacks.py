@@ -18,17 +18,18 @@ import argparse
 import asyncio
 import statistics
 import sys
+import tempfile
 
+import uvloop
+from aiohttp import web
 from http_submit import get_request, report, run_load
-from serverproc import run, start_server, stop_server
+from serverproc import prepare, run, start_server, stop_server
 
 BODY = b"ERROR - HTTP01"
 
 
 def serve(stack: str) -> None:
     """The child: a do-nothing server on `stack`, printing its port."""
-    import uvloop
-    from aiohttp import web
 
     async def nothing(request: web.BaseRequest) -> web.Response:
         return web.Response(body=BODY, content_type="text/plain")
@@ -59,9 +60,6 @@ async def start_stack(stack: str) -> tuple[asyncio.subprocess.Process, int]:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    import tempfile
-
-    from serverproc import prepare
     rates: dict[str, list[float]] = {"smsgate": [], "application": [], "low-level": []}
     request = [get_request("/websmpp/nothing")]
     with tempfile.TemporaryDirectory(prefix="smsgate-bench-") as tmp:

@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -71,21 +74,15 @@ async def start_server_ports(url: str, *options: str, log: Path | None = None
     return proc, ports
 
 
-async def metrics(port: int, prefix: str) -> dict[str, float]:
-    """The samples of the server's /metrics (HTTP port) whose names start with
-    `prefix`, by their name with labels as printed."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(b"GET /metrics HTTP/1.0\r\nHost: bench\r\n\r\n")
-        text = (await reader.read()).decode()
-    finally:
-        writer.close()
-    samples = {}
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            name, _, sample = line.rpartition(" ")
-            samples[name] = float(sample)
-    return samples
+async def metrics(port: int, family: str) -> dict[tuple[str, str], float]:
+    """The samples of metric `family` on the server's /metrics (HTTP port), by sample
+    name and `le` label ("" for samples without one)."""
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"http://127.0.0.1:{port}/metrics") as response:
+        text = await response.text()
+    return {(sample.name, sample.labels.get("le", "")): sample.value
+            for found in text_string_to_metric_families(text) if found.name == family
+            for sample in found.samples}
 
 
 async def stop_server(proc: asyncio.subprocess.Process) -> None:

@@ -323,21 +323,22 @@ async def report_progress(clients: list[Client], started: float, seconds: float,
         print(line, flush=True)
 
 
-def commit_times(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+def commit_times(before: dict[tuple[str, str], float], after: dict[tuple[str, str], float],
+                 seconds: float) -> str:
     """The group commits between two readings of smsgate_store_commit_seconds."""
-    def delta(name: str) -> float:
-        return after.get(name, 0.0) - before.get(name, 0.0)
+    def delta(key: tuple[str, str]) -> float:
+        return after.get(key, 0.0) - before.get(key, 0.0)
 
-    count = delta("smsgate_store_commit_seconds_count")
+    count = delta(("smsgate_store_commit_seconds_count", ""))
     if not count:
         return "commits 0"
-    buckets = {float(name.split('"')[1]): delta(name) for name in after
-               if name.startswith("smsgate_store_commit_seconds_bucket")}
-    slowest = min((bound for bound, n in buckets.items() if n == count), default=math.inf)
+    within = {float(le): delta((name, le)) for name, le in after
+              if name == "smsgate_store_commit_seconds_bucket"}  # at or under le
+    slowest = min((bound for bound, n in within.items() if n == count), default=math.inf)
     return (f"commits {count / seconds:5,.0f}/s mean "
-            f"{delta('smsgate_store_commit_seconds_sum') / count * 1000:5.1f} ms "
-            f">25 ms {count - buckets.get(0.025, count):3,.0f} "
-            f">100 ms {count - buckets.get(0.1, count):3,.0f} "
+            f"{delta(('smsgate_store_commit_seconds_sum', '')) / count * 1000:5.1f} ms "
+            f">25 ms {count - within.get(0.025, count):3,.0f} "
+            f">100 ms {count - within.get(0.1, count):3,.0f} "
             f"slowest <= {slowest * 1000:,.0f} ms")
 
 
