@@ -352,7 +352,7 @@ class BatchWriter:
     def _should_gather(self) -> bool:
         """A small commit under load waits for more work, unless someone waits for the
         commit itself (flush, close)."""
-        return 0 < self._queued < self.gather_below and self.gather_seconds > 0 \
+        return self._queued < self.gather_below and self.gather_seconds > 0 \
             and not self._closing and not self._flush_waiters
 
     async def _gather(self) -> None:
