@@ -32,6 +32,14 @@ from ..core.models import (
 
 MESSAGE_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(Message))
 message_row = attrgetter(*MESSAGE_COLUMNS)
+# What tells apart the messages of one many-number request (SubmitPipeline.prepare):
+# the rest of their columns are the request's, and SQLite binds them once for the run
+# (sqlite_write.py). Integers and strings only: they go through JSON exactly.
+PER_DESTINATION_COLUMNS: tuple[str, ...] = ("id", "dest_addr", "price", "connector")
+REQUEST_COLUMNS: tuple[str, ...] = tuple(c for c in MESSAGE_COLUMNS
+                                         if c not in PER_DESTINATION_COLUMNS)
+per_destination_values = attrgetter(*PER_DESTINATION_COLUMNS)
+request_values = attrgetter(*REQUEST_COLUMNS)
 
 CALLBACK_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(PendingCallback))
 # Inserted with ids the store assigns, like receipts.

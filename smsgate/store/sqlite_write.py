@@ -3,6 +3,7 @@
 shared statements (store/statements.py) in SQLite's spelling.
 """
 
+import json
 import sqlite3
 import time
 from typing import Any
@@ -48,6 +49,16 @@ SET_STATUS = ("UPDATE messages SET status = ?2, error_code = ?3, "
               "sent_at = COALESCE(?7, sent_at), "
               "connector = CASE WHEN ?8 = '' THEN connector ELSE ?8 END "
               f"WHERE id = ?1 AND status NOT IN {FINAL_SQL}")
+# A run of messages of one many-number request: their PER_DESTINATION_COLUMNS as one JSON
+# array of arrays, the request's columns bound once. The sqlite3 module binds a value
+# in ~130 ns: a 32-column row costs ~4.3 µs by executemany, ~1 µs this way, so a
+# 10,000-number request's insert takes ~15 ms instead of ~65 (docs/performance.md).
+INSERT_RUN = "INSERT INTO messages ({}) SELECT {} FROM json_each(?1)".format(
+    ", ".join(rows.MESSAGE_COLUMNS),
+    ", ".join(f"value ->> {rows.PER_DESTINATION_COLUMNS.index(c)}"
+              if c in rows.PER_DESTINATION_COLUMNS
+              else f"?{rows.REQUEST_COLUMNS.index(c) + 2}" for c in rows.MESSAGE_COLUMNS))
+RUN_MIN = 16  # shorter runs go row by row: the JSON statement's own cost is not saved
 # Which of these messages SET_STATUS would move into a final state (charging.py says why
 # SQLite reads them first, where PostgreSQL takes them from its UPDATE's RETURNING).
 NOT_FINAL = for_sqlite(f"SELECT id FROM messages WHERE id = ANY($1) AND status NOT IN "
@@ -125,8 +136,43 @@ def _charge_and_insert(c: sqlite3.Connection, messages: list[Message], now: floa
     ledger = plan.ledger_rows(now)
     if ledger:
         c.executemany(SQL.INSERT_LEDGER, ledger)
-    c.executemany(SQL.INSERT_MESSAGE, map(rows.message_row, plan.accepted(messages)))
+    _insert_messages(c, plan.accepted(messages), plan.atomic)
     return plan.refused
+
+
+def _insert_messages(c: sqlite3.Connection, messages: list[Message],
+                     atomic: dict[int, list[int]]) -> None:
+    """A row per message; the messages of a many-number request (an atomic group) by
+    runs that share REQUEST_COLUMNS, one statement each (INSERT_RUN)."""
+    single = [m for m in messages if m.id not in atomic] if atomic else messages
+    if len(single) < len(messages):
+        grouped = [m for m in messages if m.id in atomic]
+        for run in _request_runs(grouped):
+            if len(run) < RUN_MIN:
+                single.extend(run)
+                continue
+            values = json.dumps(list(map(rows.per_destination_values, run)))
+            if "\\u0000" in values:  # SQLite's JSON text ends at a NUL: bind as is
+                single.extend(run)
+                continue
+            c.execute(INSERT_RUN, (values, *rows.request_values(run[0])))
+    if single:
+        c.executemany(SQL.INSERT_MESSAGE, map(rows.message_row, single))
+
+
+def _request_runs(messages: list[Message]) -> list[list[Message]]:
+    """Consecutive messages with equal REQUEST_COLUMNS (a paced request's send times
+    differ: its runs are short)."""
+    runs: list[list[Message]] = []
+    shared = None
+    for message in messages:
+        values = rows.request_values(message)
+        if values != shared:
+            shared = values
+            runs.append([message])
+        else:
+            runs[-1].append(message)
+    return runs
 
 
 def _set_statuses(c: sqlite3.Connection, statuses: list[StatusUpdate], now: float) -> None:

@@ -1,6 +1,7 @@
 """Where SQLite and PostgreSQL had drifted apart (issue 10 item 0), each run on both: the
 behaviour now shared, and the statement dialect that makes one statement serve both."""
 
+import dataclasses
 import sqlite3
 import time
 
@@ -9,8 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from store_helpers import funded, message
 
-from smsgate.core.models import Connector, Route, SentUpdate, WriteBatch
-from smsgate.store import dialect, statements
+from smsgate.core.models import Connector, Message, Route, SentUpdate, WriteBatch
+from smsgate.store import dialect, rows, sqlite_write, statements
+from smsgate.store.migrations import MIGRATIONS
+from smsgate.store.migrations import statements as migration_statements
 
 
 async def test_a_message_sent_again_starts_its_parts_afresh(store) -> None:
@@ -92,3 +95,26 @@ def test_sqlite_reads_a_list_parameter_as_postgresql_does(stored, wanted) -> Non
     ids = dialect.for_sqlite("SELECT id FROM t WHERE id = ANY($1) ORDER BY id")
     some = list(range(1, len(stored) + 1, 2))
     assert [r[0] for r in conn.execute(ids, (dialect.sqlite_list(some),))] == some
+
+
+_ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(columns=st.lists(st.tuples(_ANY_TEXT, st.integers(-2**63, 2**63 - 1), _ANY_TEXT),
+                        min_size=sqlite_write.RUN_MIN, max_size=40))
+def test_sqlite_stores_a_request_run_as_row_by_row(columns) -> None:
+    """A many-number request's run (sqlite_write.INSERT_RUN: its per-destination
+    columns through JSON) stores exactly the rows executemany would, whatever the text
+    (quotes, escapes, NUL, any script) and integers."""
+    conn = sqlite3.connect(":memory:")
+    for migration in MIGRATIONS:
+        for sql in migration_statements(migration.sqlite):
+            conn.execute(sql)
+    base = message(1, created_at=1.5)
+    run = [dataclasses.replace(base, id=n + 1, dest_addr=dest, price=price, connector=name)
+           for n, (dest, price, name) in enumerate(columns)]
+    sqlite_write._insert_messages(conn, list(run), {m.id: [] for m in run})
+    stored = conn.execute(f"SELECT {rows.columns(rows.MESSAGE_COLUMNS)} FROM messages "
+                          "ORDER BY id").fetchall()
+    assert [Message(*row) for row in stored] == run

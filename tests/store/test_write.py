@@ -5,7 +5,7 @@ import dataclasses
 import time
 
 import pytest
-from store_helpers import funded, message, receipt
+from store_helpers import funded, message, next_id, receipt
 
 from smsgate.core.models import (
     ACCEPTD,
@@ -15,6 +15,7 @@ from smsgate.core.models import (
     REJECTD,
     UNDELIV,
     UNKNOWN,
+    Message,
     Refund,
     SentUpdate,
     StatusUpdate,
@@ -58,6 +59,49 @@ async def test_every_field_round_trips(store) -> None:
     for other in many:
         assert await store.get_message(other.id) == other
     assert await store.get_message(42) is None
+
+
+def request(account_id: int, count: int, **fields) -> list[Message]:
+    """A many-number request's messages, as SubmitPipeline.prepare makes them: the
+    request's fields shared, a destination, price and connector of their own."""
+    shared = message(account_id, **fields)
+    connectors = ["sim-a", "up 'b'", 'up "c" \\ é', ""]
+    return [dataclasses.replace(shared, id=next_id(), dest_addr=f"{447700000000 + n}",
+                                price=n * 7, connector=connectors[n % 4])
+            for n in range(count)]
+
+
+async def test_many_number_requests_are_stored_exactly(store) -> None:
+    """SQLite writes a request's run of messages by one statement (sqlite_write's
+    INSERT_RUN): every column of every message must come back as given, runs broken by
+    a paced request's send times, by refusals and by single messages in between."""
+    account = await funded(store, credits=1_000_000)
+    big = request(account.id, 40, payload=bytes(range(256)), data_coding=8, parts=2,
+                  options=b"\x02\x0c\x00\x02\x00\x07", channel="http", ref="ö'\"",
+                  dlr_url="https://x.example/?a=1&b='2'", schedule_at=1_900_000_000.25,
+                  expires_at=1_900_086_400.5, node="node-a")
+    paced = [dataclasses.replace(m, schedule_at=1_900_000_000 + n / 3)
+             for n, m in enumerate(request(account.id, 20))]
+    singles = [message(account.id, dest_addr=str(n)) for n in range(3)]
+    messages = [singles[0], *big, singles[1], *paced, singles[2]]
+    result = await store.write(WriteBatch(
+        new_messages=messages, atomic=[[m.id for m in big], [m.id for m in paced]]))
+    assert result.refused == set()
+    for m in messages:
+        assert await store.get_message(m.id) == m
+
+
+async def test_a_refused_request_leaves_no_row_beside_one_taken(store) -> None:
+    account = await funded(store, credits=1)
+    cheap = [dataclasses.replace(m, price=0) for m in request(account.id, 20)]
+    dear = [dataclasses.replace(m, price=C) for m in request(account.id, 20)]
+    result = await store.write(WriteBatch(
+        new_messages=[*dear, *cheap], atomic=[[m.id for m in dear], [m.id for m in cheap]]))
+    assert result.refused == {m.id for m in dear}
+    for m in dear:
+        assert await store.get_message(m.id) is None
+    for m in cheap:
+        assert await store.get_message(m.id) == m
 
 
 async def test_refuses_in_order_what_the_balance_does_not_cover(store) -> None:
