@@ -93,7 +93,7 @@ class Gateway:
         message = await self.store.get_message(int(message_id))
         if message is None or (account is not None and message.account_id != account.id):
             raise GatewayError(Err.UNKNOWN_MESSAGE_ID)
-        return message
+        return self.dispatcher.book.read_through(message)  # a status held, not yet written
 
     async def cancel(self, account: Account, message_id: str, source_addr: str,
                      dest_addr: str, service_type: str) -> int:
