@@ -280,9 +280,8 @@ def _mo_pdu(mo: PendingReceipt, fields: dict) -> Pdu:
 
 def _receipt_pdu(receipt: PendingReceipt, fields: dict) -> Pdu:
     text = format_receipt(Receipt(
-        id=str(receipt.message_id),
-        submit_date=datetime.fromtimestamp(receipt.submitted_at, UTC),
-        done_date=datetime.fromtimestamp(receipt.done_at, UTC),
+        id=str(receipt.message_id), submit_date=receipt.submitted_at,
+        done_date=receipt.done_at,
         stat=receipt.status, sub=1, dlvrd=int(receipt.status == "DELIVRD"),
         err=f"{receipt.error_code:03d}", text=_printable(receipt.text)))
     fields.update(esm_class=ESM_DELIVERY_RECEIPT,

@@ -77,8 +77,11 @@ class Receipt:
     """One delivery receipt. Required fields first, in wire order."""
 
     id: str
-    submit_date: datetime | None
-    done_date: datetime | None
+    # Timezone-aware; or, to format, epoch seconds (a gateway's own receipts: two
+    # datetimes a receipt only to be turned back into seconds were a tenth of the
+    # receipt path). parse_receipt gives datetimes.
+    submit_date: datetime | float | None
+    done_date: datetime | float | None
     stat: str
     sub: int = 1
     dlvrd: int = 0
@@ -126,12 +129,14 @@ def _count(name: str, value: int) -> str:
     return f"{value:03d}"
 
 
-def _format_date(value: datetime | None, digits: int) -> str:
+def _format_date(value: datetime | float | None, digits: int) -> str:
     if value is None:
         return "0" * digits
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ReceiptError("receipt dates must be timezone-aware")
-    return _utc_second(int(value.timestamp() // 1))[:digits]
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ReceiptError("receipt dates must be timezone-aware")
+        value = value.timestamp()
+    return _utc_second(int(value // 1))[:digits]
 
 
 @lru_cache(maxsize=4096)

@@ -162,6 +162,22 @@ def test_format_spec_layout() -> None:
     assert "submit date:100210173005 " in format_receipt(r, date_digits=12)
 
 
+@given(st.floats(946_684_800.0, 4_102_444_799.0), st.floats(946_684_800.0, 4_102_444_799.0))
+def test_epoch_seconds_format_as_their_utc_datetimes(submitted: float, done: float) -> None:
+    """The gateway formats its own receipts from epoch seconds: the same text."""
+    as_seconds = Receipt("7", submitted, done, "DELIVRD", dlvrd=1)
+    as_dates = Receipt("7", datetime.fromtimestamp(submitted, UTC),
+                       datetime.fromtimestamp(done, UTC), "DELIVRD", dlvrd=1)
+    for digits in (10, 12):
+        assert format_receipt(as_seconds, date_digits=digits) == \
+            format_receipt(as_dates, date_digits=digits)
+
+
+def test_epoch_seconds_past_2099_are_refused() -> None:
+    with pytest.raises(ReceiptError):
+        format_receipt(Receipt("7", 4_102_444_800.0, None, "DELIVRD"))
+
+
 def test_format_parse_round_trip() -> None:
     r = Receipt("abc-1", utc(2024, 5, 6, 7, 8, 9), None, "EXPIRED", 1, 0, "0000", "héllo wörld")
     assert parse_receipt(format_receipt(r, date_digits=12)) == r
