@@ -63,6 +63,7 @@ StatusListener = Callable[[Message, StatusUpdate], None]
 # recorder(message, update): queues with the writer, in this call, whatever row it keeps
 # for the status (nothing for most messages: it must cost nothing then).
 StatusRecorder = Callable[[Message, StatusUpdate], None]
+# A held status: its message, the update, and who waits for its commit (if anyone).
 HeldStatus = tuple[Message, StatusUpdate, Done | None]
 
 

@@ -51,8 +51,9 @@ SET_STATUS = ("UPDATE messages SET status = ?2, error_code = ?3, "
               f"WHERE id = ?1 AND status NOT IN {FINAL_SQL}")
 # A run of messages of one many-number request: their PER_DESTINATION_COLUMNS as one JSON
 # array of arrays, the request's columns bound once. The sqlite3 module binds a value
-# in ~130 ns: a 32-column row costs ~4.3 µs by executemany, ~1 µs this way, so a
-# 10,000-number request's insert takes ~15 ms instead of ~65 (docs/performance.md).
+# in ~130 ns: a 32-column row costs ~4.3 µs by executemany; a 10,000-number request's
+# insert now takes ~37 ms instead of ~66, ~20 of them its index entries either way
+# (docs/performance.md).
 INSERT_RUN = "INSERT INTO messages ({}) SELECT {} FROM json_each(?1)".format(
     ", ".join(rows.MESSAGE_COLUMNS),
     ", ".join(f"value ->> {rows.PER_DESTINATION_COLUMNS.index(c)}"
