@@ -6,6 +6,9 @@ shared statements (store/statements.py) in SQLite's spelling.
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
+from functools import cache
+from itertools import chain
 from typing import Any
 
 from ..core.models import (
@@ -40,15 +43,28 @@ DEBIT_IF_COVERED = ("UPDATE accounts SET balance = balance - ?1 "
 DEBIT = "UPDATE accounts SET balance = balance - ?1 WHERE id = ?2"
 BALANCE = "SELECT balance, credit_limit FROM accounts WHERE id = ?"
 ADD_BALANCE = "UPDATE accounts SET balance = balance + ?2 WHERE id = ?1"
-# Row layouts from rows.sent_rows / rows.status_rows, bound by number.
-SET_SENT = ("UPDATE messages SET connector = ?2, sent_at = ?3, "
-            "upstream_id = CASE WHEN ?4 = '' THEN upstream_id ELSE ?4 END WHERE id = ?1")
-SET_STATUS = ("UPDATE messages SET status = ?2, error_code = ?3, "
-              "upstream_id = CASE WHEN ?4 = '' THEN upstream_id ELSE ?4 END, "
-              "accepted_at = COALESCE(?5, accepted_at), done_at = COALESCE(?6, done_at), "
-              "sent_at = COALESCE(?7, sent_at), "
-              "connector = CASE WHEN ?8 = '' THEN connector ELSE ?8 END "
-              f"WHERE id = ?1 AND status NOT IN {FINAL_SQL}")
+# The hot path's rows go ROWS_PER_STATEMENT to a statement. sqlite3 lets go of the GIL
+# around every statement's step, and the writer thread must take it back from the event
+# loop after each: one statement a row made a commit wait on the loop hundreds of times
+# (half its wall time at the peak, docs/performance.md).
+ROWS_PER_STATEMENT = 64
+# Row layouts from rows.sent_rows / rows.status_rows (one row per message: an UPDATE
+# ... FROM with two rows for one message would apply an arbitrary one), as VALUES
+# columns v.column1 ...
+SET_SENT = ("UPDATE messages SET connector = v.column2, sent_at = v.column3, "
+            "upstream_id = CASE WHEN v.column4 = '' THEN messages.upstream_id "
+            "ELSE v.column4 END FROM (VALUES {}) AS v WHERE messages.id = v.column1")
+SET_STATUS = ("UPDATE messages SET status = v.column2, error_code = v.column3, "
+              "upstream_id = CASE WHEN v.column4 = '' THEN messages.upstream_id "
+              "ELSE v.column4 END, "
+              "accepted_at = COALESCE(v.column5, messages.accepted_at), "
+              "done_at = COALESCE(v.column6, messages.done_at), "
+              "sent_at = COALESCE(v.column7, messages.sent_at), "
+              "connector = CASE WHEN v.column8 = '' THEN messages.connector "
+              "ELSE v.column8 END FROM (VALUES {}) AS v "
+              f"WHERE messages.id = v.column1 AND messages.status NOT IN {FINAL_SQL}")
+INSERT_MESSAGES = "INSERT INTO messages ({}) VALUES {{}}".format(
+    ", ".join(rows.MESSAGE_COLUMNS))
 # A run of messages of one many-number request: their PER_DESTINATION_COLUMNS as one JSON
 # array of arrays, the request's columns bound once. The sqlite3 module binds a value
 # in ~130 ns: a 32-column row costs ~4.3 µs by executemany; a 10,000-number request's
@@ -93,7 +109,7 @@ def write(c: sqlite3.Connection, batch: WriteBatch) -> BatchResult:
     if batch.new_messages:
         result.refused = _charge_and_insert(c, batch.new_messages, now, batch.atomic)
     if batch.sent:
-        c.executemany(SET_SENT, rows.sent_rows(batch.sent))
+        _execute_rows(c, SET_SENT, rows.sent_rows(batch.sent))
     if batch.statuses:
         _set_statuses(c, batch.statuses, now)
     if batch.new_receipts:
@@ -158,7 +174,7 @@ def _insert_messages(c: sqlite3.Connection, messages: list[Message],
                 continue
             c.execute(INSERT_RUN, (values, *rows.request_values(run[0])))
     if single:
-        c.executemany(SQL.INSERT_MESSAGE, map(rows.message_row, single))
+        _execute_rows(c, INSERT_MESSAGES, list(map(rows.message_row, single)))
 
 
 def _request_runs(messages: list[Message]) -> list[list[Message]]:
@@ -183,9 +199,31 @@ def _set_statuses(c: sqlite3.Connection, statuses: list[StatusUpdate], now: floa
     refunds = carried_refunds(statuses)
     if refunds:
         moved = [r[0] for r in c.execute(NOT_FINAL, (sqlite_list(refunds),))]
-    c.executemany(SET_STATUS, rows.status_rows(statuses))
+    _execute_rows(c, SET_STATUS, rows.status_rows(statuses))
     if refunds:
         _refund(c, granted(refunds, moved), now)
+
+
+def _execute_rows(c: sqlite3.Connection, statement: str, values: Sequence[tuple]) -> None:
+    """`statement` (its VALUES list a `{}`) for every row of `values`, all of one width,
+    ROWS_PER_STATEMENT at a time (fewer where SQLite was built to bind fewer
+    parameters), in order."""
+    count, width = len(values), len(values[0]) if values else 1
+    per = min(ROWS_PER_STATEMENT, c.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
+    full = count - count % per
+    if full:
+        c.executemany(_with_rows(statement, width, per),
+                      [tuple(chain.from_iterable(values[i:i + per]))
+                       for i in range(0, full, per)])
+    if count > full:
+        c.execute(_with_rows(statement, width, count - full),
+                  tuple(chain.from_iterable(values[full:])))
+
+
+@cache
+def _with_rows(statement: str, width: int, count: int) -> str:
+    row = "(" + ", ".join("?" * width) + ")"
+    return statement.format(", ".join([row] * count))
 
 
 def _refund(c: sqlite3.Connection, refunds: list[Refund], now: float) -> None:

@@ -370,3 +370,33 @@ async def test_a_status_can_carry_the_held_sent_mark(store) -> None:
     stored = await store.get_message(m.id)
     assert (stored.status, stored.sent_at, stored.connector, stored.upstream_id,
             stored.done_at) == (DELIVRD, now, "sim-b", "up-1", now + 1)
+
+
+@pytest.mark.parametrize("count", [63, 64, 65, 2 * 64 + 7])
+async def test_many_rows_around_a_statement_s_row_count(store, count: int) -> None:
+    """SQLite writes the hot path's rows 64 to a statement (sqlite_write's
+    ROWS_PER_STATEMENT), the rest by a shorter one: every row lands, with its own
+    values, on either side of that boundary."""
+    account = await funded(store, credits=1_000_000)
+    messages = [message(account.id, price=n + 1, dest_addr=f"{447700000000 + n}")
+                for n in range(count)]
+    await store.write(WriteBatch(new_messages=messages))
+    t = time.time()
+    await store.write(WriteBatch(
+        sent=[SentUpdate(m.id, f"up{n % 3}", t + n, f"U-{n}" if n % 2 else "")
+              for n, m in enumerate(messages)],
+        statuses=[StatusUpdate(messages[-1].id, UNDELIV, t, error_code=7)]))
+    await store.write(WriteBatch(statuses=[
+        StatusUpdate(m.id, DELIVRD if n % 2 else ACCEPTD, t + 100 + n, error_code=n % 5)
+        for n, m in enumerate(messages)]))
+    for n, m in enumerate(messages):
+        got = await store.get_message(m.id)
+        assert (got.price, got.dest_addr, got.connector, got.sent_at) == (
+            n + 1, f"{447700000000 + n}", f"up{n % 3}", t + n)
+        assert got.upstream_id == (f"U-{n}" if n % 2 else m.upstream_id)
+        if m is messages[-1]:  # final before: the later status does not move it
+            assert (got.status, got.error_code, got.done_at) == (UNDELIV, 7, t)
+        elif n % 2:
+            assert (got.status, got.error_code, got.done_at) == (DELIVRD, n % 5, t + 100 + n)
+        else:
+            assert (got.status, got.accepted_at, got.done_at) == (ACCEPTD, t + 100 + n, None)
