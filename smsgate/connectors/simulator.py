@@ -65,11 +65,12 @@ class SimulatorConnector:
         assert events is not None, "start() first"
         loop = asyncio.get_running_loop()
         now = time.time()
+        first = self._counter + 1
+        self._counter += len(messages)
+        events.sent_all(messages, [f"sim{n}" for n in range(first, self._counter + 1)])
+        if self.send_accepted:
+            events.status_all([(m, StatusUpdate(m.id, ACCEPTD, now)) for m in messages])
         for message in messages:
-            self._counter += 1
-            events.sent(message, (f"sim{self._counter}",))
-            if self.send_accepted:
-                events.status(message, StatusUpdate(message.id, ACCEPTD, now))
             delay = self._random.uniform(self.min_latency, self.max_latency)
             slot = int((loop.time() + delay) / SLOT_SECONDS)
             bucket = self._slots.get(slot)
@@ -86,6 +87,6 @@ class SimulatorConnector:
             return
         now = time.time()
         statuses = self._random.choices(self._statuses, self._weights, k=len(messages))
-        for message, status in zip(messages, statuses, strict=True):
-            events.status(message, StatusUpdate(message.id, status, now,
+        events.status_all([(message, StatusUpdate(message.id, status, now,
                                                 error_code=ERROR_CODES.get(status, 0)))
+                         for message, status in zip(messages, statuses, strict=True)])

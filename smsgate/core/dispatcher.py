@@ -351,6 +351,19 @@ class Dispatcher:
             self.reports.split(message, upstream_ids)
         return stored
 
+    def sent_all(self, messages: Sequence[Message], upstream_ids: Sequence[str]) -> None:
+        connector = self.connectors.get(messages[0].connector) if messages else None
+        if connector is None or not connector.resend_safe:
+            for message, upstream_id in zip(messages, upstream_ids, strict=True):
+                self.sent(message, (upstream_id,))
+            return
+        ids = [m.id for m in messages]
+        if self._sending:
+            self._sending.difference_update(ids)
+        if self._reloads:
+            self._touched.update(ids)
+        self.book.sent_all(messages, upstream_ids, time.time())
+
     def failed(self, message: Message, failure: UpstreamFailure) -> None:
         self._sending.discard(message.id)
         if self._reloads:
@@ -371,6 +384,13 @@ class Dispatcher:
         if self._sending and update.status in FINAL_STATUSES:
             self._sending.discard(message.id)
         self.book.apply(message, update)
+
+    def status_all(self, outcomes: Sequence[tuple[Message, StatusUpdate]]) -> None:
+        sending, apply = self._sending, self.book.apply
+        for message, update in outcomes:
+            if sending and update.status in FINAL_STATUSES:
+                sending.discard(message.id)
+            apply(message, update)
 
     def report(self, report: UpstreamReport, done: Done) -> None:
         if self.correlator is None:

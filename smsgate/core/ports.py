@@ -383,6 +383,11 @@ class ConnectorEvents(Protocol):
         connector counts it in its window until then."""
         ...
 
+    def sent_all(self, messages: Sequence[Message], upstream_ids: Sequence[str]) -> None:
+        """`sent` for messages of one connector that took each as one part, its id in
+        `upstream_ids` (the simulator: one call for a batch costs less than one each)."""
+        ...
+
     def failed(self, message: Message, failure: UpstreamFailure) -> None:
         """The upstream did not take it. Temporary: dispatched again (by the next route
         while this connector is unavailable); permanent: REJECTD, the upstream's status
@@ -392,6 +397,10 @@ class ConnectorEvents(Protocol):
     def status(self, message: Message, update: StatusUpdate) -> None:
         """ACCEPTD or a final status for a message the connector still holds (the
         simulator); reports matched by upstream id come through `report` instead."""
+        ...
+
+    def status_all(self, outcomes: Sequence[tuple[Message, StatusUpdate]]) -> None:
+        """`status` for several messages at once, in order."""
         ...
 
     def report(self, report: UpstreamReport, done: Done) -> None:

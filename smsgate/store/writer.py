@@ -201,6 +201,16 @@ class BatchWriter:
         ends the message (store/charging.py): there is no refund on its own."""
         return self._add(self._statuses, update)
 
+    def add_statuses(self, updates: list[StatusUpdate]) -> "Future[None]":
+        """`add_status` for many, with one Future for them all."""
+        future = self._future()
+        if not self._closed:
+            self._other_futures.append(future)
+            self._statuses += updates
+            self._queued += len(updates)
+            self._wakeup.set()
+        return future
+
     def queue_status(self, update: StatusUpdate) -> None:
         """`add_status` for a caller that does not wait for the commit: no Future (one
         per message was a measurable part of the simulator's status path)."""
