@@ -13,9 +13,10 @@ load. Messages no connector can take now wait and are tried again every
 connector is full).
 
 What comes back: `sent` (the upstream's ids: stored with the next group commit, or held
-briefly for the simulator, see core/statuses.py), `failed` (temporary: sent again, by
-the next route while this one is down; permanent: REJECTD with the upstream's status),
-`status` (the simulator's outcomes), `report` (receipts matched by upstream id through
+briefly for the simulator, see core/statuses.py; `sent_all` for a whole send of the
+simulator), `failed` (temporary: sent again, by the next route while this one is down;
+permanent: REJECTD with the upstream's status), `status` and `status_all` (the
+simulator's outcomes, a slot's at once), `report` (receipts matched by upstream id through
 core/correlation.py and core/reports.py), `inbound` (MO, to core/inbound.py).
 
 Nothing is lost if the process dies: undispatched messages are reloaded from the store
