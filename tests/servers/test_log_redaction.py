@@ -13,8 +13,13 @@ secret = st.text(min_size=1, max_size=40)
 KEYS = ("pass", "password", "token", "access_token", "api_key", "PASS", "userPassword")
 
 
+# A user that holds "key=" reads as a secret nested in an encoded URL, and is masked on
+# purpose (test_a_token_inside_an_encoded_url_is_masked): not a case for this test.
+plain_user = st.text(max_size=20).filter(lambda user: "=" not in user)
+
+
 @settings(max_examples=300, deadline=None)
-@given(secret, st.sampled_from(KEYS), st.text(max_size=20))
+@given(secret, st.sampled_from(KEYS), plain_user)
 def test_a_secret_parameter_of_a_request_line_is_masked_whatever_it_holds(
         password: str, key: str, user: str) -> None:
     query = urlencode({"user": user, key: password, "sid": "Test"})
