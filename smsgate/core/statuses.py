@@ -105,9 +105,7 @@ class StatusBook:
             self._track_write(sent.message_id, future)
             return future
         self._held[sent.message_id] = sent
-        if self._hold_timer is None:
-            self._hold_timer = asyncio.get_running_loop().call_later(
-                self.sent_hold / 4, self._on_hold_timer)
+        self._arm_hold_timer()
         return None
 
     def sent_all(self, messages: Sequence[Message], upstream_ids: Sequence[str],
@@ -123,6 +121,9 @@ class StatusBook:
         for message, upstream_id in zip(messages, upstream_ids, strict=True):
             message.sent_at, message.upstream_id = at, upstream_id
             held[message.id] = SentUpdate(message.id, message.connector, at, upstream_id)
+        self._arm_hold_timer()
+
+    def _arm_hold_timer(self) -> None:
         if self._hold_timer is None:
             self._hold_timer = asyncio.get_running_loop().call_later(
                 self.sent_hold / 4, self._on_hold_timer)
@@ -292,8 +293,7 @@ class StatusBook:
         self._hold_timer = None
         self.release_held(time.time() - self.sent_hold)
         if self._held:
-            self._hold_timer = asyncio.get_running_loop().call_later(
-                self.sent_hold / 4, self._on_hold_timer)
+            self._arm_hold_timer()
 
     def release_held(self, sent_before: float = float("inf")) -> None:
         """Write the sent marks held since before `sent_before` (dict order = time order)."""
