@@ -257,7 +257,8 @@ async def main(args: argparse.Namespace) -> None:
     sink = Sink(args)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: SmscSession(sink), args.host, args.port,
-                                      reuse_address=True, backlog=1024)
+                                      reuse_address=True, reuse_port=args.reuse_port,
+                                      backlog=1024)
     print(f"READY {server.sockets[0].getsockname()[1]}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -273,6 +274,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--reuse-port", action="store_true",
+                        help="bind with SO_REUSEPORT (a test holds the port until then)")
     parser.add_argument("--id-format", choices=["dec", "hex"], default="dec",
                         help="message ids in submit_sm_resp (default dec)")
     parser.add_argument("--receipt-ids", choices=["same", "dec"], default="same",

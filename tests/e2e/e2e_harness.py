@@ -39,6 +39,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def reserve_port() -> socket.socket:
+    """A port held for a process to listen on later (start_sink(reserved=...)): bound
+    with SO_REUSEPORT, not listening, so connections to it are refused meanwhile and no
+    outgoing connection's ephemeral port can take it, as one did to a free_port()."""
+    held = socket.socket()
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    held.bind(("127.0.0.1", 0))
+    return held
+
+
 async def eventually(check: Callable[[], Any], timeout: float, interval: float = 0.1,
                      what: str = "condition") -> Any:
     """smpp_harness.eventually, polling less often: e2e checks read a database or files
@@ -154,11 +164,15 @@ async def rows(url: str, sql: str) -> list[tuple]:
         await conn.close()
 
 
-async def start_sink(processes: Processes, *options: str, port: int = 0) -> int:
+async def start_sink(processes: Processes, *options: str,
+                     reserved: socket.socket | None = None) -> int:
     """bench/sink_smsc.py, an SMSC that answers at once, in a process of its own (with
-    its `options`, e.g. --record FILE); returns the port it listens on."""
+    its `options`, e.g. --record FILE), on the `reserved` port if any; returns the port
+    it listens on."""
+    if reserved is not None:
+        options = ("--port", str(reserved.getsockname()[1]), "--reuse-port", *options)
     sink = processes.add(await asyncio.create_subprocess_exec(
-        sys.executable, str(SINK), "--port", str(port), *options,
+        sys.executable, str(SINK), *options,
         stdout=asyncio.subprocess.PIPE))
     ready = (await asyncio.wait_for(sink.stdout.readline(), 30)).decode()  # type: ignore[union-attr]
     assert ready.startswith("READY "), ready

@@ -9,7 +9,7 @@ import asyncio
 import signal
 from collections import Counter
 
-from e2e_harness import eventually, free_port, recorded, start_sink
+from e2e_harness import eventually, recorded, reserve_port, start_sink
 from smpp_harness import RawClient
 
 from smsgate.smpp.constants import Status
@@ -20,7 +20,8 @@ COUNT = 20
 
 async def test_a_stalled_node_does_not_send_what_was_taken_over(gateway_at, pg_url,
                                                                  tmp_path, processes):
-    port = free_port()  # the upstream: down until B has taken A's messages over
+    held = reserve_port()  # the upstream's port: down until B has taken A's messages over
+    port = held.getsockname()[1]
     a, b = gateway_at("a", pg_url), gateway_at("b", pg_url)
     await a.cli(["migrate"],
                 ["account", "add", CUSTOMER, "--password", PASSWORD, "--credits", "100"],
@@ -43,7 +44,8 @@ async def test_a_stalled_node_does_not_send_what_was_taken_over(gateway_at, pg_u
             return owned == COUNT
         await eventually(taken_by_b, timeout=20, what="A's messages taken over by B")
         record = tmp_path / "sink.txt"
-        await start_sink(processes, "--record", str(record), port=port)
+        await start_sink(processes, "--record", str(record), reserved=held)
+        held.close()  # the sink listens on the port now
 
         def at_sink() -> Counter[bytes]:
             return recorded(record)

@@ -7,7 +7,7 @@ import asyncio
 import time
 from collections import Counter
 
-from e2e_harness import eventually, free_port, recorded, start_sink
+from e2e_harness import eventually, recorded, reserve_port, start_sink
 from smpp_harness import RawClient
 
 from smsgate.smpp.constants import Status
@@ -18,7 +18,8 @@ COUNT, SCHEDULED_IN = 20, 12  # messages; seconds until the scheduled one is due
 
 async def test_a_dead_nodes_messages_are_sent_once_by_another(gateway_at, pg_url,
                                                                tmp_path, processes):
-    port = free_port()  # the upstream: down until A is dead
+    held = reserve_port()  # the upstream's port: down until A is dead
+    port = held.getsockname()[1]
     a, b = gateway_at("a", pg_url), gateway_at("b", pg_url)
     await a.cli(["migrate"],
                 ["account", "add", CUSTOMER, "--password", PASSWORD, "--credits", "100"],
@@ -39,7 +40,8 @@ async def test_a_dead_nodes_messages_are_sent_once_by_another(gateway_at, pg_url
 
     await a.kill()
     record = tmp_path / "sink.txt"
-    await start_sink(processes, "--record", str(record), port=port)
+    await start_sink(processes, "--record", str(record), reserved=held)
+    held.close()  # the sink listens on the port now
 
     def at_sink() -> Counter[bytes]:
         return recorded(record)

@@ -17,9 +17,10 @@ from smsgate.smpp.pdu import Pdu
 class Receiver:
     """A customer's DLR endpoint: records every GET; the first `fail` answers are 503."""
 
-    def __init__(self, port: int = 0, fail: int = 0) -> None:
-        self.port = port
+    def __init__(self, fail: int = 0, sock: socket.socket | None = None) -> None:
+        self.port = 0
         self.fail = fail
+        self.sock = sock  # a reserved port (reserve_port) to listen on
         self.calls: list[dict[str, str]] = []
         self.answered_503 = 0
         self._runner: web.AppRunner | None = None
@@ -36,7 +37,8 @@ class Receiver:
         app.router.add_get("/{path:.*}", self.handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+        site = web.SockSite(self._runner, self.sock) if self.sock is not None \
+            else web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self
@@ -53,6 +55,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def reserve_port() -> tuple[socket.socket, int]:
+    """A port that stays ours while nothing listens on it: bound, not listening, so
+    connections to it are refused and no other socket (an outgoing connection's
+    ephemeral port, another listener) can take it before the Receiver starts on it."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
 
 
 async def test_callback_on_delivery(api):
@@ -98,7 +109,7 @@ async def test_callback_retried_after_server_errors(api):
 
 async def test_callback_after_the_receiver_was_down(api):
     await api.seed_account()
-    port = free_port()  # nothing listens there yet: connections are refused
+    sock, port = reserve_port()  # nothing listens there yet: connections are refused
     ids = ids_of(await api.submit(mno="447700900001,447700900002",
                                   dlrurl=f"http://127.0.0.1:{port}/dlr"))
     callbacks = api.app.http.callbacks
@@ -111,7 +122,7 @@ async def test_callback_after_the_receiver_was_down(api):
     await asyncio.sleep(1.0)  # down for a while: several failed attempts
     assert await api.store.count_callbacks() == 2
     assert callbacks.delivered == 0
-    receiver = await Receiver(port=port).start()
+    receiver = await Receiver(sock=sock).start()
     try:
         async def called():
             return len(receiver.calls) == 2
@@ -196,7 +207,7 @@ async def test_pending_callback_survives_a_restart(api):
     """Receiver down, gateway stopped and started again (new process state, same
     database), then the receiver comes up: the callback arrives, once, and its row goes."""
     await api.seed_account()
-    port = free_port()
+    sock, port = reserve_port()
     [message_id] = ids_of(await api.submit(dlrurl=f"http://127.0.0.1:{port}/dlr",
                                            ref="restart"))
     callbacks = api.app.http.callbacks
@@ -208,7 +219,7 @@ async def test_pending_callback_survives_a_restart(api):
     await api.restart()
     assert api.app.http.callbacks is not callbacks
     await asyncio.sleep(0.5)  # the new run tries and fails too
-    receiver = await Receiver(port=port).start()
+    receiver = await Receiver(sock=sock).start()
     try:
         async def called():
             return receiver.calls

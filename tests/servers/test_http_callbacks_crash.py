@@ -11,7 +11,7 @@ import aiohttp
 from http_harness import PASSWORD, USER, eventually, ids_of, submit_params
 from serve_process import start_serve
 from smpp_harness import password_hash, prepare_database
-from test_http_callbacks import Receiver, free_port
+from test_http_callbacks import Receiver, reserve_port
 
 from smsgate.core.models import CREDIT_SCALE, Account
 from smsgate.store import open_store
@@ -37,7 +37,7 @@ async def test_callback_survives_kill_9_and_arrives_after_the_restart(store_url,
         config = tmp_path / "smsgate.toml"
         config.write_text(CONFIG)
         log = tmp_path / "serve.log"
-        port = free_port()  # the customer's server: down for now
+        sock, port = reserve_port()  # the customer's server: down for now
 
         proc, http_port = await start_serve(store_url, log, "HTTP", "--config", str(config))
         try:
@@ -65,7 +65,7 @@ async def test_callback_survives_kill_9_and_arrives_after_the_restart(store_url,
         receiver = None
         try:
             await asyncio.sleep(0.5)  # restarted, still failing: the server is down
-            receiver = await Receiver(port=port).start()
+            receiver = await Receiver(sock=sock).start()
 
             async def called():
                 return receiver.calls
