@@ -119,6 +119,21 @@ def percentile(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p / 100))]
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of `pid` so far, by thread name (the event loop is
+    "loop"; same-named threads summed)."""
+    seconds: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = "loop" if task.name == str(pid) else (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime
+        seconds[name] = seconds.get(name, 0.0) + ticks / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
 def family(pid: int) -> list[int]:
     """`pid` and its children: a `serve --workers N` is its supervisor and N workers."""
     try:

@@ -60,6 +60,7 @@ from serverproc import (
     run,
     start_server_ports,
     stop_server,
+    thread_cpu,
 )
 
 from smsgate.smpp.codec import Codec
@@ -431,6 +432,7 @@ async def measure_server(args: argparse.Namespace, url: str, proc, ports: dict[s
     receiver = await Receiver.connect(port) if args.receipts else None
     client_cpu = time.process_time()
     server_cpu = cpu_seconds(proc.pid)
+    threads_cpu = thread_cpu(proc.pid)
     wal = None if args.database else tmp / "bench.db-wal"
     progress = Progress(args.every, proc.pid, wal, ports["HTTP"]) if args.every else None
     purging = (asyncio.ensure_future(purge_during_load(url))
@@ -443,6 +445,7 @@ async def measure_server(args: argparse.Namespace, url: str, proc, ports: dict[s
         print(f"background purge: {await old_rows_left(url):,} of the "
               f"{args.purge_rows:,} old messages left after the load", flush=True)
     server_cpu = cpu_seconds(proc.pid) - server_cpu
+    threads_after = thread_cpu(proc.pid)
     client_cpu = time.process_time() - client_cpu
     if progress is not None and not args.preload:
         print(await nothing_lost(url, progress.acked), flush=True)
@@ -462,6 +465,10 @@ async def measure_server(args: argparse.Namespace, url: str, proc, ports: dict[s
     if lat:
         print(f"submit_sm responses: {len(lat):,} in {args.seconds:g} s; "
               f"latency mean {statistics.fmean(lat) * 1000:.1f} ms")
+        print("server CPU a response, by thread: " + ", ".join(
+            f"{name} {(threads_after[name] - threads_cpu.get(name, 0.0)) / len(lat) * 1e6:.0f} µs"
+            for name in sorted(threads_after, key=lambda n: n != "loop")
+            if threads_after[name] - threads_cpu.get(name, 0.0) >= 0.01))
     return Outcome(rate, percentile([x * 1000 for x in lat], 99), receipts)
 
 
