@@ -22,6 +22,7 @@ from aiohttp import web
 from cli_runner import CliRunner
 from smpp_harness import RawClient, submit_sm
 from smpp_harness import eventually as poll_until
+from smpp_harness import reserve_port as reserve_port  # re-exported for the e2e tests
 
 from smsgate.smpp.constants import CommandId, Status, Tag
 from smsgate.smpp.pdu import Pdu
@@ -37,16 +38,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def reserve_port() -> socket.socket:
-    """A port held for a process to listen on later (start_sink(reserved=...)): bound
-    with SO_REUSEPORT, not listening, so connections to it are refused meanwhile and no
-    outgoing connection's ephemeral port can take it, as one did to a free_port()."""
-    held = socket.socket()
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    held.bind(("127.0.0.1", 0))
-    return held
 
 
 async def eventually(check: Callable[[], Any], timeout: float, interval: float = 0.1,

@@ -8,6 +8,7 @@ once on SQLite and once on PostgreSQL (skipped with a reason when none is reacha
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +37,18 @@ def password_hash(password: str) -> str:
     if password not in _hashes:
         _hashes[password] = hash_password(password)
     return _hashes[password]
+
+
+def reserve_port() -> socket.socket:
+    """A loopback port held for a server that starts later: bound (with SO_REUSEPORT, so
+    that another process may bind it too), not listening. Connections to it are refused
+    meanwhile, and no other socket can take it, as an outgoing connection's ephemeral
+    port once took a port probed free (CI: address already in use). Listen on it
+    (aiohttp's SockSite) or have the process bind it with SO_REUSEPORT, then close it."""
+    held = socket.socket()
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    held.bind(("127.0.0.1", 0))
+    return held
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 5.0,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from http_harness import PASSWORD, USER, api_fixture, eventually, ids_of  # noqa: F401
+from smpp_harness import reserve_port
 
 from smsgate.smpp.constants import CommandId, Status
 from smsgate.smpp.pdu import Pdu
@@ -20,7 +21,7 @@ class Receiver:
     def __init__(self, fail: int = 0, sock: socket.socket | None = None) -> None:
         self.port = 0
         self.fail = fail
-        self.sock = sock  # a reserved port (reserve_port) to listen on
+        self.sock = sock  # a port held by smpp_harness.reserve_port, to listen on
         self.calls: list[dict[str, str]] = []
         self.answered_503 = 0
         self._runner: web.AppRunner | None = None
@@ -55,15 +56,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def reserve_port() -> tuple[socket.socket, int]:
-    """A port that stays ours while nothing listens on it: bound, not listening, so
-    connections to it are refused and no other socket (an outgoing connection's
-    ephemeral port, another listener) can take it before the Receiver starts on it."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock, sock.getsockname()[1]
 
 
 async def test_callback_on_delivery(api):
@@ -109,7 +101,8 @@ async def test_callback_retried_after_server_errors(api):
 
 async def test_callback_after_the_receiver_was_down(api):
     await api.seed_account()
-    sock, port = reserve_port()  # nothing listens there yet: connections are refused
+    sock = reserve_port()  # nothing listens there yet: connections are refused
+    port = sock.getsockname()[1]
     ids = ids_of(await api.submit(mno="447700900001,447700900002",
                                   dlrurl=f"http://127.0.0.1:{port}/dlr"))
     callbacks = api.app.http.callbacks
@@ -207,7 +200,8 @@ async def test_pending_callback_survives_a_restart(api):
     """Receiver down, gateway stopped and started again (new process state, same
     database), then the receiver comes up: the callback arrives, once, and its row goes."""
     await api.seed_account()
-    sock, port = reserve_port()
+    sock = reserve_port()
+    port = sock.getsockname()[1]
     [message_id] = ids_of(await api.submit(dlrurl=f"http://127.0.0.1:{port}/dlr",
                                            ref="restart"))
     callbacks = api.app.http.callbacks

@@ -10,8 +10,8 @@ import time
 import aiohttp
 from http_harness import PASSWORD, USER, eventually, ids_of, submit_params
 from serve_process import start_serve
-from smpp_harness import password_hash, prepare_database
-from test_http_callbacks import Receiver, reserve_port
+from smpp_harness import password_hash, prepare_database, reserve_port
+from test_http_callbacks import Receiver
 
 from smsgate.core.models import CREDIT_SCALE, Account
 from smsgate.store import open_store
@@ -37,7 +37,8 @@ async def test_callback_survives_kill_9_and_arrives_after_the_restart(store_url,
         config = tmp_path / "smsgate.toml"
         config.write_text(CONFIG)
         log = tmp_path / "serve.log"
-        sock, port = reserve_port()  # the customer's server: down for now
+        sock = reserve_port()  # the customer's server: down for now
+        port = sock.getsockname()[1]
 
         proc, http_port = await start_serve(store_url, log, "HTTP", "--config", str(config))
         try:
