@@ -27,6 +27,9 @@ the same account that answers and counts the receipts (receipts/s over the same 
 store). `--rate R` caps the submits at R a second (a soak at a fraction of the peak,
 with `--every`). `--workers N` starts
 `serve --workers N` (PostgreSQL): CPU and RSS are then the supervisor's and its workers'.
+`--burst` has each bind send its whole window in one write once every answer of the
+last is in: the server then reads ~window PDUs at a time whatever the rate, which makes
+its CPU a response a steady yardstick for work done per read or per batch.
 
 `--purge-rows N` stores N final messages 200 days old first, and has the server's
 background retention (retention_days 100) start its pass one second into the submit
@@ -82,10 +85,12 @@ def bind_pdu(command_id: int) -> bytes:
 class Client(asyncio.Protocol):
     """One bound transmitter keeping `window` copies of one request outstanding."""
 
-    def __init__(self, template: bytes, window: int, pace: float = 0.0) -> None:
+    def __init__(self, template: bytes, window: int, pace: float = 0.0,
+                 burst: bool = False) -> None:
         self.template = bytearray(template)
         self.window = window
         self.pace = pace  # submits a second at most (0: as fast as answers come)
+        self.burst = burst  # refill only an empty window, in one write
         self.allowance, self.paced_at = 0.0, time.perf_counter()
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
@@ -113,7 +118,7 @@ class Client(asyncio.Protocol):
     def fill(self) -> None:
         """Top the window up, in one socket write."""
         missing = self.window - len(self.sent_at)
-        if missing <= 0 or not self.running:
+        if missing <= 0 or not self.running or (self.burst and self.sent_at):
             return
         now = time.perf_counter()
         if self.pace:
@@ -229,16 +234,18 @@ def submit_template(registered_delivery: int = 0) -> bytes:
 async def run_load(port: int | list[int], template: bytes, binds: int, window: int,
                    seconds: float, warmup: float = 1.0, progress: "Progress | None" = None,
                    receiver: Receiver | None = None, rate: float = 0.0,
-                   ) -> tuple[float, list[float], dict]:
+                   burst: bool = False) -> tuple[float, list[float], dict]:
     """The load on one server, or spread round-robin over several (bench/cluster.py);
     `receiver` counts receipts over the same measured seconds; `rate` caps the submits
-    a second (all binds together; 0: as fast as the server answers)."""
+    a second (all binds together; 0: as fast as the server answers); `burst` sends each
+    window whole once it is empty."""
     loop = asyncio.get_running_loop()
     ports = port if isinstance(port, list) else [port]
     clients = []
     for n in range(binds):
         _transport, client = await loop.create_connection(
-            lambda: Client(template, window, rate / binds), "127.0.0.1", ports[n % len(ports)])
+            lambda: Client(template, window, rate / binds, burst), "127.0.0.1",
+            ports[n % len(ports)])
         clients.append(client)
     await asyncio.gather(*(c.bound for c in clients))
     for client in clients:
@@ -438,7 +445,8 @@ async def measure_server(args: argparse.Namespace, url: str, proc, ports: dict[s
     purging = (asyncio.ensure_future(purge_during_load(url))
                if args.purge_rows and args.purge_cli else None)
     rate, lat, err = await run_load(port, submit, args.binds, args.window, args.seconds,
-                                    progress=progress, receiver=receiver, rate=args.rate)
+                                    progress=progress, receiver=receiver, rate=args.rate,
+                                    burst=args.burst)
     if purging is not None:
         print(await purging, flush=True)
     elif args.purge_rows:
@@ -660,6 +668,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="store N delivered messages of the last day first")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="submit_sm a second at most, all binds together (a soak)")
+    parser.add_argument("--burst", action="store_true",
+                        help="each bind sends its whole window once it is empty")
     parser.add_argument("--workers", type=int, default=1,
                         help="serve --workers N (PostgreSQL): N processes share the port")
     parser.add_argument("--purge-cli", action="store_true",

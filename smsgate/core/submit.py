@@ -28,6 +28,9 @@ from .validation import (
 
 # Told a stored message's fate: True, False (refused for credit) or the commit's error.
 MessageWaiter = Callable[[bool | Exception], None]
+# Told the fate of messages stored together (store_each), once per commit that carries
+# some of them: those messages, in order, and the ids refused for credit, or the error.
+EachWaiter = Callable[[list[Message], set[int] | Exception], None]
 
 ONE_YEAR = 365 * 86400.0
 SCHEDULE_GRACE = 60.0  # a schedule up to a minute in the past means "now" (SPEC §3.1)
@@ -220,6 +223,26 @@ class SubmitPipeline:
             if message.schedule_at is None:
                 self._dispatch(message)
         then(result)
+
+    def store_each(self, messages: list[Message], then: EachWaiter) -> None:
+        """`store` for a channel's run of requests (an SMPP read's submit_sm), each
+        message charged on its own, one waiter for them all: one call a commit instead
+        of two a message. The messages are one account's (counted as the first's)."""
+        self._writer.add_each_then(messages, partial(self._each_stored, then))
+
+    def _each_stored(self, then: EachWaiter, messages: list[Message],
+                     refused: set[int] | Exception) -> None:
+        if not isinstance(refused, Exception):
+            stored = [m for m in messages if m.id not in refused] if refused else messages
+            if stored:
+                first = stored[0]
+                self.accepted[first.channel] = self.accepted.get(first.channel, 0) + len(stored)
+                self.stats.accepted(first, time.time(), len(stored))
+                dispatch = self._dispatch
+                for message in stored:
+                    if message.schedule_at is None:
+                        dispatch(message)
+        then(messages, refused)
 
     def _group_stored(self, messages: list[Message], future: "asyncio.Future[bool]") -> None:
         """Counts and dispatches a stored group, even when its caller is gone. The

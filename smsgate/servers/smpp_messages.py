@@ -8,10 +8,10 @@ read in one place. It uses the connection's `gw`, `cfg`, `session`, `account`,
 `_respond`, `_spawn`, `_who`, `_now` and `_after_request`.
 """
 
+import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
 from logging import DEBUG
 
 from ..core.errors import UNKNOWN_ID_STATUS_BY_OPERATION, Err, GatewayError
@@ -47,34 +47,59 @@ class MessageHandlers:
 
     # -- submissions -------------------------------------------------------------------
 
-    def _on_submit_sm(self, pdu: Pdu) -> None:
+    def _on_submits(self, pdus: list[Pdu]) -> None:
+        """A read's submit_sm and data_sm, in order: each checked on its own (a refusal
+        answered at once), the accepted stored together and answered once their commit
+        returns (one waiter for the run: `_StoredAnswers`)."""
+        pipeline, now = self.gw.pipeline, time.time()
+        accepted: list[Pdu] = []
+        messages: list[Message] = []
+        for pdu in pdus:
+            try:
+                request = self._submit_request(pdu, pdu.get("destination_addr", ""),
+                                               pdu.get("dest_addr_ton", 1),
+                                               pdu.get("dest_addr_npi", 1))
+                [message] = pipeline.prepare(request, now)
+            except GatewayError as exc:
+                self.gw.refused["smpp", exc.error] += 1
+                self.log.debug("%s refused: %s", pdu.name, exc)
+                self._respond(pdu, exc.smpp_status)
+                continue
+            except Exception:  # one PDU's failure must not cost the others' answers
+                self._handler_failed(pdu)
+                continue
+            accepted.append(pdu)
+            messages.append(message)
+        if not messages:
+            return
         try:
-            request = self._submit_request(pdu, pdu.get("destination_addr", ""),
-                                           pdu.get("dest_addr_ton", 1),
-                                           pdu.get("dest_addr_npi", 1))
-            [message] = self.gw.pipeline.prepare(request)
-        except GatewayError as exc:
-            self.gw.refused["smpp", exc.error] += 1
-            self.log.debug("%s refused: %s", pdu.name, exc)
-            return self._respond(pdu, exc.smpp_status)
-        self.gw.pipeline.store(message, partial(self._stored, pdu, message))
+            pipeline.store_each(messages, _StoredAnswers(self, accepted))
+        except Exception:
+            for pdu in accepted:
+                self._handler_failed(pdu)
 
-    _on_data_sm = _on_submit_sm
-
-    def _stored(self, pdu: Pdu, message: Message, result: bool | Exception) -> None:
-        if result is True:
-            self._respond(pdu, Status.ESME_ROK, message_id=str(message.id))
-        elif result is False:
-            self.gw.refused["smpp", Err.NO_CREDIT] += 1
-            self._respond(pdu, Err.NO_CREDIT.smpp_status)
-        else:
-            self.log.error("storing message from %s failed: %s", self._who(), result,
-                           extra={"message_id": message.id})
-            self._respond(pdu, Status.ESME_RSYSERR)
+    def _stored(self, pdus: list[Pdu], messages: list[Message],
+                refused: set[int] | Exception) -> None:
+        """Answer stored submits: their message ids, or why they were not stored."""
+        failed = isinstance(refused, Exception)
+        if failed:
+            self.log.error("storing %d messages from %s failed: %s", len(messages),
+                           self._who(), refused, extra={"message_id": messages[0].id})
+        respond, ok = self._respond, Status.ESME_ROK
+        for pdu, message in zip(pdus, messages, strict=True):
+            if failed:
+                respond(pdu, Status.ESME_RSYSERR)
+            elif refused and message.id in refused:
+                self.gw.refused["smpp", Err.NO_CREDIT] += 1
+                respond(pdu, Err.NO_CREDIT.smpp_status)
+            else:
+                respond(pdu, ok, message_id=str(message.id))
         if self.log.isEnabledFor(DEBUG):  # the hot path: no dict per message otherwise
-            outcome = {True: "stored", False: "refused: no credit"}.get(result, "failed")
-            self.log.debug("%s %s: %s", pdu.name, message.id, outcome,
-                           extra={"message_id": message.id})
+            for pdu, message in zip(pdus, messages, strict=True):
+                outcome = "failed" if failed else \
+                    "refused: no credit" if message.id in refused else "stored"
+                self.log.debug("%s %s: %s", pdu.name, message.id, outcome,
+                               extra={"message_id": message.id})
 
     def _submit_request(self, pdu: Pdu, destination: str, dest_ton: int,
                         dest_npi: int) -> SubmitRequest:
@@ -243,6 +268,23 @@ class MessageHandlers:
             done(False)
         self._receipts.clear()
         self._receipt_backlog.clear()
+
+
+class _StoredAnswers:
+    """The waiter of a read's stored submits: told once per commit that carries some of
+    them, in order (a commit may take the first part of a run and the next the rest),
+    it answers each its PDU."""
+
+    __slots__ = ("connection", "pdus", "start")
+
+    def __init__(self, connection: MessageHandlers, pdus: list[Pdu]) -> None:
+        self.connection, self.pdus, self.start = connection, pdus, 0
+
+    def __call__(self, messages: list[Message], refused: set[int] | Exception) -> None:
+        start = self.start
+        self.start = end = start + len(messages)
+        pdus = self.pdus if start == 0 and end == len(self.pdus) else self.pdus[start:end]
+        self.connection._stored(pdus, messages, refused)
 
 
 def _smpp_time(value: str, error: Err) -> float | None:

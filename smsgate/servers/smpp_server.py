@@ -48,6 +48,7 @@ BIND_KINDS = {
     CommandId.bind_transceiver: TRX,
 }
 BACKOFF_ERRORS = frozenset({Err.LOGIN_BACKOFF, Err.LOGIN_BACKOFF_UNKNOWN})
+SUBMITS = frozenset({CommandId.submit_sm, CommandId.data_sm})  # MessageHandlers._on_submits
 
 
 @dataclass
@@ -194,13 +195,22 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         session = self.session
+        submits: list[Pdu] = []  # a run of submit_sm / data_sm, checked and stored together
         for pdu in session.receive_data(data, self._loop.time()):
+            if pdu.command_id in SUBMITS:
+                submits.append(pdu)
+                continue
+            if submits:
+                self._on_submits(submits)
+                submits = []
             handler = _HANDLERS.get(pdu.command_id)
             if handler is not None:
                 try:
                     handler(self, pdu)
                 except Exception:  # one PDU's failure must not cost the others' answers
                     self._handler_failed(pdu)
+        if submits:
+            self._on_submits(submits)
         if session.rejected:
             self._log_rejected()
         if session.closing:
@@ -463,8 +473,6 @@ _HANDLERS = {
     CommandId.bind_transceiver: SmppConnection._on_bind,
     CommandId.enquire_link: SmppConnection._on_enquire_link,
     CommandId.unbind: SmppConnection._on_unbind,
-    CommandId.submit_sm: SmppConnection._on_submit_sm,
-    CommandId.data_sm: SmppConnection._on_data_sm,
     CommandId.submit_multi: SmppConnection._on_submit_multi,
     CommandId.query_sm: SmppConnection._on_query_sm,
     CommandId.cancel_sm: SmppConnection._on_cancel_sm,

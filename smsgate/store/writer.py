@@ -29,7 +29,9 @@ row of the hot path (messages, statuses, receipts, callbacks, MO) goes through i
 
 New messages can be added without a Future (`add_message_then`): the writer calls the
 caller's function right after the commit. On the SMPP hot path that saves a Future, its
-done-callbacks and their trips through the event loop's ready queue for every message.
+done-callbacks and their trips through the event loop's ready queue for every message;
+`add_each_then` goes further: a read's submits, each charged on its own, are told
+together, one call a commit instead of one a message.
 """
 
 import asyncio
@@ -62,6 +64,14 @@ Future = asyncio.Future
 # Told a new message's fate: True (stored and charged), False (refused for credit), or
 # the StoreError of a failed commit.
 MessageWaiter = Callable[[bool | StoreError], None]
+# Told the fate of messages queued together (add_each_then), once a commit that carries
+# some of them returns: those messages, in order, and the ids of the ones refused for
+# credit (the rest are stored and charged), or the StoreError of the failed commit.
+EachWaiter = Callable[[list[Message], set[int] | StoreError], None]
+# The waiters of the queued messages, run-length encoded: (count, waiter, together).
+# One message: (1, MessageWaiter, False); `count` messages told together: (count,
+# EachWaiter, True). A commit that takes part of a run splits the entry in two.
+Waiters = list[tuple[int, Callable, bool]]
 
 
 class BatchWriter:
@@ -81,7 +91,7 @@ class BatchWriter:
         self._queued = 0
         self._reset_queues()
         self._messages: list[Message] = []
-        self._message_waiters: list[MessageWaiter] = []
+        self._message_waiters: Waiters = []
         self._group_of: dict[int, list[int]] = {}  # message id -> its atomic group
         # flush(): (batches that must be done, messages that must be done, future)
         self._flush_waiters: list[tuple[int, int, Future]] = []
@@ -142,9 +152,24 @@ class BatchWriter:
             then(StoreError("the batch writer is closed"))
             return
         self._messages.append(message)
-        self._message_waiters.append(then)
+        self._message_waiters.append((1, then, False))
         self._messages_added += 1
         self._queued += 1
+        self._wakeup.set()
+
+    def add_each_then(self, messages: list[Message], then: EachWaiter) -> None:
+        """Messages charged each on its own, like add_message_then, told together:
+        `then(messages, refused)` once per commit that carries some of them, in order
+        (at once with a StoreError if the writer is closed)."""
+        if self._closed:
+            then(messages, StoreError("the batch writer is closed"))
+            return
+        if not messages:
+            return
+        self._messages += messages
+        self._message_waiters.append((len(messages), then, True))
+        self._messages_added += len(messages)
+        self._queued += len(messages)
         self._wakeup.set()
 
     def add_messages(self, messages: list[Message]) -> "Future[bool]":
@@ -343,7 +368,7 @@ class BatchWriter:
             result = await self._store.write(batch)
         except BaseException as exc:
             error = exc if isinstance(exc, StoreError) else StoreError(f"write failed: {exc!r}")
-            _tell_all(message_waiters, error)
+            _tell_all(messages, message_waiters, error)
             for future in (*id_futures[0], *id_futures[1], *other_futures):
                 _fail(future, error)
             if isinstance(exc, asyncio.CancelledError):
@@ -379,7 +404,7 @@ class BatchWriter:
         if self._gathering is not None and not self._gathering.done():
             self._gathering.set_result(None)
 
-    def _take_messages(self) -> tuple[list[Message], list[MessageWaiter]]:
+    def _take_messages(self) -> tuple[list[Message], Waiters]:
         messages, waiters = self._messages, self._message_waiters
         cut = self.max_batch
         if len(messages) > cut and self._group_of:
@@ -390,8 +415,9 @@ class BatchWriter:
         if len(messages) <= cut:
             self._messages, self._message_waiters = [], []
             return messages, waiters
-        self._messages, self._message_waiters = messages[cut:], waiters[cut:]
-        return messages[:cut], waiters[:cut]
+        self._messages = messages[cut:]
+        taken, self._message_waiters = _split_waiters(waiters, cut)
+        return messages[:cut], taken
 
     def _take_groups(self, messages: list[Message]) -> list[list[int]]:
         if not self._group_of:
@@ -417,7 +443,7 @@ class BatchWriter:
         self._flush_waiters = waiting
 
     def _fail_queued(self, error: StoreError) -> None:
-        _tell_all(self._message_waiters, error)
+        _tell_all(self._messages, self._message_waiters, error)
         for future in (*self._receipt_futures, *self._callback_futures,
                        *self._other_futures):
             _fail(future, error)
@@ -427,15 +453,25 @@ class BatchWriter:
         self._queued = 0
 
 
-def _resolve(messages: list[Message], message_waiters: list[MessageWaiter],
+def _split_waiters(waiters: Waiters, cut: int) -> tuple[Waiters, Waiters]:
+    """The entries of the first `cut` messages and those of the rest; a run of messages
+    told together that the cut crosses is told twice, once per commit."""
+    seen = 0
+    for index, (count, then, together) in enumerate(waiters):
+        if seen + count > cut:
+            head, tail = waiters[:index], waiters[index + 1:]
+            if cut > seen:
+                head.append((cut - seen, then, together))
+            tail.insert(0, (seen + count - cut, then, together))
+            return head, tail
+        seen += count
+    return waiters, []
+
+
+def _resolve(messages: list[Message], message_waiters: Waiters,
              id_futures: tuple[list[Future], list[Future]], other_futures: list[Future],
              result: BatchResult) -> None:
-    refused = result.refused
-    if refused:
-        for message, then in zip(messages, message_waiters, strict=True):
-            _tell(then, message.id not in refused)
-    else:
-        _tell_all(message_waiters, True)
+    _tell_all(messages, message_waiters, result.refused)
     _give_ids(id_futures[0], result.receipt_ids, "receipt")
     _give_ids(id_futures[1], result.callback_ids, "callback")
     for future in other_futures:
@@ -454,16 +490,23 @@ def _give_ids(futures: list[Future], ids: list[int], what: str) -> None:
             _fail(future, error)
 
 
-def _tell_all(waiters: list[MessageWaiter], result: bool | StoreError) -> None:
-    for then in waiters:
-        _tell(then, result)
-
-
-def _tell(then: MessageWaiter, result: bool | StoreError) -> None:
-    try:
-        then(result)
-    except Exception:  # one caller's bug must not cost the others their answer
-        log.exception("a stored-message callback failed")
+def _tell_all(messages: list[Message], waiters: Waiters,
+              outcome: set[int] | StoreError) -> None:
+    """Each waiter its messages' fate: `outcome` is the set of ids refused for credit
+    (the rest stored and charged), or the error that failed them all."""
+    failed = isinstance(outcome, StoreError)
+    start = 0
+    for count, then, together in waiters:
+        try:
+            if together:
+                then(messages[start:start + count], outcome)
+            elif failed:
+                then(outcome)
+            else:
+                then(not outcome or messages[start].id not in outcome)
+        except Exception:  # one caller's bug must not cost the others their answer
+            log.exception("a stored-message callback failed")
+        start += count
 
 
 def _ignore(result: bool | StoreError) -> None:

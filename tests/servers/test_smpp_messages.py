@@ -284,6 +284,26 @@ async def test_insufficient_credits(gateway):
     assert await gateway.balance(broke.id) == 0
 
 
+async def test_one_read_of_submits_is_answered_each_in_its_own_right(gateway):
+    """Submits that arrive in one read are checked one by one and stored together:
+    each gets its own answer (a refusal at once, the rest after their commit)."""
+    account = await gateway.account(credits=3)
+    client = await gateway.bound("trx")
+    data_sm = Pdu(CommandId.data_sm, fields={
+        "source_addr_ton": 5, "source_addr": SENDER, "dest_addr_ton": 1,
+        "dest_addr_npi": 1, "destination_addr": DEST}, tlvs=[(Tag.message_payload, b"d")])
+    pdus = [submit_sm(), submit_sm("12"), submit_sm(text=b"second"), data_sm,
+            submit_sm(), submit_sm(text=b"last")]
+    answers = await asyncio.wait_for(asyncio.gather(*client.pipeline(pdus)), 5)  # one write
+    assert [a.status for a in answers] == [
+        Status.ESME_ROK, Status.ESME_RINVDSTADR, Status.ESME_ROK, Status.ESME_ROK,
+        Status.SMSGATE_NO_CREDIT, Status.SMSGATE_NO_CREDIT]
+    assert answers[3].command_id == CommandId.data_sm_resp
+    stored = [answers[n]["message_id"] for n in (0, 2, 3)]
+    assert [(await gateway.message(i)).payload for i in stored] == [b"Hello", b"second", b"d"]
+    assert await gateway.balance(account.id) == 0
+
+
 async def test_scheduled_message_goes_out_within_a_second_of_its_time(gateway):
     await gateway.account()
     client = await gateway.bound("trx")

@@ -321,6 +321,50 @@ async def test_add_message_then_survives_a_failing_callback_and_a_failed_commit(
     assert "closed" in str(told[2])
 
 
+async def test_add_each_then_tells_one_call_a_commit_with_the_refused(store, writer_on) -> None:
+    account = await funded(store, credits=2)
+    writer = writer_on(store)
+    single: list = []
+    writer.add_message_then(message(account.id, price=C), single.append)  # first: covered
+    run = [message(account.id, price=C) for _ in range(3)]  # one covered, two refused
+    told: list = []
+    writer.add_each_then(run, lambda messages, refused: told.append((messages, refused)))
+    await writer.flush()
+    assert single == [True]
+    [(messages, refused)] = told
+    assert messages == run and refused == {m.id for m in run[1:]}
+    assert (await store.get_message(run[0].id)) is not None
+    assert (await store.get_message(run[1].id)) is None
+
+
+async def test_add_each_then_run_split_by_max_batch_is_told_per_commit(
+        store, writer_on) -> None:
+    account = await funded(store, credits=100)
+    writer = writer_on(store, max_batch=4)
+    first, run = message(account.id), [message(account.id) for _ in range(6)]
+    told: list = []
+    writer.add_message_then(first, told.append)
+    writer.add_each_then(run, lambda messages, refused: told.append((messages, refused)))
+    await writer.flush()
+    assert told == [True, (run[:3], set()), (run[3:], set())]  # in order, no message twice
+    assert writer.batches == 2
+
+
+async def test_add_each_then_failed_commit_and_closed_writer(writer_on) -> None:
+    fake = GatedStore()
+    writer = writer_on(fake)
+    told: list = []
+    fake.fail_with = StoreError("disk full")
+    run = [message(1), message(1)]
+    writer.add_each_then(run, lambda messages, refused: told.append((messages, refused)))
+    await writer.flush()
+    [(messages, error)] = told
+    assert messages == run and isinstance(error, StoreError)
+    await writer.close()
+    writer.add_each_then(run, lambda messages, refused: told.append((messages, refused)))
+    assert told[1][0] == run and "closed" in str(told[1][1])
+
+
 async def test_stalled_for_is_the_age_of_the_commit_in_flight(writer_on) -> None:
     store = GatedStore()
     writer = writer_on(store)
