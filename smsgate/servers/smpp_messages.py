@@ -5,7 +5,7 @@ built in one place: `deliver_sm_pdu`).
 `MessageHandlers` is a part of `SmppConnection` (smpp_server.py), kept apart so that the
 connection's life (transport, timers, binds, limits) and the message operations each
 read in one place. It uses the connection's `gw`, `cfg`, `session`, `account`,
-`_respond`, `_spawn`, `_who`, `_now` and `_after_request`.
+`_respond`, `_respond_message_ids`, `_spawn`, `_who`, `_now` and `_after_request`.
 """
 
 import time
@@ -85,15 +85,17 @@ class MessageHandlers:
         if failed:
             self.log.error("storing %d messages from %s failed: %s", len(messages),
                            self._who(), refused, extra={"message_id": messages[0].id})
-        respond, ok = self._respond, Status.ESME_ROK
-        for pdu, message in zip(pdus, messages, strict=True):
-            if failed:
-                respond(pdu, Status.ESME_RSYSERR)
-            elif refused and message.id in refused:
-                self.gw.refused["smpp", Err.NO_CREDIT] += 1
-                respond(pdu, Err.NO_CREDIT.smpp_status)
-            else:
-                respond(pdu, ok, message_id=str(message.id))
+        if not refused:  # all stored: the common case, answered in one go
+            self._respond_message_ids(pdus, [str(m.id) for m in messages])
+        else:
+            for pdu, message in zip(pdus, messages, strict=True):
+                if failed:
+                    self._respond(pdu, Status.ESME_RSYSERR)
+                elif message.id in refused:
+                    self.gw.refused["smpp", Err.NO_CREDIT] += 1
+                    self._respond(pdu, Err.NO_CREDIT.smpp_status)
+                else:
+                    self._respond(pdu, Status.ESME_ROK, message_id=str(message.id))
         if self.log.isEnabledFor(DEBUG):  # the hot path: no dict per message otherwise
             for pdu, message in zip(pdus, messages, strict=True):
                 outcome = "failed" if failed else \

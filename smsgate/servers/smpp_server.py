@@ -269,6 +269,18 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         self.session.send(request.response(status, **fields))
+        self._answered()
+
+    def _respond_message_ids(self, requests: list[Pdu], message_ids: list[str]) -> None:
+        """ESME_ROK with its message_id to each of `requests` (submit_sm, data_sm)."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.session.send_message_ids(requests, message_ids)
+        self._answered()
+
+    def _answered(self) -> None:
+        """After answers: the peer's unbind is answered once it is the last request
+        owed one; a close waiting for every answer happens now; else they go out."""
         if self._unbind_request is not None and self.session.pending_in == 1:
             self._answer_unbind()
         elif self._close_when_answered and not self.session.pending_in:

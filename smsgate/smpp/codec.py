@@ -244,17 +244,33 @@ class Codec:
 
     # -- encoding ----------------------------------------------------------------------
 
+    def message_id_answer(self, request_id: int, sequence: int, message_id: str) -> bytes:
+        """`encode` of the ESME_ROK response to request `request_id` (submit_sm,
+        data_sm) carrying `message_id`, without building its Pdu where it can."""
+        command_id = request_id | RESPONSE_BIT
+        packed = self._packed_message_id(command_id, sequence, message_id)
+        if packed is None:
+            return self.encode(Pdu(command_id, sequence, 0, {"message_id": message_id}))
+        return packed
+
+    def _packed_message_id(self, command_id: int, sequence: int,
+                           message_id: object) -> bytes | None:
+        """The answer to every accepted submit, packed in one go; None for anything but
+        a plainly valid message_id (the general path knows what to do with it)."""
+        if type(message_id) is str and len(message_id) < self._message_id_size \
+                and "\0" not in message_id:
+            raw = message_id.encode("latin-1")  # raises as the general path would
+            return _HEADER.pack(HEADER_SIZE + 1 + len(raw), command_id, 0, sequence) \
+                + raw + b"\0"
+        return None
+
     def encode(self, pdu: Pdu) -> bytes:
         command_id = pdu.command_id
         if command_id in _MESSAGE_ID_RESPONSES and not (pdu.status or pdu.tlvs):
-            # The answer to every accepted submit, packed in one go. Anything but a
-            # plainly valid message_id takes the general path, which knows what to do.
-            message_id = pdu.fields.get("message_id", "")
-            if type(message_id) is str and len(message_id) < self._message_id_size \
-                    and "\0" not in message_id:
-                raw = message_id.encode("latin-1")  # raises as the general path would
-                return _HEADER.pack(HEADER_SIZE + 1 + len(raw), command_id, 0,
-                                    pdu.sequence) + raw + b"\0"
+            packed = self._packed_message_id(command_id, pdu.sequence,
+                                             pdu.fields.get("message_id", ""))
+            if packed is not None:
+                return packed
         encoder = self.encoders.get(command_id)
         if encoder is None:
             raise ValueError(f"cannot encode unknown command_id 0x{command_id:08x}")

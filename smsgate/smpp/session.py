@@ -120,6 +120,7 @@ BOUND_STATE_OF_BIND = {
 # them unanswered is dead (binds too: an SMSC that never answers a bind is no SMSC).
 SESSION_REQUESTS = frozenset({CommandId.enquire_link, CommandId.unbind})
 LINK_REQUESTS = SESSION_REQUESTS | BIND_COMMANDS
+MESSAGE_ID_REQUESTS = frozenset({CommandId.submit_sm, CommandId.data_sm})
 # Decode failures that mean the peer does not speak the protocol, unlike a malformed
 # field (answered with the field's status, as validation would be).
 STRUCTURAL_ERRORS = frozenset({Status.ESME_RINVCMDLEN, Status.ESME_RINVCMDID,
@@ -297,6 +298,31 @@ class Session:
             self._send_response(pdu, key)
             return pdu.sequence
         return self._send_request(pdu, now)
+
+    def send_message_ids(self, requests: list[Pdu], message_ids: list[str]) -> None:
+        """`send(request.response(message_id=...))` for each pair, in order: the ESME_ROK
+        answers of accepted submit_sm and data_sm, many at a time (one call, no Pdu
+        object an answer). Raises as `send` would before queueing anything."""
+        if self.state is State.CLOSED:
+            raise LocalProtocolError("session is closed")
+        unanswered, answer = self._unanswered, self.codec.message_id_answer
+        out = bytearray()
+        keys = []
+        for request, message_id in zip(requests, message_ids, strict=True):
+            key = (request.command_id, request.sequence)
+            if request.command_id not in MESSAGE_ID_REQUESTS or key not in unanswered:
+                raise LocalProtocolError(f"no answer with a message_id owed to {request.name} "
+                                         f"{request.sequence}")
+            out += answer(request.command_id, request.sequence, message_id)
+            keys.append(key)
+        for key in keys:  # encoded, all of them: now the bookkeeping of `_send_response`
+            left = unanswered[key] - 1
+            if left:
+                unanswered[key] = left
+            else:
+                del unanswered[key]
+        self._unanswered_count -= len(keys)
+        self._outbox += out
 
     def _send_request(self, pdu: Pdu, now: float | None) -> int:
         if self._refusal(pdu.command_id, self.role) is not None:

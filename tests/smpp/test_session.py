@@ -308,6 +308,30 @@ def test_response_to_nothing_is_local_protocol_error() -> None:
     assert smsc.pending_in == 0
 
 
+def test_send_message_ids_is_send_of_each_answer() -> None:
+    esme, smsc = pair(TRX)
+    requests = []
+    for command_id in (C.submit_sm, C.data_sm, C.submit_sm):
+        requests += wire(esme, smsc, request(command_id))
+    ids = ["101", "102", "x" * 65]  # the last does not fit: `send` would raise
+    with pytest.raises(ValueError):
+        smsc.send(requests[2].response(message_id=ids[2]))
+    with pytest.raises(ValueError):
+        smsc.send_message_ids(requests, ids)
+    assert smsc.pending_in == 3 and not smsc.has_data_to_send  # nothing queued nor counted
+    smsc.send_message_ids(requests[:2], ids[:2])
+    expected = b"".join(CODEC.encode(r.response(message_id=i))
+                        for r, i in zip(requests[:2], ids[:2], strict=True))
+    assert smsc.data_to_send() == expected
+    assert smsc.pending_in == 1
+    with pytest.raises(LocalProtocolError):  # answered already
+        smsc.send_message_ids(requests[:1], ["101"])
+    [query] = wire(esme, smsc, request(C.query_sm, message_id="1"))
+    with pytest.raises(LocalProtocolError):  # owed an answer, but not one with a message_id
+        smsc.send_message_ids([query], ["1"])
+    assert smsc.pending_in == 2
+
+
 def test_generic_nack_answers_a_pending_request() -> None:
     esme, smsc = pair(TX)
     [submit] = wire(esme, smsc, request(C.submit_sm))
