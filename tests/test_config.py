@@ -7,7 +7,6 @@ import contextlib
 import math
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from smpp_harness import RawClient
+from smpp_harness import RawClient, free_port
 
 from smsgate import cli, config
 from smsgate.config import ConfigError, Settings, load, loading
@@ -304,11 +303,6 @@ def test_config_show_and_table(tmp_path):
     table = run_cli("config", "table")
     assert table.returncode == 0 and table.stdout == config.markdown_table()
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def test_serve_listens_where_its_file_says(tmp_path):

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 from http_harness import HttpHarness, http_settings
-from smpp_harness import eventually, prepare_database
-from test_http_callbacks import Receiver, free_port
+from smpp_harness import eventually, free_port, prepare_database
+from test_http_callbacks import Receiver
 
 from smsgate.app import App, Settings
 from smsgate.core.models import MO, Connector, InboundNumber

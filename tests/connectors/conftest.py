@@ -7,7 +7,6 @@
 - `smpp34_server`: PyPI smpp34, an SMPP implementation independent of ours.
 """
 
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import trustme
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "servers"))
 
-from smpp_harness import Harness, fast_settings, prepare_database
+from smpp_harness import Harness, fast_settings, free_port, prepare_database
 from upstream_harness import RawSmsc
 
 from smsgate.app import App
@@ -73,11 +72,6 @@ async def raw_smsc():
     finally:
         await smsc.close()
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -22,6 +22,7 @@ from aiohttp import web
 from cli_runner import CliRunner
 from smpp_harness import RawClient, submit_sm
 from smpp_harness import eventually as poll_until
+from smpp_harness import free_port as free_port  # re-exported for the e2e tests
 from smpp_harness import reserve_port as reserve_port  # re-exported for the e2e tests
 
 from smsgate.smpp.constants import CommandId, Status, Tag
@@ -32,12 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 SINK = ROOT / "bench" / "sink_smsc.py"
 CLI = CliRunner()  # closed at the session's end (conftest.py)
 
-
-def free_port() -> int:
-    """A port nothing listens on now (for a process to be started on it later)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 async def eventually(check: Callable[[], Any], timeout: float, interval: float = 0.1,

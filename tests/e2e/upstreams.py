@@ -15,17 +15,11 @@ own destination or text, so `accepted[key] > 1` is a message sent twice.
 
 import asyncio
 import contextlib
-import socket
 import time
 from collections import Counter
 
 import smpp34
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from smpp_harness import free_port
 
 
 class Smpp34Smsc:

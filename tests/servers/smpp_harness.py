@@ -39,6 +39,14 @@ def password_hash(password: str) -> str:
     return _hashes[password]
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server bound at once (one to start
+    later: reserve_port, which no other socket can take meanwhile)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def reserve_port() -> socket.socket:
     """A loopback port held for a server that starts later: bound (with SO_REUSEPORT, so
     that another process may bind it too), not listening. Connections to it are refused

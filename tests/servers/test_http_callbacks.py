@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from aiohttp import web
 from http_harness import PASSWORD, USER, api_fixture, eventually, ids_of  # noqa: F401
-from smpp_harness import reserve_port
+from smpp_harness import free_port, reserve_port
 
 from smsgate.smpp.constants import CommandId, Status
 from smsgate.smpp.pdu import Pdu
@@ -51,11 +51,6 @@ class Receiver:
     def url(self, path: str = "/dlr") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_callback_on_delivery(api):
