@@ -4,6 +4,8 @@ import asyncio
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from store_helpers import funded, message, receipt
 
 from smsgate.core.models import (
@@ -18,6 +20,7 @@ from smsgate.core.models import (
 )
 from smsgate.core.ports import StoreError
 from smsgate.store import BatchWriter
+from smsgate.store.writer import _split_waiters
 
 C = CREDIT_SCALE
 
@@ -348,6 +351,22 @@ async def test_add_each_then_run_split_by_max_batch_is_told_per_commit(
     await writer.flush()
     assert told == [True, (run[:3], set()), (run[3:], set())]  # in order, no message twice
     assert writer.batches == 2
+
+
+@given(st.lists(st.tuples(st.integers(1, 5), st.booleans()), max_size=12), st.data())
+def test_split_waiters_cuts_the_runs_at_the_message_count(runs, data) -> None:
+    """The entries of the first `cut` messages and of the rest: as many messages on each
+    side, each entry's waiter kept, a run crossed by the cut told on both sides."""
+    waiters = [(count, object(), together) for count, together in runs]
+    total = sum(count for count, _, _ in waiters)
+    cut = data.draw(st.integers(0, total))
+    head, tail = _split_waiters(waiters, cut)
+    assert sum(c for c, _, _ in head) == cut and sum(c for c, _, _ in tail) == total - cut
+    assert all(c > 0 for c, _, _ in head + tail)
+
+    def spread(entries):  # one (waiter, together) a message
+        return [(then, together) for count, then, together in entries for _ in range(count)]
+    assert spread(head) + spread(tail) == spread(waiters)
 
 
 async def test_add_each_then_failed_commit_and_closed_writer(writer_on) -> None:
