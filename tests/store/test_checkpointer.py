@@ -50,7 +50,11 @@ async def test_the_wal_stays_bounded_under_sustained_writes(tmp_path) -> None:
             written += 100 * 400
         wal = os.path.getsize(path + "-wal")
         assert written > 10 * (200 * 4096)  # far more than the bound went through
-        assert wal < 5 * 200 * 4096, f"WAL grew to {wal} bytes"
+        # Bounded: ~2-3 MB here, a few restart_pages' worth, where without the restart
+        # the WAL holds more than all that went through (~40 MB in, 118 MB of WAL). A
+        # checkpoint's slow fsync lets it grow for a while (8 MB seen once): so the bound
+        # is a share of what was written, not a few restart_pages.
+        assert wal < written / 4, f"WAL grew to {wal} bytes of {written} written"
     finally:
         await store.close()
 
