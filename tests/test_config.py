@@ -304,7 +304,6 @@ def test_config_show_and_table(tmp_path):
     assert table.returncode == 0 and table.stdout == config.markdown_table()
 
 
-
 async def test_serve_listens_where_its_file_says(tmp_path):
     """No port option: the TOML file's SMPP port and `[smpp]` table are used, and the
     environment's HTTP port wins over the file's."""

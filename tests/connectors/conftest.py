@@ -73,7 +73,6 @@ async def raw_smsc():
         await smsc.close()
 
 
-
 @dataclass
 class Smpp34:
     server: Any  # smpp34.Server

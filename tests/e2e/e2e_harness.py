@@ -34,7 +34,6 @@ SINK = ROOT / "bench" / "sink_smsc.py"
 CLI = CliRunner()  # closed at the session's end (conftest.py)
 
 
-
 async def eventually(check: Callable[[], Any], timeout: float, interval: float = 0.1,
                      what: str = "condition") -> Any:
     """smpp_harness.eventually, polling less often: e2e checks read a database or files

@@ -52,7 +52,6 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}{path}"
 
 
-
 async def test_callback_on_delivery(api):
     await api.seed_account()
     receiver = await Receiver().start()
