@@ -218,16 +218,13 @@ class SubmitPipeline:
 
     def _stored(self, message: Message, then: MessageWaiter, result: bool | Exception) -> None:
         if result is True:
-            self.accepted[message.channel] = self.accepted.get(message.channel, 0) + 1
-            self.stats.accepted(message, time.time())
-            if message.schedule_at is None:
-                self._dispatch(message)
+            self._count_and_dispatch([message])
         then(result)
 
     def store_each(self, messages: list[Message], then: EachWaiter) -> None:
         """`store` for a channel's run of requests (an SMPP read's submit_sm), each
         message charged on its own, one waiter for them all: one call a commit instead
-        of two a message. The messages are one account's (counted as the first's)."""
+        of two a message. The messages are one account's, prepared at one `now`."""
         self._writer.add_each_then(messages, partial(self._each_stored, then))
 
     def _each_stored(self, then: EachWaiter, messages: list[Message],
@@ -235,13 +232,7 @@ class SubmitPipeline:
         if not isinstance(refused, Exception):
             stored = [m for m in messages if m.id not in refused] if refused else messages
             if stored:
-                first = stored[0]
-                self.accepted[first.channel] = self.accepted.get(first.channel, 0) + len(stored)
-                self.stats.accepted(first, time.time(), len(stored))
-                dispatch = self._dispatch
-                for message in stored:
-                    if message.schedule_at is None:
-                        dispatch(message)
+                self._count_and_dispatch(stored)
         then(messages, refused)
 
     def _group_stored(self, messages: list[Message], future: "asyncio.Future[bool]") -> None:
@@ -250,12 +241,18 @@ class SubmitPipeline:
         is written before ten thousand messages go to their connectors."""
         if future.cancelled() or future.exception() is not None or not future.result():
             return
-        self.accepted[messages[0].channel] = \
-            self.accepted.get(messages[0].channel, 0) + len(messages)
-        self.stats.accepted(messages[0], time.time(), len(messages))
+        self._count_and_dispatch(messages)
+
+    def _count_and_dispatch(self, messages: list[Message]) -> None:
+        """Stored and charged messages of one account and channel (counted as the
+        first, created at the same moment): counted, and those due now dispatched."""
+        first = messages[0]
+        self.accepted[first.channel] = self.accepted.get(first.channel, 0) + len(messages)
+        self.stats.accepted(first, time.time(), len(messages))
+        dispatch = self._dispatch
         for message in messages:
             if message.schedule_at is None:  # paced or scheduled: the scheduler's
-                self._dispatch(message)
+                dispatch(message)
 
     async def submit_all(self, req: SubmitRequest) -> list[int]:
         """Prepare, store and dispatch every destination, or none: not enough credit for
