@@ -182,9 +182,7 @@ class BatchWriter:
             if not future.done():
                 future.set_result(True)
             return future
-        for message in messages[:-1]:
-            self.add_message_then(message, _ignore)
-        self.add_message_then(messages[-1], partial(_settle, future))
+        self.add_each_then(messages, partial(_settle_group, future))  # never split
         if len(messages) > 1:
             group = [m.id for m in messages]
             for message_id in group:
@@ -509,8 +507,13 @@ def _tell_all(messages: list[Message], waiters: Waiters,
         start += count
 
 
-def _ignore(result: bool | StoreError) -> None:
-    """The waiter of a group's messages but its last (which tells the group's future)."""
+def _settle_group(future: Future, messages: list[Message],
+                  refused: set[int] | StoreError) -> None:
+    """An atomic group's one future: refused for credit all or none."""
+    if isinstance(refused, StoreError):
+        _fail(future, refused)
+    elif not future.done():
+        future.set_result(messages[-1].id not in refused)
 
 
 def _settle(future: Future, result: bool | StoreError) -> None:
