@@ -4,6 +4,7 @@ Each check raises GatewayError with the core error of SPEC's error table.
 """
 
 import re
+from functools import lru_cache
 
 from ..smpp.constants import (
     ESM_DELIVERY_RECEIPT,
@@ -26,6 +27,10 @@ _RESERVED_DCS = frozenset({0x0B, 0x0C, *range(0x20, 0xC0)})
 SINGLE_SMS_OCTETS = 140
 
 
+# A customer sends from a handful of senders: remembered, the check is a dict lookup
+# (~0.1 µs instead of two regular expressions' ~0.5 µs a message). Bounded: a client
+# cycling through random senders only evicts.
+@lru_cache(maxsize=4096)
 def well_formed_sender(sender: str) -> bool:
     """Numeric up to 15 digits (a leading + allowed) or alphanumeric up to 11."""
     plain = sender[1:] if sender.startswith("+") else sender

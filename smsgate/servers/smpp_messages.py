@@ -60,7 +60,7 @@ class MessageHandlers:
                 request = self._submit_request(pdu, fields.get("destination_addr", ""),
                                                fields.get("dest_addr_ton", 1),
                                                fields.get("dest_addr_npi", 1))
-                [message] = pipeline.prepare(request, now)
+                message = pipeline.prepare_one(request, now)
             except GatewayError as exc:
                 self.gw.refused["smpp", exc.error] += 1
                 self.log.debug("%s refused: %s", pdu.name, exc)
@@ -147,8 +147,8 @@ class MessageHandlers:
                 unsuccess.append(UnsuccessSme(0, 0, dest.name[:20], Status.ESME_RINVDLNAME))
                 continue
             try:
-                [message] = self.gw.pipeline.prepare(
-                    self._submit_request(pdu, dest.addr, dest.ton, dest.npi))
+                message = self.gw.pipeline.prepare_one(
+                    self._submit_request(pdu, dest.addr, dest.ton, dest.npi), time.time())
             except GatewayError as exc:
                 self.gw.refused["smpp", exc.error] += 1
                 unsuccess.append(UnsuccessSme(dest.ton, dest.npi, dest.addr, exc.smpp_status))

@@ -68,14 +68,14 @@ async def test_a_handler_that_fails_costs_only_its_own_answer(gateway, monkeypat
     await gateway.account()
     client = await gateway.bound("tx")
     pipeline = gateway.app.pipeline
-    prepare = pipeline.prepare
+    prepare_one = pipeline.prepare_one
 
     def failing(request, *args):
         if request.destinations == ["447700900666"]:
             raise RuntimeError("a bug, for the test")
-        return prepare(request, *args)
+        return prepare_one(request, *args)
 
-    monkeypatch.setattr(pipeline, "prepare", failing)
+    monkeypatch.setattr(pipeline, "prepare_one", failing)
     futures = client.pipeline([submit_sm(), submit_sm("447700900666"), submit_sm()])
     statuses = [(await asyncio.wait_for(f, 5)).status for f in futures]
     assert statuses == [Status.ESME_ROK, Status.ESME_RSYSERR, Status.ESME_ROK]
