@@ -40,6 +40,12 @@ REQUEST_COLUMNS: tuple[str, ...] = tuple(c for c in MESSAGE_COLUMNS
                                          if c not in PER_DESTINATION_COLUMNS)
 per_destination_values = attrgetter(*PER_DESTINATION_COLUMNS)
 request_values = attrgetter(*REQUEST_COLUMNS)
+# What tells apart the messages of one SMPP read (one bind's submit_sm, prepared at one
+# moment): SQLite binds the rest once for a run of them that shares it (sqlite_write.py).
+ROW_COLUMNS: tuple[str, ...] = ("id", "dest_addr", "payload")
+RUN_COLUMNS: tuple[str, ...] = tuple(c for c in MESSAGE_COLUMNS if c not in ROW_COLUMNS)
+row_values = attrgetter(*ROW_COLUMNS)
+run_values = attrgetter(*RUN_COLUMNS)
 
 CALLBACK_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(PendingCallback))
 # Inserted with ids the store assigns, like receipts.

@@ -63,8 +63,14 @@ SET_STATUS = ("UPDATE messages SET status = v.column2, error_code = v.column3, "
               "connector = CASE WHEN v.column8 = '' THEN messages.connector "
               "ELSE v.column8 END FROM (VALUES {}) AS v "
               f"WHERE messages.id = v.column1 AND messages.status NOT IN {FINAL_SQL}")
-INSERT_MESSAGES = "INSERT INTO messages ({}) VALUES {{}}".format(
-    ", ".join(rows.MESSAGE_COLUMNS))
+# New messages by runs that share rows.RUN_COLUMNS (an SMPP read's, mostly): those
+# bound once a statement as ?1 ... ?N, each row's ROW_COLUMNS after them. Binding holds
+# the GIL (~130 ns a value): 3 values a row instead of 32 leave the event loop ~3.5 µs
+# a message more of it (docs/performance.md).
+INSERT_SHARING = "INSERT INTO messages ({}) SELECT {} FROM (VALUES {{}}) AS v".format(
+    ", ".join(rows.MESSAGE_COLUMNS),
+    ", ".join(f"v.column{rows.ROW_COLUMNS.index(c) + 1}" if c in rows.ROW_COLUMNS
+              else f"?{rows.RUN_COLUMNS.index(c) + 1}" for c in rows.MESSAGE_COLUMNS))
 # A run of messages of one many-number request: their PER_DESTINATION_COLUMNS as one JSON
 # array of arrays, the request's columns bound once. The sqlite3 module binds a value
 # in ~130 ns: a 32-column row costs ~4.3 µs by executemany; a 10,000-number request's
@@ -173,8 +179,38 @@ def _insert_messages(c: sqlite3.Connection, messages: list[Message],
                 single.extend(run)
                 continue
             c.execute(INSERT_RUN, (values, *rows.request_values(run[0])))
-    if single:
-        _execute_rows(c, INSERT_MESSAGES, list(map(rows.message_row, single)))
+    for shared, values in _sharing_runs(single):
+        _execute_sharing(c, shared, values)
+
+
+def _sharing_runs(messages: list[Message]) -> list[tuple[tuple, list[tuple]]]:
+    """Consecutive messages with equal RUN_COLUMNS: those values, and each message's
+    ROW_COLUMNS values."""
+    runs: list[tuple[tuple, list[tuple]]] = []
+    shared = None
+    for message in messages:
+        values = rows.run_values(message)
+        if values != shared:
+            shared = values
+            runs.append((values, [rows.row_values(message)]))
+        else:
+            runs[-1][1].append(rows.row_values(message))
+    return runs
+
+
+def _execute_sharing(c: sqlite3.Connection, shared: tuple, values: list[tuple]) -> None:
+    """INSERT_SHARING for a run, ROWS_PER_STATEMENT rows at a time."""
+    for start in range(0, len(values), ROWS_PER_STATEMENT):
+        chunk = values[start:start + ROWS_PER_STATEMENT]
+        c.execute(_sharing_statement(len(chunk)), (*shared, *chain.from_iterable(chunk)))
+
+
+@cache
+def _sharing_statement(count: int) -> str:
+    first, width = len(rows.RUN_COLUMNS) + 1, len(rows.ROW_COLUMNS)
+    return INSERT_SHARING.format(", ".join(
+        "(" + ", ".join(f"?{first + n * width + k}" for k in range(width)) + ")"
+        for n in range(count)))
 
 
 def _request_runs(messages: list[Message]) -> list[list[Message]]:
