@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from logging import DEBUG
 
 from ..core.errors import UNKNOWN_ID_STATUS_BY_OPERATION, Err, GatewayError
-from ..core.models import MO, Message, PendingReceipt
+from ..core.models import MO, Account, Message, PendingReceipt
 from ..core.submit import SubmitRequest
 from ..core.validation import user_data_parts
 from ..smpp.codec import decode_tlvs, encode_tlvs
@@ -54,17 +54,21 @@ class MessageHandlers:
         pipeline, now = self.gw.pipeline, time.time()
         accepted: list[Pdu] = []
         messages: list[Message] = []
+        try:
+            account = self.gw.current(self.account)  # once a read: one moment's account
+        except GatewayError as exc:  # expired or disabled since the bind
+            for pdu in pdus:
+                self._refuse(pdu, exc)
+            return
         for pdu in pdus:
             try:
                 fields = pdu.fields
-                request = self._submit_request(pdu, fields.get("destination_addr", ""),
+                request = self._submit_request(pdu, account, fields.get("destination_addr", ""),
                                                fields.get("dest_addr_ton", 1),
                                                fields.get("dest_addr_npi", 1))
                 message = pipeline.prepare_one(request, now)
             except GatewayError as exc:
-                self.gw.refused["smpp", exc.error] += 1
-                self.log.debug("%s refused: %s", pdu.name, exc)
-                self._respond(pdu, exc.smpp_status)
+                self._refuse(pdu, exc)
                 continue
             except Exception:  # one PDU's failure must not cost the others' answers
                 self._handler_failed(pdu)
@@ -78,6 +82,11 @@ class MessageHandlers:
         except Exception:
             for pdu in accepted:
                 self._handler_failed(pdu)
+
+    def _refuse(self, pdu: Pdu, exc: GatewayError) -> None:
+        self.gw.refused["smpp", exc.error] += 1
+        self.log.debug("%s refused: %s", pdu.name, exc)
+        self._respond(pdu, exc.smpp_status)
 
     def _stored(self, pdus: list[Pdu], messages: list[Message],
                 refused: set[int] | Exception) -> None:
@@ -104,9 +113,8 @@ class MessageHandlers:
                 self.log.debug("%s %s: %s", pdu.name, message.id, outcome,
                                extra={"message_id": message.id})
 
-    def _submit_request(self, pdu: Pdu, destination: str, dest_ton: int,
+    def _submit_request(self, pdu: Pdu, account: Account, destination: str, dest_ton: int,
                         dest_npi: int) -> SubmitRequest:
-        account = self.gw.current(self.account)
         get = pdu.fields.get  # not Pdu.get: a Python call a field, ~15 a message
         payload = get("short_message", b"")
         single = True
@@ -118,18 +126,20 @@ class MessageHandlers:
                 payload, single = value, False
             else:
                 options.append((tag, value))
-        if get("priority_flag", 0) > MAX_PRIORITY:
-            raise GatewayError(Err.BAD_PRIORITY, f"priority_flag {pdu['priority_flag']}")
+        priority = get("priority_flag", 0)
+        if priority > MAX_PRIORITY:
+            raise GatewayError(Err.BAD_PRIORITY, f"priority_flag {priority}")
+        schedule, validity = get("schedule_delivery_time"), get("validity_period")
         return SubmitRequest(
             account=account, source_addr=get("source_addr", ""),
             destinations=[destination], payload=payload,
             data_coding=get("data_coding", 0), esm_class=get("esm_class", 0),
             single_part=single, source_ton=get("source_addr_ton", 0),
             source_npi=get("source_addr_npi", 0), dest_ton=dest_ton, dest_npi=dest_npi,
-            protocol_id=get("protocol_id", 0), priority=get("priority_flag", 0),
+            protocol_id=get("protocol_id", 0), priority=priority,
             registered_delivery=get("registered_delivery", 0),
-            schedule_at=_smpp_time(get("schedule_delivery_time", ""), Err.BAD_SCHEDULE),
-            expires_at=_smpp_time(get("validity_period", ""), Err.BAD_VALIDITY),
+            schedule_at=_smpp_time(schedule, Err.BAD_SCHEDULE) if schedule else None,
+            expires_at=_smpp_time(validity, Err.BAD_VALIDITY) if validity else None,
             service_type=get("service_type", ""),
             options=encode_tlvs(options) if options else b"",
             max_destinations=254,
@@ -147,8 +157,9 @@ class MessageHandlers:
                 unsuccess.append(UnsuccessSme(0, 0, dest.name[:20], Status.ESME_RINVDLNAME))
                 continue
             try:
-                message = self.gw.pipeline.prepare_one(
-                    self._submit_request(pdu, dest.addr, dest.ton, dest.npi), time.time())
+                message = self.gw.pipeline.prepare_one(self._submit_request(
+                    pdu, self.gw.current(self.account), dest.addr, dest.ton, dest.npi),
+                    time.time())
             except GatewayError as exc:
                 self.gw.refused["smpp", exc.error] += 1
                 unsuccess.append(UnsuccessSme(dest.ton, dest.npi, dest.addr, exc.smpp_status))

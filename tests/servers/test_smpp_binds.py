@@ -246,3 +246,29 @@ async def test_our_unbind_answered_at_once_still_sends_the_answers_owed(gateway)
     statuses = [(await asyncio.wait_for(a, 5)).status for a in answers]
     assert statuses == [Status.ESME_ROK] * 50
     await client.wait_closed(2.0)
+
+
+async def test_an_account_expired_or_disabled_since_the_last_reload_has_each_submit_refused(
+        gateway):
+    """SPEC's error table: 0x402 (HTTP26) for a bound account that has expired since
+    (the directory's reload would unbind it; until then each submit checks), and a
+    disabled one is no longer authorized: every submit_sm of a read is answered so, in
+    order, and none is stored."""
+    account = await gateway.account()
+    client = await gateway.bound("tx")
+    assert (await client.submit()).status == Status.ESME_ROK
+    directory = gateway.app.accounts
+    await directory.stop()  # no reload meanwhile: it would unbind the session
+    cached = directory.by_id(account.id)
+    for change, status in (({"expires_at": time.time() - 1}, Status.SMSGATE_EXPIRED),
+                           ({"enabled": False}, Status.ESME_RBINDFAIL)):
+        for name, value in change.items():
+            setattr(cached, name, value)
+        futures = client.pipeline([submit_sm(), submit_sm(), submit_sm()])
+        answers = [await asyncio.wait_for(f, 5) for f in futures]
+        assert [a.status for a in answers] == [status] * 3
+        assert [a.sequence for a in answers] == sorted(a.sequence for a in answers)
+        for name in change:
+            setattr(cached, name, getattr(account, name))
+    assert (await client.submit()).status == Status.ESME_ROK
+    assert gateway.app.pipeline.accepted == {"smpp": 2}
