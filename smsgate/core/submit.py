@@ -38,7 +38,9 @@ SCHEDULE_GRACE = 60.0  # a schedule up to a minute in the past means "now" (SPEC
 
 @dataclass(slots=True)
 class SubmitRequest:
-    """What a customer asked to send, already decoded from its channel's format."""
+    """What a customer asked to send, already decoded from its channel's format. SMPP
+    builds it positionally (servers/smpp_messages.py `submit_request`, checked field by
+    field in tests/servers/test_smpp_request.py): a new field goes there too."""
 
     account: Account
     source_addr: str

@@ -6,7 +6,7 @@ shared statements (store/statements.py) in SQLite's spelling.
 import json
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import cache
 from itertools import chain
 from typing import Any
@@ -165,12 +165,14 @@ def _charge_and_insert(c: sqlite3.Connection, messages: list[Message], now: floa
 
 def _insert_messages(c: sqlite3.Connection, messages: list[Message],
                      atomic: dict[int, list[int]]) -> None:
-    """A row per message; the messages of a many-number request (an atomic group) by
-    runs that share REQUEST_COLUMNS, one statement each (INSERT_RUN)."""
+    """The messages of a many-number request (an atomic group) by runs that share
+    REQUEST_COLUMNS, one statement each (INSERT_RUN); the others by runs that share
+    RUN_COLUMNS (INSERT_SHARING)."""
     single = [m for m in messages if m.id not in atomic] if atomic else messages
     if len(single) < len(messages):
         grouped = [m for m in messages if m.id in atomic]
-        for run in _request_runs(grouped):
+        # A paced request's send times differ: its runs are short.
+        for shared, run in _runs(grouped, rows.request_values):
             if len(run) < RUN_MIN:
                 single.extend(run)
                 continue
@@ -178,24 +180,9 @@ def _insert_messages(c: sqlite3.Connection, messages: list[Message],
             if "\\u0000" in values:  # SQLite's JSON text ends at a NUL: bind as is
                 single.extend(run)
                 continue
-            c.execute(INSERT_RUN, (values, *rows.request_values(run[0])))
-    for shared, values in _sharing_runs(single):
-        _execute_sharing(c, shared, values)
-
-
-def _sharing_runs(messages: list[Message]) -> list[tuple[tuple, list[tuple]]]:
-    """Consecutive messages with equal RUN_COLUMNS: those values, and each message's
-    ROW_COLUMNS values."""
-    runs: list[tuple[tuple, list[tuple]]] = []
-    shared = None
-    for message in messages:
-        values = rows.run_values(message)
-        if values != shared:
-            shared = values
-            runs.append((values, [rows.row_values(message)]))
-        else:
-            runs[-1][1].append(rows.row_values(message))
-    return runs
+            c.execute(INSERT_RUN, (values, *shared))
+    for shared, run in _runs(single, rows.run_values):
+        _execute_sharing(c, shared, list(map(rows.row_values, run)))
 
 
 def _execute_sharing(c: sqlite3.Connection, shared: tuple, values: list[tuple]) -> None:
@@ -213,18 +200,19 @@ def _sharing_statement(count: int) -> str:
         for n in range(count)))
 
 
-def _request_runs(messages: list[Message]) -> list[list[Message]]:
-    """Consecutive messages with equal REQUEST_COLUMNS (a paced request's send times
-    differ: its runs are short)."""
-    runs: list[list[Message]] = []
+def _runs(messages: list[Message], key: Callable[[Message], tuple]
+          ) -> list[tuple[tuple, list[Message]]]:
+    """Consecutive messages with equal `key` values (the columns a statement binds once
+    for them): those values, and the messages."""
+    runs: list[tuple[tuple, list[Message]]] = []
     shared = None
     for message in messages:
-        values = rows.request_values(message)
+        values = key(message)
         if values != shared:
             shared = values
-            runs.append([message])
+            runs.append((values, [message]))
         else:
-            runs[-1].append(message)
+            runs[-1][1].append(message)
     return runs
 
 

@@ -400,3 +400,27 @@ async def test_many_rows_around_a_statement_s_row_count(store, count: int) -> No
             assert (got.status, got.error_code, got.done_at) == (DELIVRD, n % 5, t + 100 + n)
         else:
             assert (got.status, got.accepted_at, got.done_at) == (ACCEPTD, t + 100 + n, None)
+
+
+async def test_runs_of_messages_that_share_their_request_columns_land_whole(store) -> None:
+    """SQLite binds what a run of consecutive new messages shares once a statement
+    (sqlite_write's INSERT_SHARING), each row's id, number and text after it: runs
+    longer than a statement's 64 rows, runs of one, and runs that differ in a single
+    column all land with every field their own."""
+    account = await funded(store, credits=1_000_000)
+    now = time.time()
+    shapes = [({}, 70), ({"source_addr": "Other"}, 1), ({}, 2),
+              ({"registered_delivery": 1}, 65), ({"schedule_at": now + 60}, 3),
+              ({"expires_at": None}, 1), ({}, 64)]
+    messages = [message(account.id, price=7, created_at=now, expires_at=now + 3600,
+                        dest_addr=f"{447700000000 + n}", payload=f"text {n}".encode())
+                for n in range(sum(count for _, count in shapes))]
+    start = 0
+    for changes, count in shapes:
+        for m in messages[start:start + count]:
+            for name, value in changes.items():
+                setattr(m, name, value)
+        start += count
+    assert (await store.write(WriteBatch(new_messages=messages))).refused == set()
+    for m in messages:
+        assert await store.get_message(m.id) == m
