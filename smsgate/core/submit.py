@@ -184,7 +184,9 @@ class SubmitPipeline:
         route = self._route(self._routing(), account.id, dest, source)
         delays = self._throttle(req, parts, 1, schedule_at)
         send_at = schedule_at if delays is None else _delayed(schedule_at, now, delays, 0)
-        # Positional, in Message's field order (_shared_fields says which those are).
+        # Positional, in Message's field order, spelled out: through _shared_fields'
+        # three tuples it costs 0.3 µs more (bench/prepare.py). tests/core/test_submit.py
+        # checks every field of both paths.
         return Message(self._next_id(), account.id, source, dest, req.payload,
                        req.data_coding, req.esm_class, parts, route.price * parts,
                        route.connector, req.source_ton, req.source_npi, req.dest_ton,

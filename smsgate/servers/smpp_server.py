@@ -32,7 +32,7 @@ from ..core.models import Account
 from ..smpp.codec import Codec
 from ..smpp.constants import INTERFACE_VERSION_34, CommandId, Status, Tag
 from ..smpp.pdu import Pdu
-from ..smpp.session import LocalProtocolError, Role, Session, State
+from ..smpp.session import MESSAGE_ID_REQUESTS, LocalProtocolError, Role, Session, State
 from ..smpp.timers import RequestTimedOut, SessionConfig
 from .connection_limits import ConnectionCaps, ConnectionLimiter
 from .log_budget import LogBudget
@@ -48,7 +48,6 @@ BIND_KINDS = {
     CommandId.bind_transceiver: TRX,
 }
 BACKOFF_ERRORS = frozenset({Err.LOGIN_BACKOFF, Err.LOGIN_BACKOFF_UNKNOWN})
-SUBMITS = frozenset({CommandId.submit_sm, CommandId.data_sm})  # MessageHandlers._on_submits
 
 
 @dataclass
@@ -197,7 +196,8 @@ class SmppConnection(MessageHandlers, asyncio.Protocol):
         session = self.session
         submits: list[Pdu] = []  # a run of submit_sm / data_sm, checked and stored together
         for pdu in session.receive_data(data, self._loop.time()):
-            if pdu.command_id in SUBMITS:
+            # submit_sm and data_sm: checked and stored by MessageHandlers._on_submits
+            if pdu.command_id in MESSAGE_ID_REQUESTS:
                 submits.append(pdu)
                 continue
             if submits:

@@ -315,13 +315,8 @@ class Session:
                                          f"{request.sequence}")
             out += answer(request.command_id, request.sequence, message_id)
             keys.append(key)
-        for key in keys:  # encoded, all of them: now the bookkeeping of `_send_response`
-            left = unanswered[key] - 1
-            if left:
-                unanswered[key] = left
-            else:
-                del unanswered[key]
-        self._unanswered_count -= len(keys)
+        for key in keys:  # encoded, all of them: now the bookkeeping
+            self._mark_answered(key)
         self._outbox += out
 
     def _send_request(self, pdu: Pdu, now: float | None) -> int:
@@ -365,18 +360,22 @@ class Session:
         return key
 
     def _send_response(self, pdu: Pdu, key: tuple[int, int]) -> None:
-        left = self._unanswered[key] - 1
-        self._unanswered_count -= 1
-        if left:
-            self._unanswered[key] = left
-        else:
-            del self._unanswered[key]
+        self._mark_answered(key)
         request_id = key[0]
         if request_id in BIND_COMMANDS and self.state is State.BINDING:
             ok = pdu.status == Status.ESME_ROK and pdu.command_id != CommandId.generic_nack
             self.state = BOUND_STATE_OF_BIND[request_id] if ok else State.OPEN
         elif request_id == CommandId.unbind:
             self._unbound()
+
+    def _mark_answered(self, key: tuple[int, int]) -> None:
+        """One answer owed to the request `key` (command_id, sequence) is given."""
+        left = self._unanswered[key] - 1
+        self._unanswered_count -= 1
+        if left:
+            self._unanswered[key] = left
+        else:
+            del self._unanswered[key]
 
     def _peek_sequence(self) -> int:
         """The sequence number the next request will take (not taken yet)."""
