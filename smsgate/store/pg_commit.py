@@ -17,15 +17,9 @@ and when COMMIT fails in any way, a fresh connection asks the server what became
   it one way or the other;
 - no answer within RESOLVE_SECONDS (the server is unreachable): CommitUnknown, a
   StoreError that says so; the caller cannot do better than report a failure.
-The price: one round trip per transaction, to read the id.
-
-That round trip also carries, for the group commit (`generic_plans`), the transaction's
-`plan_cache_mode`: its statements are the same few bulk statements on arrays thousands
-of times a second, and with the messages partitioned by id range a custom plan of each
-costs ~0.3 ms of planning (pruning at plan time) against ~0.03 ms for the generic plan,
-which prunes at run time (`EXPLAIN ANALYZE EXECUTE` of the prepared status UPDATE, 8
-partitions). Measured in docs/performance.md: +7 % submit_sm/s with 20 million messages
-stored, no change on an empty store.
+The price: one round trip per transaction to read the id (`in_transaction`), or none
+where the transaction's first statement reads it beside its own work (`transact`: the
+group commit's opening statement, store/pg_write.py).
 """
 
 import asyncio
@@ -41,8 +35,6 @@ from ..core.ports import CommitUnknown, StoreError
 log = logging.getLogger(__name__)
 
 CURRENT_XID = "SELECT txid_current()"
-CURRENT_XID_GENERIC_PLANS = ("SELECT txid_current(), "
-                             "set_config('plan_cache_mode', 'force_generic_plan', true)")
 XACT_STATUS = "SELECT txid_status($1)"
 # pg_stat_activity shows the 32-bit xid of the 64-bit one txid_current() gives.
 TERMINATE = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
@@ -55,17 +47,24 @@ CONNECT_SECONDS = 5.0
 Work = Callable[..., Awaitable[Any]]
 
 
-async def in_transaction(pool: asyncpg.Pool, dsn: str, work: Work, *args: Any,
-                         generic_plans: bool = False) -> Any:
+async def in_transaction(pool: asyncpg.Pool, dsn: str, work: Work, *args: Any) -> Any:
     """work(connection, *args) in one transaction on a pooled connection; its result
-    once committed (see the module docstring for a lost COMMIT answer and for
-    `generic_plans`)."""
+    once committed (see the module docstring for a lost COMMIT answer)."""
+    return await transact(pool, dsn, _xid_first, work, *args)
+
+
+async def _xid_first(c: asyncpg.Connection, work: Work, *args: Any) -> tuple[int, Any]:
+    return await c.fetchval(CURRENT_XID), await work(c, *args)
+
+
+async def transact(pool: asyncpg.Pool, dsn: str, work: Work, *args: Any) -> Any:
+    """As in_transaction, for a `work` that reads its transaction's id itself, with its
+    first statement (txid_current()), and returns (that id, its result)."""
     async with pool.acquire() as c:
         tx = c.transaction()
         await tx.start()
         try:
-            xid = await c.fetchval(CURRENT_XID_GENERIC_PLANS if generic_plans else CURRENT_XID)
-            result = await work(c, *args)
+            xid, result = await work(c, *args)
         except BaseException:
             with contextlib.suppress(Exception):  # a broken connection rolls back anyway
                 await tx.rollback()

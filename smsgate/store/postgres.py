@@ -35,7 +35,7 @@ from ..core.ports import Conflict, InUse, NodeInUse, StoreError
 from . import bind_leases, nodes, partitions, retention, rows
 from .dialect import for_postgres, postgres_list
 from .migrations import ADVISORY_LOCK_KEY, SCHEMA_MIGRATIONS_POSTGRES, missing
-from .pg_commit import in_transaction
+from .pg_commit import in_transaction, transact
 from .pg_write import RECEIPTS_CHANNEL, SQL, cancel, credit, write
 from .sql_store import SqlStore
 
@@ -76,6 +76,7 @@ class PostgresStore(SqlStore):
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self._commit_pool: asyncpg.Pool | None = None  # the group commit's one connection
         self._node_conn: asyncpg.Connection | None = None  # holds this node's lock
         self._node_id = ""  # once claimed: named in the receipts notices it sends
         # Time partitions of the messages (partitions.py): their sizing, and the counter
@@ -90,23 +91,21 @@ class PostgresStore(SqlStore):
 
     async def open(self) -> None:
         with _errors():
-            # jit off: planning small OLTP statements must never pay for JIT compilation.
-            self._pool = await asyncpg.create_pool(
-                self.dsn, min_size=self._min_size, max_size=self._max_size,
-                server_settings={"jit": "off", "application_name": "smsgate"})
+            self._pool = await _open_pool(self.dsn, self._min_size, self._max_size)
+            # The group commit, one at a time, on a connection of its own that is never
+            # reset: it only ever changes settings for its transaction, and a pool's reset
+            # is one more round trip before each commit's callers hear of it.
+            self._commit_pool = await _open_pool(self.dsn, 1, 1, reset=_nothing_to_reset)
 
     async def close(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.terminate()
         await self._let_node_go()
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        try:
-            await asyncio.wait_for(pool.close(), 10)
-        except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
-            pool.terminate()
+        for pool in (self._commit_pool, self._pool):
+            if pool is not None:
+                await _close_pool(pool)
+        self._commit_pool = self._pool = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -214,8 +213,9 @@ class PostgresStore(SqlStore):
 
     async def write(self, batch: WriteBatch) -> BatchResult:
         with _errors():
-            return await in_transaction(self.pool, self.dsn, write, batch, self._node_id,
-                                        generic_plans=True)
+            if self._commit_pool is None:
+                raise StoreError("the PostgreSQL store is not open")
+            return await transact(self._commit_pool, self.dsn, write, batch, self._node_id)
 
     async def _take_over(self, node: str, limit: int) -> list:
         with _errors():
@@ -347,6 +347,24 @@ class PostgresStore(SqlStore):
         self._listener, self._listen_failed = conn, False
         return True
 
+
+
+async def _open_pool(dsn: str, min_size: int, max_size: int, **options: Any) -> asyncpg.Pool:
+    # jit off: planning small OLTP statements must never pay for JIT compilation.
+    return await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size,
+        server_settings={"jit": "off", "application_name": "smsgate"}, **options)
+
+
+async def _nothing_to_reset(_connection: asyncpg.Connection) -> None:
+    pass
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), 10)
+    except (TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+        pool.terminate()
 
 
 async def _remove_connector(c: asyncpg.Connection, name: str) -> bool:

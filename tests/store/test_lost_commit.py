@@ -10,7 +10,7 @@ import pytest
 from pg_commit_cutter import CommitCutter
 from store_helpers import funded, message, receipt
 
-from smsgate.core.models import ATES, CREDIT_SCALE, DELETED, WriteBatch
+from smsgate.core.models import ATES, CREDIT_SCALE, DELETED, DELIVRD, StatusUpdate, WriteBatch
 from smsgate.core.ports import CommitUnknown, StoreError
 from smsgate.store import open_store
 
@@ -54,6 +54,26 @@ async def test_a_batch_that_committed_is_reported_stored(cut) -> None:
         == result.receipt_ids
     # and the store carries on with fresh connections
     assert (await store.write(WriteBatch(new_messages=[message(account.id)]))).refused == set()
+
+
+async def test_a_batch_of_statuses_alone_learns_its_commit(cut) -> None:
+    # No account to lock: the transaction's id comes from the opening statement's one row
+    # without an account (store/pg_write.py OPEN_COMMIT).
+    direct, store, cutter = cut
+    account = await funded(direct, credits=10)
+    m = message(account.id, price=C)
+    await direct.write(WriteBatch(new_messages=[m]))
+    cutter.cut_next_commit("deliver")
+    await store.write(WriteBatch(statuses=[StatusUpdate(m.id, DELIVRD, time.time())]))
+    assert cutter.cuts == 1
+    assert (await direct.get_message(m.id)).status == DELIVRD
+    other = message(account.id, price=C)
+    await direct.write(WriteBatch(new_messages=[other]))
+    cutter.cut_next_commit("drop")
+    with pytest.raises(StoreError) as failed:
+        await store.write(WriteBatch(statuses=[StatusUpdate(other.id, DELIVRD, time.time())]))
+    assert not isinstance(failed.value, CommitUnknown)  # known: rolled back
+    assert (await direct.get_message(other.id)).status == ATES
 
 
 async def test_a_batch_whose_commit_never_arrived_is_reported_failed(cut) -> None:

@@ -169,7 +169,7 @@ async def test_the_group_commit_plans_its_statements_once_for_all_partitions(
     """A custom plan prunes the partitions at each execution (~0.3 ms of planning with
     8 of them); the group commit's statements use the generic plan, which prunes at run
     time. Only its own transactions: the setting is local to them."""
-    store = PostgresStore(store_url, min_size=1, max_size=1)  # one connection to inspect
+    store = PostgresStore(store_url)
     await store.open()
     try:
         await store.migrate()
@@ -178,10 +178,11 @@ async def test_the_group_commit_plans_its_statements_once_for_all_partitions(
             m = message(account.id)
             await store.write(WriteBatch(new_messages=[m]))
             await store.write(WriteBatch(statuses=[StatusUpdate(m.id, DELIVRD, time.time())]))
-        plans = await store.pool.fetchrow(
+        committing = store._commit_pool  # the group commit's own connection, inspected
+        plans = await committing.fetchrow(
             "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
             "WHERE statement LIKE 'UPDATE messages m SET status%'")
         assert plans["custom_plans"] == 0 and plans["generic_plans"] == 6
-        assert await store.pool.fetchval("SHOW plan_cache_mode") == "auto"
+        assert await committing.fetchval("SHOW plan_cache_mode") == "auto"
     finally:
         await store.close()
