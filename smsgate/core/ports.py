@@ -63,6 +63,10 @@ class Store(Protocol):
     """Persistence. Every method is safe to call concurrently from the event loop."""
 
     backend: str  # "sqlite" | "postgresql"
+    # Whether `write` may be called twice at once, for a batch's new messages and for the
+    # rest of it (store/writer.py): where that shortens the group commit (PostgreSQL,
+    # two connections), not where writes are serialized anyway (SQLite).
+    split_commits: bool
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

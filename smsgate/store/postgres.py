@@ -67,6 +67,7 @@ def _errors() -> Iterator[None]:
 
 class PostgresStore(SqlStore):
     backend = "postgresql"
+    split_commits = True  # a batch's new messages and its statuses on two connections
     sql = SQL
     convert = staticmethod(for_postgres)
     list_arg = staticmethod(postgres_list)
@@ -76,7 +77,7 @@ class PostgresStore(SqlStore):
         self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
-        self._commit_pool: asyncpg.Pool | None = None  # the group commit's one connection
+        self._commit_pool: asyncpg.Pool | None = None  # the group commit's connections
         self._node_conn: asyncpg.Connection | None = None  # holds this node's lock
         self._node_id = ""  # once claimed: named in the receipts notices it sends
         # Time partitions of the messages (partitions.py): their sizing, and the counter
@@ -92,10 +93,11 @@ class PostgresStore(SqlStore):
     async def open(self) -> None:
         with _errors():
             self._pool = await _open_pool(self.dsn, self._min_size, self._max_size)
-            # The group commit, one at a time, on a connection of its own that is never
-            # reset: it only ever changes settings for its transaction, and a pool's reset
-            # is one more round trip before each commit's callers hear of it.
-            self._commit_pool = await _open_pool(self.dsn, 1, 1, reset=_nothing_to_reset)
+            # The group commit (its new messages and the rest side by side: writer.py) on
+            # connections of its own that are never reset: it only ever changes settings
+            # for its transaction, and a pool's reset is one more round trip before each
+            # commit's callers hear of it.
+            self._commit_pool = await _open_pool(self.dsn, 2, 2, reset=_nothing_to_reset)
 
     async def close(self) -> None:
         listener, self._listener = self._listener, None

@@ -49,6 +49,7 @@ CACHE_KIB = 64 << 10  # the page cache: 64 MiB keeps the hot end of every index 
 
 class SqliteStore(SqlStore):
     backend = "sqlite"
+    split_commits = False  # one connection, one writer thread: nothing to overlap
     sql = SQL
     convert = staticmethod(for_sqlite)
     list_arg = staticmethod(sqlite_list)

@@ -20,11 +20,20 @@ never wait.
 A failed commit fails every future of its batch with StoreError (nothing of it was
 written: the store rolled back) and the writer carries on with the next batch.
 
+Where the store splits commits (`Store.split_commits`: PostgreSQL), a batch's new
+messages and the rest of it (statuses, sent marks, receipts, callbacks, MO) go as two
+transactions side by side, each told its own outcome: at the peak the statuses' UPDATE
+no longer lengthens the commit that new messages wait for (+15-20 % submit_sm/s on
+PostgreSQL, docs/performance.md). Nothing of the rest belongs with a new message of the
+same batch: a message is sent, and so gets a status, a receipt or a callback, only
+once its own commit is done.
+
 One commit for what belongs together: `_commit_next` takes everything queued at once,
 so whatever a caller adds without awaiting in between (in one loop turn) is written in
 one transaction -- a status and its dlrurl callback row, an MO with its deliver_sm and
-its mo-url request. (New messages past `max_batch` are the one exception: they wait for
-the next commit, whole atomic groups at a time.) This is the only writer: every durable
+its mo-url request. (New messages are the exception: past `max_batch` they wait for the
+next commit, whole atomic groups at a time, and where the store splits commits they go
+in a transaction of their own, see above.) This is the only writer: every durable
 row of the hot path (messages, statuses, receipts, callbacks, MO) goes through it.
 
 New messages can be added without a Future (`add_message_then`): the writer calls the
@@ -38,6 +47,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from ..core.models import (
@@ -72,6 +82,8 @@ EachWaiter = Callable[[list[Message], set[int] | StoreError], None]
 # One message: (1, MessageWaiter, False); `count` messages told together: (count,
 # EachWaiter, True). A commit that takes part of a run splits the entry in two.
 Waiters = list[tuple[int, Callable, bool]]
+# What a commit did: its result, or the StoreError of its failure (nothing of it written).
+Outcome = BatchResult | StoreError
 
 
 class BatchWriter:
@@ -80,6 +92,7 @@ class BatchWriter:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._store = store
+        self._split = store.split_commits
         self.max_batch = max_batch
         self.gather_seconds = gather_seconds
         self.gather_below = gather_below
@@ -363,24 +376,40 @@ class BatchWriter:
         self.last_batch_size = size
         self._commit_started = time.monotonic()
         try:
-            result = await self._store.write(batch)
-        except BaseException as exc:
-            error = exc if isinstance(exc, StoreError) else StoreError(f"write failed: {exc!r}")
-            _tell_all(messages, message_waiters, error)
-            for future in (*id_futures[0], *id_futures[1], *other_futures):
-                _fail(future, error)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            self.failed_batches += 1
-            log.error("group commit of %d items failed: %s", size, exc)
-        else:
-            _resolve(messages, message_waiters, id_futures, other_futures, result)
+            told = await self._write(batch)
+        except BaseException as exc:  # cancelled: a write's own failure is an outcome
+            error = StoreError(f"write failed: {exc!r}")
+            told = (error, error)
+            raise
         finally:
             self.commit_seconds.observe(time.monotonic() - self._commit_started)
             self._commit_started = None
+            _tell_all(messages, message_waiters,
+                      told[0] if isinstance(told[0], StoreError) else told[0].refused)
+            _settle_rest(id_futures, other_futures, told[1])
             self._batches_done += 1
             self._messages_done += len(messages)
             self._release_flushes()
+
+    async def _write(self, batch: WriteBatch) -> tuple[Outcome, Outcome]:
+        """The outcome of the batch's new messages, and that of the rest of it: one
+        transaction, or two side by side where the store splits commits (see above)."""
+        if not (self._split and batch.new_messages and len(batch) > len(batch.new_messages)):
+            outcome = await self._write_part(batch)
+            return outcome, outcome
+        messages = WriteBatch(new_messages=batch.new_messages, atomic=batch.atomic)
+        rest = replace(batch, new_messages=[], atomic=[])
+        charged, written = await asyncio.gather(self._write_part(messages),
+                                                self._write_part(rest))
+        return charged, written
+
+    async def _write_part(self, batch: WriteBatch) -> Outcome:
+        try:
+            return await self._store.write(batch)
+        except Exception as exc:
+            self.failed_batches += 1
+            log.error("group commit of %d items failed: %s", len(batch), exc)
+            return exc if isinstance(exc, StoreError) else StoreError(f"write failed: {exc!r}")
 
     def _should_gather(self) -> bool:
         """A small commit under load waits for more work, unless someone waits for the
@@ -466,12 +495,15 @@ def _split_waiters(waiters: Waiters, cut: int) -> tuple[Waiters, Waiters]:
     return waiters, []
 
 
-def _resolve(messages: list[Message], message_waiters: Waiters,
-             id_futures: tuple[list[Future], list[Future]], other_futures: list[Future],
-             result: BatchResult) -> None:
-    _tell_all(messages, message_waiters, result.refused)
-    _give_ids(id_futures[0], result.receipt_ids, "receipt")
-    _give_ids(id_futures[1], result.callback_ids, "callback")
+def _settle_rest(id_futures: tuple[list[Future], list[Future]], other_futures: list[Future],
+                 outcome: Outcome) -> None:
+    """The futures of everything but new messages: the new rows' ids, or done."""
+    if isinstance(outcome, StoreError):
+        for future in (*id_futures[0], *id_futures[1], *other_futures):
+            _fail(future, outcome)
+        return
+    _give_ids(id_futures[0], outcome.receipt_ids, "receipt")
+    _give_ids(id_futures[1], outcome.callback_ids, "callback")
     for future in other_futures:
         if not future.done():
             future.set_result(None)

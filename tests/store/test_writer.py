@@ -28,6 +28,8 @@ C = CREDIT_SCALE
 class GatedStore:
     """A fake store: records batches; each write waits for `gate`; fails on demand."""
 
+    split_commits = False
+
     def __init__(self) -> None:
         self.batches: list[WriteBatch] = []
         self.gate = asyncio.Event()
@@ -41,6 +43,24 @@ class GatedStore:
             error, self.fail_with = self.fail_with, None
             raise error
         return BatchResult(receipt_ids=[1000 + n for n in range(len(batch.new_receipts))])
+
+
+class SplittingStore(GatedStore):
+    """A fake store that splits commits; fails the part `fail` names ("messages" or
+    "rest"), once."""
+
+    split_commits = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail: str | None = None
+
+    async def write(self, batch: WriteBatch) -> BatchResult:
+        part = "messages" if batch.new_messages else "rest"
+        if self.fail == part:
+            self.fail = None
+            self.fail_with = StoreError(f"{part} failed")
+        return await super().write(batch)
 
 
 @pytest.fixture
@@ -185,6 +205,71 @@ async def test_a_failed_commit_fails_its_whole_batch_and_the_writer_goes_on(writ
     assert await asyncio.gather(*survivors) == [True] * 5
     assert writer.failed_batches == 1
     assert writer.batches == 2
+
+
+@pytest.mark.parametrize("failing", [None, "messages", "rest"])
+async def test_a_splitting_store_commits_new_messages_beside_the_rest(writer_on,
+                                                                      failing) -> None:
+    fake = SplittingStore()
+    fake.gate.clear()
+    writer = writer_on(fake)
+    writer.add_message(message(1))  # the first commit, held at the gate
+    await asyncio.sleep(0)
+    group = [message(1) for _ in range(3)]
+    grouped = writer.add_messages(group)
+    alone = message(1)
+    single = writer.add_message(alone)
+    status = writer.add_status(StatusUpdate(7, DELIVRD, time.time()))
+    receipt_id = writer.add_receipt(receipt(1, 7, time.time()))
+    fake.fail = failing
+    fake.gate.set()
+    await writer.flush()
+    messages_part, rest_part = fake.batches[1:]
+    assert messages_part.new_messages == [*group, alone]
+    assert messages_part.atomic == [[m.id for m in group]]
+    assert len(messages_part) == 4  # nothing else
+    assert rest_part.new_messages == [] and rest_part.atomic == []
+    assert [u.message_id for u in rest_part.statuses] == [7]
+    assert len(rest_part.new_receipts) == 1
+    for future, part, result in ((grouped, "messages", True), (single, "messages", True),
+                                 (status, "rest", None), (receipt_id, "rest", 1000)):
+        if part == failing:
+            with pytest.raises(StoreError, match=f"{part} failed"):
+                await future
+        else:
+            assert await future == result
+    assert writer.failed_batches == (failing is not None)
+    assert writer.batches == 2  # one batch, its two transactions
+
+
+async def test_a_splitting_store_writes_a_batch_of_one_kind_in_one_commit(writer_on) -> None:
+    fake = SplittingStore()
+    writer = writer_on(fake)
+    assert await writer.add_message(message(1)) is True
+    await writer.add_status(StatusUpdate(7, DELIVRD, time.time()))
+    assert [len(b) for b in fake.batches] == [1, 1]
+
+
+async def test_new_messages_fail_alone_where_commits_split(store, writer_on) -> None:
+    """On PostgreSQL a batch's new messages and its statuses are two transactions: a
+    new message that cannot be stored (its id taken) fails only its own caller. SQLite
+    writes one transaction: everything of the batch fails with it."""
+    account = await funded(store, credits=10)
+    writer = writer_on(store)
+    stored = message(account.id)
+    assert await writer.add_message(stored) is True
+    duplicate = writer.add_message(message(account.id, id=stored.id))
+    delivered = writer.add_status(StatusUpdate(stored.id, DELIVRD, time.time()))
+    with pytest.raises(StoreError):
+        await duplicate
+    if store.split_commits:
+        await delivered
+        assert (await store.get_message(stored.id)).status == DELIVRD
+    else:
+        with pytest.raises(StoreError):
+            await delivered
+        assert (await store.get_message(stored.id)).status != DELIVRD
+    assert (await store.get_account_by_id(account.id)).balance == 9 * C
 
 
 async def test_unexpected_errors_become_store_errors(writer_on) -> None:
