@@ -174,7 +174,8 @@ class GatewayCollector(Collector):
         yield counter("smsgate_store_commit_items_total",
                       "Items (messages, statuses, receipts, ...) in those commits.", writer.items)
         yield counter("smsgate_store_failed_commits_total",
-                      "Group commits that failed.", writer.failed_batches)
+                      "Group commit transactions that failed (on PostgreSQL a batch's new "
+                      "messages and the rest of it are two).", writer.failed_batches)
         commits = HistogramMetricFamily(
             "smsgate_store_commit_seconds",
             "Time each group commit took (the store's write: 1 ms to 5 s).")
